@@ -1,0 +1,103 @@
+"""GLM attention masks and the attention kernels that apply them (spec section 2).
+
+Masks.  ``GLMModel.forward`` accepts ``attention_mask`` as a separator ``sep`` (one value, or
+one per sample) or as an explicit 0/1 matrix.  For a separator, query ``i`` may attend key
+``j`` iff ``j < sep`` or ``j <= i``: Part A (``< sep``) is bidirectional, Part B is causal and
+sees all of A.  Memory columns, when present, are always visible.
+
+Kernels.  ``reference`` computes the scores explicitly and masks them the original's way
+(multiply by the 0/1 mask, then add ``-65504`` where it is 0).  ``sdpa`` hands a boolean mask to
+``torch.nn.functional.scaled_dot_product_attention``.  The two agree to float rounding whenever
+every query row can see at least one key, which is always true for separator masks; explicit
+matrices with a fully hidden row (a degenerate padding row) fall back to ``reference`` so the
+result stays identical to the original.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+MASK_FILL = -65504.0  # the fp16 minimum the original adds to hidden scores
+BACKENDS = ("auto", "sdpa", "reference")
+
+
+def sep_to_mask(sep, batch_size, query_length, memory_length, device):
+    """Boolean mask ``[B or 1, 1, L, M + L]`` for separator(s) ``sep`` (True = may attend)."""
+    sep = sep.to(device=device).reshape(-1)
+    if sep.numel() not in (1, batch_size):
+        raise ValueError(f"attention_mask separator must have 1 or {batch_size} elements, got {sep.numel()}")
+    if bool((sep < 0).any()) or bool((sep > query_length).any()):
+        raise ValueError(
+            f"attention_mask separator values must lie in [0, {query_length}] (the sequence length); "
+            f"got {sep.tolist()}")
+    q = torch.arange(query_length, device=device).view(1, -1, 1)
+    k = torch.arange(query_length, device=device).view(1, 1, -1)
+    visible = (k <= q) | (k < sep.view(-1, 1, 1))
+    if memory_length > 0:
+        memory = torch.ones(visible.size(0), query_length, memory_length, dtype=torch.bool, device=device)
+        visible = torch.cat([memory, visible], dim=-1)
+    return visible.unsqueeze(1)
+
+
+def is_separator(attention_mask, batch_size):
+    """The original's rule: one element, or one per sample, means a separator."""
+    return attention_mask.numel() == 1 or attention_mask.numel() == batch_size
+
+
+def prepare_mask(attention_mask, batch_size, query_length, memory_length, dtype):
+    """Turn any accepted ``attention_mask`` form into the tensor the attention layers consume.
+
+    Returns a boolean tensor when the fast kernel may be used, else a float 0/1 tensor in
+    ``dtype`` for the reference kernel.
+    """
+    if is_separator(attention_mask, batch_size):
+        return sep_to_mask(attention_mask, batch_size, query_length, memory_length, attention_mask.device)
+    if attention_mask.size(-2) != query_length or attention_mask.size(-1) < memory_length + query_length:
+        raise ValueError(
+            f"attention_mask of shape {tuple(attention_mask.shape)} does not cover {query_length} queries and "
+            f"{memory_length + query_length} keys (memory {memory_length} + sequence {query_length})")
+    # Only the last M + L columns are used, as in the original.
+    matrix = attention_mask[..., -(memory_length + query_length):]
+    binary = bool(((matrix == 0) | (matrix == 1)).all())
+    every_row_sees_something = bool((matrix != 0).any(dim=-1).all())
+    if binary and every_row_sees_something:
+        return matrix != 0
+    return matrix.to(dtype)
+
+
+def reference_attention(query, key, value, mask, dropout, attention_scale=1.0):
+    """Explicit attention exactly as the original computes it.
+
+    ``query`` ``[B, n, L, d]``, ``key``/``value`` ``[B, n, K, d]``, ``mask`` bool or 0/1 float
+    broadcastable to ``[B, n, L, K]``.  ``dropout`` is a callable applied to the probabilities.
+    """
+    head_dim = query.size(-1)
+    scores = scaled_scores(query, key, attention_scale)
+    probs = masked_softmax(scores, mask, attention_scale)
+    return torch.matmul(dropout(probs), value)
+
+
+def scaled_scores(query, key, attention_scale=1.0):
+    """``Q (K^T / sqrt(d))``; with ``attention_scale`` s > 1 the original's fp16-safe variant
+    ``(Q / sqrt(s)) (K^T / sqrt(d s))`` (the softmax later multiplies by s again)."""
+    head_dim = query.size(-1)
+    if attention_scale > 1.0:
+        return torch.matmul(query / math.sqrt(attention_scale),
+                            key.transpose(-1, -2) / math.sqrt(head_dim * attention_scale))
+    return torch.matmul(query, key.transpose(-1, -2) / math.sqrt(head_dim))
+
+
+def masked_softmax(scores, mask, attention_scale=1.0):
+    """Multiply-then-add masking with -65504, then softmax over keys (spec section 1.2)."""
+    mask = mask.to(scores.dtype)
+    scores = scores * mask + MASK_FILL * (1.0 - mask)
+    if attention_scale > 1.0:
+        row_max = scores.max(dim=-1, keepdim=True)[0]
+        scores = (scores - row_max) * attention_scale
+    return torch.softmax(scores, dim=-1)
+
+
+def sdpa_attention(query, key, value, mask, dropout_p):
+    """Fused attention through ``torch.nn.functional.scaled_dot_product_attention``."""
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout_p)

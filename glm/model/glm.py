@@ -1,0 +1,108 @@
+"""``GLMModel``: word embeddings, the GLM transformer and the tied output projection (spec 1.1)."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import mpu
+from ..mpu.layers import normal_init
+from .flops import count_parameters, flops_per_token
+from .prompt import PromptSpell
+from .transformer import GLMTransformer
+
+
+class GLMModel(nn.Module):
+    """The General Language Model.
+
+    Arguments keep the original names and order (``glm.model.GLMModel`` in entry_points.md).
+    ``forward(input_ids, position_ids, attention_mask, *mems, return_memory=False,
+    detach_memory=True, prompt_pos=None)`` returns ``(logits_or_hidden, *mems)``:
+
+    * ``input_ids`` ``[B, L]``; ``position_ids`` ``[B, 2, L]`` (position, block position) with
+      block position encoding, ``[B, L]`` otherwise (ignored by the relative encoding);
+    * ``attention_mask``: a separator (1 or ``B`` elements) or a 0/1 matrix ``[B, 1, L, M+L]``;
+    * logits over this rank's vocabulary shard (``parallel_output=True``) or the full vocabulary;
+    * ``num_layers + 1`` memory tensors when ``max_memory_length > 0`` or ``return_memory``.
+
+    New keyword-only arguments: ``group`` (the model-parallel process group, default the one
+    from ``mpu.initialize_model_parallel``) and ``attention_backend`` (``auto``/``sdpa``/``reference``).
+    """
+
+    def __init__(self, num_layers, vocab_size, hidden_size, num_attention_heads, embedding_dropout_prob,
+                 attention_dropout_prob, output_dropout_prob, max_sequence_length, max_memory_length,
+                 checkpoint_activations, checkpoint_num_layers=1, parallel_output=True, relative_encoding=False,
+                 block_position_encoding=False, output_predict=True, spell_length=None, spell_func="lstm",
+                 attention_scale=1.0, *, group=None, attention_backend="auto"):
+        super().__init__()
+        self.group = mpu.get_model_parallel_group() if group is None else group
+        self.parallel_output = parallel_output
+        self.output_predict = output_predict
+        self.hidden_size = hidden_size
+        self.config = dict(num_layers=num_layers, vocab_size=vocab_size, hidden_size=hidden_size,
+                           num_attention_heads=num_attention_heads, max_sequence_length=max_sequence_length,
+                           max_memory_length=max_memory_length, relative_encoding=relative_encoding,
+                           block_position_encoding=block_position_encoding, spell_length=spell_length,
+                           spell_func=spell_func, attention_scale=attention_scale)
+        self.word_embeddings = mpu.VocabParallelEmbedding(vocab_size, hidden_size, init_method=normal_init(0.02),
+                                                          group=self.group)
+        self.transformer = GLMTransformer(
+            num_layers, hidden_size, num_attention_heads, max_sequence_length, max_memory_length,
+            embedding_dropout_prob, attention_dropout_prob, output_dropout_prob, checkpoint_activations,
+            checkpoint_num_layers, relative_encoding=relative_encoding,
+            block_position_encoding=block_position_encoding, attention_scale=attention_scale, group=self.group,
+            attention_backend=attention_backend)
+        self.spell_length = spell_length
+        if spell_length is not None:
+            self.prompt_spell = PromptSpell(spell_length, hidden_size, spell_func)
+
+    def freeze_transformer(self, tune_prefix_layers=None):
+        """Freeze embeddings and transformer; optionally keep the first N layers trainable."""
+        for module in (self.word_embeddings, self.transformer):
+            module.requires_grad_(False)
+        if tune_prefix_layers:
+            for layer in self.transformer.layers[:tune_prefix_layers]:
+                layer.requires_grad_(True)
+
+    def forward(self, input_ids, position_ids, attention_mask, *mems, return_memory=False, detach_memory=True,
+                prompt_pos=None):
+        embeddings = self.word_embeddings(input_ids)
+        if prompt_pos is not None:
+            embeddings = embeddings.clone()
+            prompts = self.prompt_spell().to(embeddings.dtype)
+            rows = torch.arange(input_ids.size(0), device=input_ids.device).unsqueeze(1)
+            embeddings[rows, prompt_pos] = prompts
+        hidden, new_mems = self.transformer(embeddings, position_ids, attention_mask, *mems,
+                                            return_memory=return_memory, detach_memory=detach_memory)
+        if self.output_predict:
+            hidden = mpu.copy_to_model_parallel_region(hidden, self.group)
+            logits = F.linear(hidden, self.word_embeddings.weight)
+            if not self.parallel_output:
+                logits = mpu.gather_from_model_parallel_region(logits, self.group)
+            return (logits, *new_mems)
+        return (hidden, *new_mems)
+
+    # -- accounting -----------------------------------------------------------------------------
+    def num_parameters(self, exclude_embeddings=False):
+        """Parameters of the full (unsharded) model."""
+        return count_parameters(self.config, exclude_embeddings=exclude_embeddings)
+
+    def flops_per_token(self, seq_length):
+        """Dense training FLOPs per token (forward + backward), see ``glm.model.flops``."""
+        c = self.config
+        return flops_per_token(c["num_layers"], c["hidden_size"], c["vocab_size"], seq_length)
+
+
+def glm_get_params_for_weight_decay_optimization(module):
+    """Two parameter groups: LayerNorm parameters and biases without weight decay, the rest with it.
+    Frozen parameters are left out."""
+    decay = {"params": []}
+    no_decay = {"params": [], "weight_decay": 0.0}
+    for submodule in module.modules():
+        for name, param in submodule.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            if isinstance(submodule, nn.LayerNorm) or name == "bias":
+                no_decay["params"].append(param)
+            else:
+                decay["params"].append(param)
+    return decay, no_decay
