@@ -1,0 +1,20 @@
+"""Checkpoints in the original GLM on-disk layout (spec section 4).
+
+``<dir>/latest_checkpointed_iteration.txt`` (or DeepSpeed's ``latest``) names a tag;
+``<dir>/<tag>/mp_rank_XX_model_states.pt`` holds ``{'module': state_dict, 'iteration': ...}``
+for model-parallel rank XX.  A folder that directly holds ``mp_rank_*`` files (how the released
+archives look) works too.
+"""
+
+from .errors import CheckpointError
+from .layout import (
+    TRACKER_FILENAME,
+    DEEPSPEED_TRACKER_FILENAME,
+    model_file_name,
+    resolve_checkpoint,
+    ResolvedCheckpoint,
+)
+from .io import atomic_torch_save, atomic_write_text, load_checkpoint_file
+from .reshard import partition_layout, merge_state_dicts, split_state_dict, reshard_state_dicts
+from .loading import load_model_state, read_model_state_dict
+from .saving import save_model_checkpoint

@@ -1,0 +1,90 @@
+"""Loading a checkpoint into a (possibly model-parallel) model."""
+
+import logging
+
+import torch
+
+from .. import mpu
+from .errors import CheckpointError
+from .io import load_checkpoint_file
+from .layout import resolve_checkpoint
+from .reshard import partition_layout, reshard_state_dicts
+
+logger = logging.getLogger(__name__)
+
+POSITION_TABLES = ("transformer.position_embeddings.weight", "transformer.block_position_embeddings.weight")
+
+
+def read_model_state_dict(checkpoint, key="module"):
+    """The model state dict inside a loaded checkpoint dict (``module`` by default)."""
+    if key not in checkpoint:
+        raise CheckpointError(f"checkpoint has no '{key}' entry (keys: {sorted(checkpoint)})")
+    return checkpoint[key]
+
+
+def _model_parallel(model):
+    group = getattr(model, "group", None)
+    if group is None and hasattr(model, "model"):
+        group = getattr(model.model, "group", None)
+    if group is None:
+        group = mpu.get_model_parallel_group()
+    return mpu.group_rank(group), mpu.group_world_size(group)
+
+
+def _fit_to_model(state_dict, model_state, extend_position_tables):
+    """Cast to the model's dtypes, grow position tables, and name any shape mismatch."""
+    fitted = {}
+    for key, value in state_dict.items():
+        target = model_state.get(key)
+        if target is None or not torch.is_tensor(value):
+            fitted[key] = value
+            continue
+        if value.shape != target.shape:
+            grows = (key.endswith(POSITION_TABLES) and extend_position_tables and value.dim() == 2
+                     and value.size(1) == target.size(1) and value.size(0) < target.size(0))
+            if not grows:
+                raise CheckpointError(
+                    f"checkpoint tensor '{key}' has shape {list(value.shape)} but the model expects "
+                    f"{list(target.shape)}; check --num-layers/--hidden-size/--num-attention-heads/"
+                    "--max-position-embeddings and the tokenizer flags against the checkpoint")
+            # A longer --max-position-embeddings than the checkpoint: keep the stored rows and
+            # the model's own initialisation for the new ones (the original guarded this by
+            # mistake on the block-position key for both tables; here each table is checked).
+            grown = target.detach().clone()
+            grown[: value.size(0)] = value.to(grown.dtype)
+            logger.info("extended %s from %d to %d rows", key, value.size(0), target.size(0))
+            value = grown
+        fitted[key] = value.to(dtype=target.dtype)
+    return fitted
+
+
+def load_model_state(model, path, strict=True, extend_position_tables=True, tag=None, key="module"):
+    """Load the checkpoint at ``path`` into ``model`` and return the checkpoint dict of this rank
+    (without its ``module`` entry) for the caller's other state.
+
+    ``path`` may be a save directory (tracker file), a directory of ``mp_rank_XX`` files or one
+    such file.  When the checkpoint was saved at another model-parallel size, every shard is
+    read, merged and re-cut for this rank using the model's own layout.  fp16 weights load into
+    models of any dtype.
+    """
+    resolved = resolve_checkpoint(path, tag=tag)
+    rank, world = _model_parallel(model)
+    if resolved.mp_size == world:
+        checkpoint = load_checkpoint_file(resolved.model_file(rank))
+        state_dict = read_model_state_dict(checkpoint, key)
+    else:
+        logger.info("resharding %s from model-parallel size %d to %d", resolved.tag_dir, resolved.mp_size, world)
+        checkpoints = [load_checkpoint_file(resolved.model_file(r)) for r in range(resolved.mp_size)]
+        shards = [read_model_state_dict(c, key) for c in checkpoints]
+        state_dict = reshard_state_dicts(shards, partition_layout(model), world, rank)
+        checkpoint = checkpoints[0]
+    model_state = model.state_dict()
+    state_dict = _fit_to_model(state_dict, model_state, extend_position_tables)
+    result = model.load_state_dict(state_dict, strict=strict)
+    if not strict and (result.missing_keys or result.unexpected_keys):
+        logger.warning("loading %s: missing keys %s, unexpected keys %s", resolved.tag_dir,
+                       result.missing_keys, result.unexpected_keys)
+    meta = {k: v for k, v in checkpoint.items() if k != key}
+    meta.setdefault("iteration", resolved.iteration)
+    meta["_resolved"] = resolved
+    return meta

@@ -1,0 +1,39 @@
+"""Shared fixtures: where the reference vectors live, and clean global state between tests."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def shared_dir():
+    """``../shared`` beside the checkout (CI has it), or ``$GLM_SHARED_DIR``."""
+    env = os.environ.get("GLM_SHARED_DIR")
+    return Path(env) if env else ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def reference_dir():
+    path = shared_dir() / "glm_reference"
+    if not path.is_dir():
+        pytest.skip(f"reference vectors not found at {path} (set GLM_SHARED_DIR)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state():
+    """Tests must not leak default dtype, RNG or model-parallel groups into each other."""
+    dtype = torch.get_default_dtype()
+    rng = torch.get_rng_state()
+    yield
+    torch.set_default_dtype(dtype)
+    torch.set_rng_state(rng)
+    from glm import mpu
+    mpu.destroy_model_parallel()
+    mpu.get_rng_tracker().reset()
