@@ -1,0 +1,72 @@
+"""Helpers shared by the benchmarks: a measured matmul peak, timing, machine description."""
+
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+
+def machine():
+    """One line naming the machine and thread count the figures were taken on."""
+    cpu = platform.processor() or platform.machine()
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    return f"{os.cpu_count()}-core {cpu} CPU, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+# Dense bf16/fp16 tensor-core peaks (no sparsity), spec/performance.md.
+NOMINAL_PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def nominal_peak():
+    """The vendor's dense half-precision peak of the current GPU, or None."""
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in NOMINAL_PEAKS.items() if k in name), None)
+
+
+def sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def measure_matmul_peak(dtype=torch.float32, size=2048, repeats=5, device="cpu"):
+    """Achieved FLOP/s of a large square matmul in ``dtype``: the peak MFU is measured against."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    for _ in range(2):
+        a @ b
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        sync()
+        times.append(time.perf_counter() - start)
+    return 2 * size ** 3 / min(times)
+
+
+def median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def print_table(title, header, rows):
+    """A short fixed-width table; benchmarks print one last."""
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = "  ".join("{:<%d}" % w for w in widths)
+    print()
+    print(title)
+    print(line.format(*header))
+    print(line.format(*["-" * w for w in widths]))
+    for row in rows:
+        print(line.format(*row))
