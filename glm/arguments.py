@@ -812,6 +812,7 @@ def get_args(argv: Optional[Sequence[str]] = None, *,
         except DeepSpeedConfigError as exc:
             parser.error(str(exc))
         if args.deepspeed:
+            args.deepspeed_config_dict = config
             try:
                 _apply_deepspeed_config(args, config, config_path, parser, _explicit_dests(parser, argv),
                                         emit=args.rank == 0)

@@ -37,3 +37,7 @@ def _restore_global_state():
     from glm import mpu
     mpu.destroy_model_parallel()
     mpu.get_rng_tracker().reset()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: end-to-end tests that take tens of seconds (still run in CI)")

@@ -1,0 +1,104 @@
+"""Saving and resuming the whole training state in the original layout (spec section 4).
+
+Plain engine: ``<save>/<iteration>/mp_rank_XX_model_states.pt`` = ``{iteration, module, optimizer,
+lr_scheduler, grad_scaler, random_rng_state, np_rng_state, torch_rng_state, cuda_rng_state,
+rng_tracker_states, data_state, mp_world_size, dp_world_size}`` written by data-parallel rank 0 of each
+model-parallel rank.  DeepSpeed engine: ``engine.save_checkpoint`` with the same client state.  Every
+file is complete before the tracker files name its tag: files are written to a temporary name and
+renamed, all ranks meet at a barrier, then rank 0 rewrites the trackers (also atomically).  A run
+killed at any moment therefore resumes from the last complete checkpoint.
+"""
+
+import logging
+import os
+
+import torch
+import torch.distributed as dist
+
+from .. import mpu
+from ..checkpoint import (CheckpointError, atomic_torch_save, load_checkpoint_file, load_model_state,
+                          model_file_name, resolve_checkpoint)
+from ..checkpoint.saving import update_tracker_files
+from .distributed import barrier, is_rank_0
+from .seed import get_rng_state, set_rng_state
+
+logger = logging.getLogger(__name__)
+
+
+def save_training_checkpoint(args, iteration, engine, data_state=None):
+    """Write a checkpoint of ``iteration`` under ``args.save`` and point the trackers at it."""
+    tag = str(iteration)
+    client = {"iteration": iteration, "data_state": data_state or {},
+              "mp_world_size": mpu.get_model_parallel_world_size(),
+              "dp_world_size": mpu.get_data_parallel_world_size()}
+    if engine.lr_scheduler is not None:
+        client["lr_scheduler"] = engine.lr_scheduler.state_dict()
+    if not args.no_save_rng:
+        client.update(get_rng_state())
+    if engine.name == "deepspeed":
+        client["client_lr_scheduler"] = client.pop("lr_scheduler", None)
+        engine.engine.save_checkpoint(args.save, tag=tag, client_state=client, save_latest=False)
+    elif mpu.get_data_parallel_rank() == 0:
+        state = dict(client, module=engine.module.state_dict())
+        if not args.no_save_optim:
+            state.update(engine.state_dict())
+        path = os.path.join(args.save, tag, model_file_name(mpu.get_model_parallel_rank()))
+        atomic_torch_save(state, path)
+    barrier()
+    if is_rank_0():
+        update_tracker_files(args.save, tag)
+        logger.info("saved checkpoint %s", os.path.join(args.save, tag))
+    barrier()
+
+
+def load_training_checkpoint(args, engine):
+    """Resume from ``args.load``; returns ``(iteration, data_state)``.
+
+    ``--no-load-optim``, ``--no-load-rng``, ``--no-load-lr-scheduler`` and ``--finetune`` skip those
+    parts; a ``release`` tag loads the weights only.  A checkpoint saved at another model-parallel size
+    is resharded for the weights; its optimizer state cannot be and is skipped with a warning.
+    """
+    resolved = resolve_checkpoint(args.load)
+    weights_only_load = resolved.release or args.finetune
+    if engine.name == "deepspeed" and not args.no_deepspeed_load and not weights_only_load:
+        return _load_deepspeed(args, engine, resolved)
+    meta = load_model_state(engine.module, args.load)
+    same_layout = resolved.mp_size == mpu.get_model_parallel_world_size()
+    if not weights_only_load and not args.no_load_optim:
+        if not same_layout:
+            logger.warning("optimizer state of %s was saved at model-parallel size %d and is not loaded "
+                           "(weights were resharded); pass --no-load-optim to silence this",
+                           resolved.tag_dir, resolved.mp_size)
+        elif meta.get("optimizer") is None:
+            raise CheckpointError(
+                f"{resolved.tag_dir} holds no optimizer state; resume with --no-load-optim to start a fresh optimizer")
+        else:
+            engine.load_state_dict(meta)
+    return _restore_client_state(args, engine, meta, weights_only_load)
+
+
+def _restore_client_state(args, engine, meta, weights_only_load):
+    if weights_only_load:
+        return 0, {}
+    scheduler_state = meta.get("lr_scheduler") or meta.get("client_lr_scheduler")
+    if engine.lr_scheduler is not None and scheduler_state and not args.no_load_lr_scheduler:
+        engine.lr_scheduler.load_state_dict(scheduler_state)
+    if not args.no_load_rng and meta.get("torch_rng_state") is not None:
+        set_rng_state(meta)
+    iteration = meta.get("iteration", meta.get("total_iters", 0))
+    return int(iteration), meta.get("data_state") or {}
+
+
+def _load_deepspeed(args, engine, resolved):
+    try:
+        _, client = engine.engine.load_checkpoint(
+            resolved.load_dir, tag=resolved.tag, load_optimizer_states=not args.no_load_optim,
+            load_lr_scheduler_states=False, load_module_strict=True)
+    except Exception as err:  # DeepSpeed raises assorted errors, e.g. for ZeRO shards of another DP size
+        raise CheckpointError(
+            f"DeepSpeed could not load {resolved.tag_dir} ({type(err).__name__}: {err}). To resume at a different "
+            "data-parallel size, pass --no-load-optim (weights, schedule and data position are kept) or "
+            "consolidate the ZeRO shards first (docs/training.md)") from err
+    if client is None:
+        raise CheckpointError(f"DeepSpeed found no checkpoint in {resolved.tag_dir}")
+    return _restore_client_state(args, engine, client, False)

@@ -1,0 +1,80 @@
+"""Joining (or not joining) a process group, from one CPU to a cluster.
+
+The original always required ``torch.distributed``.  Here a plain ``python pretrain_glm.py`` runs as a
+single process with no process group; ``torchrun``, the ``deepspeed`` launcher and SLURM/MPI launches
+(which set ``RANK``/``WORLD_SIZE``) join one.  DeepSpeed needs a process group even on one process, so
+with ``--deepspeed`` and no launcher a one-rank group is created on a free local port.
+"""
+
+import datetime
+import logging
+import os
+import socket
+
+import torch
+import torch.distributed as dist
+
+from .. import mpu
+
+logger = logging.getLogger(__name__)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def initialize_distributed(args):
+    """Set ``args.rank``, ``args.world_size``, ``args.local_rank``, pick the device, join the process
+    group when launched with several ranks (or with ``--deepspeed``), and create the model-parallel
+    groups.  Returns the ``torch.device`` this rank computes on."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", args.local_rank if args.local_rank is not None else 0))
+    args.rank, args.world_size, args.local_rank = rank, world_size, local_rank
+
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+
+    if not dist.is_initialized() and (world_size > 1 or getattr(args, "deepspeed", False)):
+        if world_size == 1 and "MASTER_ADDR" not in os.environ:
+            # DeepSpeed on a single process without a launcher: give it a one-rank group.
+            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                              MASTER_PORT=str(_free_port()))
+        backend = args.distributed_backend if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30),
+                                **({"device_id": device} if device.type == "cuda" else {}))
+    if dist.is_initialized():
+        args.rank, args.world_size = dist.get_rank(), dist.get_world_size()
+        if args.world_size % args.model_parallel_size != 0:
+            raise ValueError(f"world size {args.world_size} is not divisible by --model-parallel-size "
+                             f"{args.model_parallel_size}")
+        if not mpu.model_parallel_is_initialized():
+            mpu.initialize_model_parallel(args.model_parallel_size)
+    elif args.model_parallel_size > 1:
+        raise ValueError(f"--model-parallel-size {args.model_parallel_size} needs that many processes; "
+                         "launch with torchrun or the deepspeed launcher")
+    return device
+
+
+def barrier():
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def is_rank_0():
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def all_reduce_mean(value, group=None):
+    """Average a scalar tensor over ``group`` (the data-parallel group by default)."""
+    if not dist.is_initialized():
+        return value
+    group = mpu.get_data_parallel_group() if group is None else group
+    value = value.clone()
+    dist.all_reduce(value, group=group)
+    return value / dist.get_world_size(group=group)

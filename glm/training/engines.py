@@ -1,0 +1,212 @@
+"""Two engines behind one training loop.
+
+``PlainEngine``: ``torch.optim.AdamW``, ``torch.autocast`` (bf16, or fp16 with a dynamic
+``GradScaler``), ``DistributedDataParallel`` over the data-parallel group, gradient accumulation,
+clipping that counts model-parallel shards once.  ``DeepSpeedEngine``: ``deepspeed.initialize`` with
+the JSON of ``--deepspeed_config`` (ZeRO 0-3, fp16/bf16, clipping, accumulation, offload).
+
+Both expose ``train_batch(micro_batches, forward_fn)`` returning a :class:`StepResult`, ``eval()`` /
+``train()``, ``module`` (the bare model) and ``forward_model`` (what ``forward_fn`` must call).
+
+Non-finite losses: the loss of each micro-batch is averaged over the data-parallel group before its
+backward; if it is NaN or inf the step is abandoned (no update, the LR schedule does not advance) and
+counted.  The caller stops the run after ``--max-nan-steps`` such steps in a row.
+"""
+
+import contextlib
+import dataclasses
+import math
+
+import torch
+import torch.distributed as dist
+
+from .. import mpu
+from .distributed import all_reduce_mean
+
+
+@dataclasses.dataclass
+class StepResult:
+    loss: float               # mean loss of the step's micro-batches (averaged over data parallel)
+    skipped: bool             # no optimizer update happened (non-finite loss or fp16 overflow)
+    nonfinite: bool           # the loss was NaN/inf
+    grad_norm: float = float("nan")
+    loss_scale: float = 1.0
+    extras: dict = dataclasses.field(default_factory=dict)
+
+
+def autocast_dtype(args):
+    if getattr(args, "bf16", False):
+        return torch.bfloat16
+    if args.fp16:
+        return torch.float16
+    return None
+
+
+def _finite_mean_loss(loss):
+    reduced = all_reduce_mean(loss.detach().float())
+    value = reduced.item()
+    return value, math.isfinite(value)
+
+
+class PlainEngine:
+    """Training without DeepSpeed: one optimizer step per ``train_batch`` call."""
+
+    name = "plain"
+
+    def __init__(self, model, optimizer, lr_scheduler, args, device):
+        self.module = model
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        self.args = args
+        self.device = device
+        self.amp_dtype = autocast_dtype(args)
+        dp_group = mpu.get_data_parallel_group()
+        self.data_parallel = dist.is_initialized() and dist.get_world_size(group=dp_group) > 1
+        if self.data_parallel and args.DDP_impl != "none":
+            self.forward_model = torch.nn.parallel.DistributedDataParallel(
+                model, process_group=dp_group, device_ids=[device] if device.type == "cuda" else None,
+                broadcast_buffers=False)
+        else:
+            self.forward_model = model
+        self.scaler = None
+        if self.amp_dtype == torch.float16:
+            # The original's dynamic scaler: start at 2^32, x2 every --loss-scale-window clean steps,
+            # halve on overflow.  A static --loss-scale keeps its value (growth disabled).
+            static = args.loss_scale is not None
+            self.scaler = torch.amp.GradScaler(
+                device.type, init_scale=args.loss_scale if static else 2.0 ** 32,
+                growth_interval=10 ** 9 if static else args.loss_scale_window)
+
+    # -- modes --------------------------------------------------------------------------------
+    def train(self):
+        self.module.train()
+
+    def eval(self):
+        self.module.eval()
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # -- one optimizer step -------------------------------------------------------------------
+    def train_batch(self, micro_batches, forward_fn):
+        accumulation = len(micro_batches)
+        losses, extras = [], {}
+        self.optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(micro_batches):
+            sync = self.data_parallel and i < accumulation - 1 and hasattr(self.forward_model, "no_sync")
+            with (self.forward_model.no_sync() if sync else contextlib.nullcontext()):
+                with self.autocast():
+                    loss, extra = forward_fn(self.forward_model, batch)
+                value, finite = _finite_mean_loss(loss)
+                if not finite:
+                    self.optimizer.zero_grad(set_to_none=True)
+                    return StepResult(loss=value, skipped=True, nonfinite=True)
+                scaled = loss / accumulation
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            losses.append(value)
+            extras.update(extra or {})
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        max_norm = self.args.clip_grad if self.args.clip_grad > 0 else float("inf")
+        grad_norm = mpu.clip_grad_norm(params, max_norm).item()
+        skipped = False
+        if self.scaler:
+            scale_before = self.scaler.get_scale()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            skipped = self.scaler.get_scale() < scale_before  # the step found inf/NaN gradients
+        else:
+            self.optimizer.step()
+        if not skipped and self.lr_scheduler is not None:
+            self.lr_scheduler.step()
+        return StepResult(loss=sum(losses) / len(losses), skipped=skipped, nonfinite=False, grad_norm=grad_norm,
+                          loss_scale=self.scaler.get_scale() if self.scaler else 1.0, extras=extras)
+
+    # -- state for checkpoints ----------------------------------------------------------------
+    def state_dict(self):
+        state = {"optimizer": self.optimizer.state_dict()}
+        if self.scaler is not None:
+            state["grad_scaler"] = self.scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state):
+        if state.get("optimizer") is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state.get("grad_scaler") is not None:
+            self.scaler.load_state_dict(state["grad_scaler"])
+
+
+class DeepSpeedEngine:
+    """Training through a DeepSpeed engine configured by ``--deepspeed_config``."""
+
+    name = "deepspeed"
+
+    def __init__(self, model, optimizer, lr_scheduler, args, device, model_parameters=None):
+        import deepspeed  # optional dependency: imported only when --deepspeed is given
+
+        self.args = args
+        self.device = device
+        engine, ds_optimizer, _, _ = deepspeed.initialize(
+            model=model, optimizer=optimizer, model_parameters=model_parameters, args=args, mpu=mpu,
+            dist_init_required=False)
+        self.engine = engine
+        self.forward_model = engine
+        self.module = engine.module
+        self.optimizer = ds_optimizer
+        # The LR schedule is stepped here, not by DeepSpeed, so both engines skip it the same way.
+        self.lr_scheduler = lr_scheduler
+
+    def train(self):
+        self.engine.train()
+
+    def eval(self):
+        self.engine.eval()
+
+    def autocast(self):
+        return contextlib.nullcontext()  # DeepSpeed casts the model itself (fp16/bf16 sections of the JSON)
+
+    def train_batch(self, micro_batches, forward_fn):
+        losses, extras = [], {}
+        for batch in micro_batches:
+            loss, extra = forward_fn(self.engine, batch)
+            value, finite = _finite_mean_loss(loss)
+            if not finite:
+                # Discard the micro-batch before DeepSpeed sees it (as the original did).
+                return StepResult(loss=value, skipped=True, nonfinite=True)
+            self.engine.backward(loss)
+            self.engine.step()
+            losses.append(value)
+            extras.update(extra or {})
+        applied = self.engine.was_step_applied() if hasattr(self.engine, "was_step_applied") else True
+        if applied and self.lr_scheduler is not None:
+            self.lr_scheduler.step()
+        grad_norm = self.engine.get_global_grad_norm()
+        scale = getattr(self.engine.optimizer, "cur_scale", None) or getattr(self.engine.optimizer, "loss_scale", 1.0)
+        return StepResult(loss=sum(losses) / len(losses), skipped=not applied, nonfinite=False,
+                          grad_norm=float(grad_norm) if grad_norm is not None else float("nan"),
+                          loss_scale=float(scale) if not callable(scale) else 1.0, extras=extras)
+
+    def state_dict(self):
+        return {}  # DeepSpeed writes its own optimizer state next to the model files
+
+    def load_state_dict(self, state):
+        pass
+
+
+def build_engine(args, model, optimizer_factory, scheduler_factory, device):
+    """Create the engine the flags ask for; the LR scheduler is built on the optimizer that will
+    really be stepped (DeepSpeed may create its own from the JSON)."""
+    if args.deepspeed:
+        from .model_setup import param_groups
+        config = getattr(args, "deepspeed_config_dict", None) or {}
+        if "optimizer" in config:
+            engine = DeepSpeedEngine(model, None, None, args, device, model_parameters=param_groups(model))
+        else:
+            engine = DeepSpeedEngine(model, optimizer_factory(model), None, args, device)
+        engine.lr_scheduler = scheduler_factory(engine.optimizer)
+        return engine
+    optimizer = optimizer_factory(model)
+    return PlainEngine(model, optimizer, scheduler_factory(optimizer), args, device)

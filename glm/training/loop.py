@@ -1,0 +1,146 @@
+"""The train/evaluate loop shared by the engines."""
+
+import itertools
+import logging
+import math
+import sys
+
+import torch
+import torch.distributed as dist
+
+from .. import mpu
+from .distributed import all_reduce_mean, is_rank_0
+
+logger = logging.getLogger(__name__)
+
+BATCH_KEYS = ("text", "target", "loss_mask", "attention_mask", "position_id")
+MODE_NAMES = {"bert": "BERT loss", "sentence": "Sent loss", "gpt": "GPT loss", "multi-task": "Multi loss"}
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive steps had a NaN/inf loss."""
+
+
+def get_batch(data_iterator, device):
+    """Next batch on ``device``.  Only model-parallel rank 0 reads data; the other ranks of the group
+    receive it by broadcast (the original's layout), so every rank of a group sees the same batch."""
+    group = mpu.get_model_parallel_group()
+    if mpu.group_world_size(group) == 1:
+        batch = next(data_iterator)
+        out = {k: batch[k].to(device, non_blocking=True) for k in BATCH_KEYS if k in batch}
+        out["mode"] = batch.get("mode")
+        return out
+    batch = next(data_iterator) if mpu.get_model_parallel_rank() == 0 else None
+    keys = [k for k in BATCH_KEYS if batch is None or k in batch]
+    message = [keys, batch.get("mode") if batch else None]
+    dist.broadcast_object_list(message, src=mpu.get_model_parallel_src_rank(), group=group)
+    keys, mode = message
+    data = mpu.broadcast_data(keys, batch, torch.int64)
+    out = {k: v.to(device) for k, v in data.items()}
+    out["mode"] = mode
+    return out
+
+
+def pretrain_forward(model, batch, label_smoothing=0.0):
+    """Blank-infilling loss: per-token vocab-parallel cross entropy averaged over the loss mask
+    (left unnormalised when the mask is empty, as the original)."""
+    logits = model(batch["text"], batch["position_id"], batch["attention_mask"])[0]
+    losses = mpu.vocab_parallel_cross_entropy(logits, batch["target"], label_smoothing=label_smoothing)
+    mask = batch["loss_mask"].float()
+    loss = (losses * mask).sum() / mask.sum().clamp(min=1.0)
+    return loss, {"mode": batch.get("mode")}
+
+
+def evaluate(engine, data_iterator, eval_iters, forward_fn, device):
+    """Average loss (and per-mode losses) over ``eval_iters`` batches, averaged over data parallel."""
+    engine.eval()
+    totals, counts = {}, {}
+    with torch.no_grad():
+        for _ in range(eval_iters):
+            try:
+                batch = get_batch(data_iterator, device)
+            except StopIteration:
+                break
+            with engine.autocast():
+                loss, extra = forward_fn(engine.module if engine.name == "plain" else engine.forward_model, batch)
+            for key in ("loss", MODE_NAMES.get((extra or {}).get("mode"))):
+                if key:
+                    totals[key] = totals.get(key, 0.0) + loss.float().item()
+                    counts[key] = counts.get(key, 0) + 1
+    engine.train()
+    results = {}
+    for key in sorted(totals):
+        value = torch.tensor(totals[key] / counts[key], device=device)
+        results[key] = all_reduce_mean(value).item() if dist.is_initialized() else value.item()
+    if "loss" in results:
+        results["PPL"] = math.exp(min(20.0, results["loss"]))
+    return results
+
+
+def format_eval(prefix, iteration, results):
+    parts = [f"{prefix} at iteration {iteration}"]
+    parts += [f"{k} {v:.4f}" for k, v in results.items()]
+    return " | ".join(parts)
+
+
+def cycle(loader):
+    """Endless iteration over a finite loader (validation batches repeat across evaluations)."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            return
+
+
+def train(args, engine, train_iterator, forward_fn, start_iteration, device, train_logger, *,
+          valid_iterator=None, save_fn=None, writer=None, tokens_per_sample=None):
+    """Run optimizer steps from ``start_iteration`` to ``--train-iters``.
+
+    Logs every ``--log-interval``, evaluates every ``--eval-interval`` (when a validation iterator is
+    given), saves every ``--save-interval`` (when ``save_fn`` is given).  Raises
+    :class:`TrainingDiverged` after ``--max-nan-steps`` consecutive non-finite losses.
+    """
+    iteration = start_iteration
+    consecutive_nonfinite = 0
+    progress = None
+    if is_rank_0() and sys.stderr.isatty():
+        from tqdm import tqdm
+        progress = tqdm(total=args.train_iters, initial=iteration, desc="train", dynamic_ncols=True)
+    dp_world = mpu.get_data_parallel_world_size()
+    while iteration < args.train_iters:
+        micro_batches = [get_batch(train_iterator, device) for _ in range(args.gradient_accumulation_steps)]
+        result = engine.train_batch(micro_batches, forward_fn)
+        iteration += 1
+        if result.nonfinite:
+            consecutive_nonfinite += 1
+            if is_rank_0():
+                print(f"iteration {iteration}: loss is {result.loss}; step skipped "
+                      f"({consecutive_nonfinite} in a row)", flush=True)
+            if consecutive_nonfinite >= args.max_nan_steps:
+                raise TrainingDiverged(
+                    f"the loss was NaN/inf for {consecutive_nonfinite} consecutive steps (last at iteration "
+                    f"{iteration}); stopping. Lower --lr, raise --warmup or use --bf16, then resume from the last "
+                    f"checkpoint; --max-nan-steps sets the limit")
+        else:
+            consecutive_nonfinite = 0
+        tokens = sum(b["text"].numel() for b in micro_batches) * dp_world
+        train_logger.record(result, tokens, micro_batches[0]["text"].size(1))
+        if progress is not None:
+            progress.update(1)
+        lr = engine.lr_scheduler.get_lr() if engine.lr_scheduler is not None else args.lr
+        if iteration % args.log_interval == 0 and is_rank_0():
+            train_logger.report(iteration, lr)
+        if save_fn is not None and args.save_interval and iteration % args.save_interval == 0:
+            save_fn(iteration)
+        if valid_iterator is not None and args.eval_interval and iteration % args.eval_interval == 0:
+            results = evaluate(engine, valid_iterator, args.eval_iters, forward_fn, device)
+            if is_rank_0():
+                print(format_eval("validation", iteration, results), flush=True)
+                if writer is not None:
+                    for key, value in results.items():
+                        writer.add_scalar(f"Train/valid_{key.replace(' ', '_')}", value, iteration)
+    if progress is not None:
+        progress.close()
+    return iteration

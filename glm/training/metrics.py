@@ -1,0 +1,114 @@
+"""Throughput, MFU and loss logging for the training loop (stdout, optional TensorBoard)."""
+
+import logging
+import math
+import resource
+import time
+
+import torch
+
+from ..model import flops_per_token
+
+logger = logging.getLogger(__name__)
+
+NOMINAL_PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "V100": 125e12}
+
+
+def device_peak_flops(device, dtype):
+    """Dense peak FLOP/s to compute MFU against: the vendor figure for known GPUs, else a matmul
+    measured now in ``dtype`` (CPUs), so the MFU says how close the model runs to what the device
+    really does."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, value in NOMINAL_PEAKS.items():
+            if key in name:
+                return value, f"{key} dense peak {value / 1e12:.0f} TFLOP/s"
+    size = 1024 if device.type == "cpu" else 8192
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    a @ a
+    start = time.perf_counter()
+    for _ in range(3):
+        a @ a
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    peak = 3 * 2 * size ** 3 / (time.perf_counter() - start)
+    return peak, f"measured {dtype} matmul {peak / 1e9:.0f} GFLOP/s"
+
+
+class TrainingLogger:
+    """Accumulates per-step figures and prints a line every ``log_interval`` steps."""
+
+    def __init__(self, args, model_config, num_devices, peak, peak_label, writer=None):
+        self.args = args
+        self.config = model_config
+        self.num_devices = num_devices
+        self.peak = peak
+        self.peak_label = peak_label
+        self.writer = writer
+        self.reset()
+        self.memory_reported = False
+
+    def reset(self):
+        self.steps = 0
+        self.loss_sum = 0.0
+        self.tokens = 0
+        self.flops = 0.0
+        self.skipped = 0
+        self.started = time.perf_counter()
+        self.grad_norm = float("nan")
+        self.loss_scale = 1.0
+
+    def record(self, result, tokens, seq_length):
+        self.steps += 1
+        if result.nonfinite or result.skipped:
+            self.skipped += 1
+        if not result.nonfinite:
+            self.loss_sum += result.loss
+        self.tokens += tokens
+        c = self.config
+        self.flops += tokens * flops_per_token(c["num_layers"], c["hidden_size"], c["vocab_size"], seq_length)
+        self.grad_norm = result.grad_norm
+        self.loss_scale = result.loss_scale
+
+    def report(self, iteration, lr):
+        elapsed = time.perf_counter() - self.started
+        counted = max(1, self.steps - self.skipped)
+        loss = self.loss_sum / counted
+        tokens_per_s = self.tokens / elapsed
+        tflops = self.flops / elapsed / self.num_devices / 1e12
+        mfu = 100.0 * self.flops / elapsed / self.num_devices / self.peak
+        line = (f"iteration {iteration:8d}/{self.args.train_iters:8d} | lr {lr:.3e} | loss {loss:.4f} | "
+                f"loss scale {self.loss_scale:.1f} | grad norm {self.grad_norm:.3f} | "
+                f"ms/iter {1000 * elapsed / max(1, self.steps):.1f} | tokens/s {tokens_per_s:,.0f} | "
+                f"TFLOP/s/device {tflops:.3f} | MFU {mfu:.1f}%")
+        if self.skipped:
+            line += f" | skipped {self.skipped}"
+        print(line, flush=True)
+        if not self.memory_reported:
+            print(memory_report(), flush=True)
+            self.memory_reported = True
+        if self.writer is not None:
+            for key, value in (("lr", lr), ("train_loss", loss), ("tokens_per_s", tokens_per_s),
+                               ("tflops_per_device", tflops), ("mfu", mfu), ("grad_norm", self.grad_norm),
+                               ("loss_scale", self.loss_scale)):
+                if value is not None and math.isfinite(value):
+                    self.writer.add_scalar(f"Train/{key}", value, iteration)
+        self.reset()
+
+
+def memory_report():
+    """Peak memory of this process (GPU allocator when on CUDA, else the resident set)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return (f"memory (MB): allocated {torch.cuda.memory_allocated() / 2**20:.0f} | max allocated "
+                f"{torch.cuda.max_memory_allocated() / 2**20:.0f} | reserved {torch.cuda.memory_reserved() / 2**20:.0f}")
+    return f"memory: peak resident set {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+
+
+def make_summary_writer(args):
+    """A TensorBoard writer under ``<summary-dir>/runs/<experiment>`` when ``--tensorboard`` is set."""
+    if not getattr(args, "tensorboard", False):
+        return None
+    import os
+
+    from torch.utils.tensorboard import SummaryWriter
+    return SummaryWriter(log_dir=os.path.join(args.summary_dir or ".", "runs", args.experiment_name))

@@ -1,0 +1,57 @@
+"""Building the model and optimizer from the flags (the original ``train_utils.get_model`` /
+``get_optimizer``)."""
+
+import torch
+
+from ..model import GLMModel, glm_get_params_for_weight_decay_optimization
+
+
+def check_lengths(args):
+    """Refuse a ``--seq-length`` the position table cannot index (block positions reach the
+    sequence length; the table has ``--max-position-embeddings + 1`` rows)."""
+    if not args.transformer_xl and args.seq_length > args.max_position_embeddings:
+        raise ValueError(
+            f"--seq-length {args.seq_length} is larger than the position table "
+            f"(--max-position-embeddings {args.max_position_embeddings}); raise --max-position-embeddings "
+            "or shorten --seq-length")
+
+
+def build_model(args, device=None, **head_kwargs):
+    """The ``GLMModel`` the flags describe, with the original's flag-to-argument mapping:
+    dropouts from ``--hidden-dropout``/``--attention-dropout``, the table size from
+    ``--max-position-embeddings``, memory only with ``--transformer-xl``, 2D positions with
+    ``--block-lm`` (unless ``--masked-lm``)."""
+    check_lengths(args)
+    model = GLMModel(
+        num_layers=args.num_layers, vocab_size=args.vocab_size, hidden_size=args.hidden_size,
+        num_attention_heads=args.num_attention_heads, embedding_dropout_prob=args.hidden_dropout,
+        attention_dropout_prob=args.attention_dropout, output_dropout_prob=args.hidden_dropout,
+        max_sequence_length=args.max_position_embeddings,
+        max_memory_length=args.mem_length if args.transformer_xl else 0,
+        checkpoint_activations=args.checkpoint_activations, checkpoint_num_layers=args.checkpoint_num_layers,
+        parallel_output=True, relative_encoding=args.transformer_xl,
+        block_position_encoding=args.block_lm and not args.masked_lm, attention_scale=args.attention_scale,
+        attention_backend=getattr(args, "attention_backend", "auto"), **head_kwargs)
+    if device is not None:
+        model = model.to(device)
+    return model
+
+
+def param_groups(model):
+    """Weight-decay groups (LayerNorm and biases without decay); frozen parameters left out."""
+    return [g for g in glm_get_params_for_weight_decay_optimization(model) if g["params"]]
+
+
+def build_optimizer(args, model):
+    """``torch.optim.AdamW`` (decoupled weight decay, like apex FusedAdam) with ``--lr``,
+    ``--weight-decay``, ``--adam-beta1/2``, ``--adam-eps``; fused kernels where available."""
+    if args.optimizer != "adam":
+        raise ValueError(f"--optimizer {args.optimizer!r} is not supported by the plain engine; use adam "
+                         "(or a DeepSpeed JSON optimizer)")
+    groups = param_groups(model)
+    for group in groups:
+        group.setdefault("weight_decay", args.weight_decay)
+    device_type = next(model.parameters()).device.type
+    options = {"fused": True} if device_type == "cuda" else {"foreach": True}
+    return torch.optim.AdamW(groups, lr=args.lr, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_eps,
+                             weight_decay=args.weight_decay, **options)

@@ -1,0 +1,142 @@
+"""Pretrain GLM with the blank-infilling objective.
+
+    python pretrain_glm.py --block-lm --train-data kjv --num-layers 2 ...      # one process, CPU or GPU
+    torchrun --nproc-per-node 8 pretrain_glm.py ...                            # data / tensor parallel
+    deepspeed pretrain_glm.py --deepspeed --deepspeed_config config/x.json ... # DeepSpeed engine
+
+Every original flag works (docs/flags.md); docs/training.md describes the run, its outputs and resume.
+"""
+
+import datetime
+import json
+import logging
+import os
+import sys
+
+import torch
+
+from glm import mpu
+from glm.arguments import format_resolved_config, get_args, save_resolved_config
+from glm.learning_rates import get_learning_rate_scheduler
+from glm.training.checkpointing import load_training_checkpoint, save_training_checkpoint
+from glm.training.distributed import barrier, initialize_distributed, is_rank_0
+from glm.training.engines import build_engine, autocast_dtype
+from glm.training.loop import (TrainingDiverged, cycle, evaluate, format_eval, pretrain_forward, train)
+from glm.training.metrics import TrainingLogger, device_peak_flops, make_summary_writer
+from glm.training.model_setup import build_model, build_optimizer
+from glm.training.seed import set_random_seed
+
+logger = logging.getLogger("pretrain_glm")
+
+
+def resolve_save_directory(args):
+    """The original's naming: ``--experiment-name`` plus a timestamp, or the name of the ``--load``
+    directory when resuming into it (unless ``--new-save-directory``)."""
+    if args.load and not args.new_save_directory:
+        args.experiment_name = os.path.basename(os.path.normpath(args.load))
+    elif not getattr(args, "_experiment_name_resolved", False):
+        args.experiment_name = args.experiment_name + datetime.datetime.now().strftime("-%m-%d-%H-%M")
+    args._experiment_name_resolved = True
+    if args.save:
+        args.save = os.path.join(args.save, args.experiment_name)
+
+
+def setup(args):
+    """Everything before the first step: devices, seeds, tokenizer, data, model, engine, resume."""
+    from data_utils import prepare_tokenizer
+    from data_utils.configure_data import make_pretrain_loaders
+
+    if not args.transformer_xl:
+        args.mem_length = 0
+    device = initialize_distributed(args)
+    resolve_save_directory(args)
+    set_random_seed(args.seed)
+    tokenizer = prepare_tokenizer(args)
+    if not args.block_lm:
+        raise SystemExit("pretrain_glm.py trains the blank-infilling objective: pass --block-lm")
+    if args.train_iters <= 0:
+        raise SystemExit("--train-iters must be positive")
+
+    model = build_model(args, device)
+    engine = build_engine(args, model, lambda m: build_optimizer(args, m),
+                          lambda opt: get_learning_rate_scheduler(opt, args), device)
+    iteration, data_state = 0, {}
+    if args.load:
+        iteration, data_state = load_training_checkpoint(args, engine)
+        if is_rank_0():
+            print(f"resumed from {args.load} at iteration {iteration}", flush=True)
+    if args.switch_linear and engine.lr_scheduler is not None:
+        engine.lr_scheduler.switch_linear(args)
+
+    micro_per_step = args.gradient_accumulation_steps
+    start = iteration * micro_per_step if (args.resume_dataloader and iteration) else 0
+    if iteration and not args.resume_dataloader and is_rank_0():
+        print("note: resuming without --resume-dataloader restarts the data order from its beginning", flush=True)
+    # Only model-parallel rank 0 reads data; the others receive batches by broadcast.
+    loaders = (None, None, None)
+    if mpu.get_model_parallel_rank() == 0:
+        loaders = make_pretrain_loaders(args, tokenizer, start_iter=start)
+    present = [loader is not None for loader in loaders]
+    if mpu.get_model_parallel_world_size() > 1:
+        torch.distributed.broadcast_object_list(present, src=mpu.get_model_parallel_src_rank(),
+                                                group=mpu.get_model_parallel_group())
+    return device, tokenizer, engine, iteration, loaders, present
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = get_args(argv)
+    device, tokenizer, engine, iteration, loaders, present = setup(args)
+    train_loader, valid_loader, test_loader = loaders
+    has_train, has_valid, has_test = present
+    if not has_train:
+        raise SystemExit("no training data: check --train-data and --split")
+    if is_rank_0():
+        print(format_resolved_config(args), flush=True)
+        print(f"model: {engine.module.num_parameters():,} parameters; engine: {engine.name}; device: {device}",
+              flush=True)
+        if args.save:
+            os.makedirs(args.save, exist_ok=True)
+            save_resolved_config(args, os.path.join(args.save, "config.json"))
+
+    dtype = autocast_dtype(args) or torch.float32
+    peak, peak_label = device_peak_flops(device, dtype)
+    if is_rank_0():
+        print(f"MFU is reported against the {peak_label}", flush=True)
+    writer = make_summary_writer(args) if is_rank_0() else None
+    train_logger = TrainingLogger(args, engine.module.config, torch.distributed.get_world_size()
+                                  if torch.distributed.is_initialized() else 1, peak, peak_label, writer)
+    forward = lambda model, batch: pretrain_forward(model, batch, args.label_smoothing)  # noqa: E731
+
+    # Ranks other than model-parallel rank 0 hold no loaders: get_batch ignores their iterators.
+    def endless(loader):
+        return cycle(loader) if loader is not None else iter(())
+
+    train_iterator = iter(train_loader) if train_loader is not None else iter(())
+    save_fn = (lambda it: save_training_checkpoint(args, it, engine)) if args.save else None
+
+    try:
+        iteration = train(args, engine, train_iterator, forward, iteration, device, train_logger,
+                          valid_iterator=endless(valid_loader) if has_valid else None, save_fn=save_fn,
+                          writer=writer)
+    except TrainingDiverged as err:
+        if is_rank_0():
+            print(f"error: {err}", file=sys.stderr, flush=True)
+        return 3
+    if save_fn is not None:
+        save_fn(iteration)
+    for name, loader, present_here in (("validation", valid_loader, has_valid), ("test", test_loader, has_test)):
+        if present_here:
+            results = evaluate(engine, endless(loader), args.eval_iters, forward, device)
+            if is_rank_0():
+                print(format_eval(f"final {name}", iteration, results), flush=True)
+    barrier()
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    # DeepSpeed ZeRO-3 can abort at interpreter exit after a clean run (spec/environment.md); leave
+    # without running its teardown.
+    os._exit(code)
