@@ -136,6 +136,9 @@ def add_model_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                        help="(new) Attention kernel: 'reference' is the explicit matmul/softmax of the "
                             "original, 'sdpa' is torch scaled_dot_product_attention, 'flex' is FlexAttention; "
                             "'auto' picks the fastest one that supports the current mask and device.")
+    group.add_argument("--compile", action="store_true",
+                       help="(new) torch.compile every transformer layer (fuses the element-wise work; "
+                            "worth it on GPUs, where kernel launches dominate small layers; slow to start on CPU).")
     return parser
 
 

@@ -14,12 +14,46 @@ result stays identical to the original.
 """
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 MASK_FILL = -65504.0  # the fp16 minimum the original adds to hidden scores
-BACKENDS = ("auto", "sdpa", "reference")
+BACKENDS = ("auto", "sdpa", "reference", "flex")
+
+
+class FlexMask(NamedTuple):
+    """A boolean mask together with its FlexAttention block mask (built once per forward)."""
+    dense: torch.Tensor
+    block: object
+
+
+_compiled_flex = None
+
+
+def flex_block_mask(mask):
+    """FlexAttention block mask equal to the boolean ``mask`` ``[B or 1, 1, L, K]``."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    dense = mask[:, 0]
+    if dense.size(0) == 1:
+        def mask_mod(b, h, q, kv):
+            return dense[0, q, kv]
+    else:
+        def mask_mod(b, h, q, kv):
+            return dense[b, q, kv]
+    return create_block_mask(mask_mod, B=dense.size(0), H=None, Q_LEN=dense.size(1), KV_LEN=dense.size(2),
+                             device=dense.device)
+
+
+def flex_attention(query, key, value, block_mask):
+    """FlexAttention (compiled once per process) with a GLM block mask; no dropout support."""
+    global _compiled_flex
+    if _compiled_flex is None:
+        from torch.nn.attention.flex_attention import flex_attention as eager_flex
+        _compiled_flex = torch.compile(eager_flex, dynamic=False)
+    return _compiled_flex(query, key, value, block_mask=block_mask)
 
 
 def sep_to_mask(sep, batch_size, query_length, memory_length, device):

@@ -8,6 +8,8 @@ Parameter names match the original state dict (spec section 1.3): the stack live
 The maths reads as a plain transformer; the parallel plumbing is in the ``glm.mpu`` layers.
 """
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -55,6 +57,7 @@ class ParallelSelfAttention(nn.Module):
         super().__init__()
         world = mpu.group_world_size(mpu.get_model_parallel_group() if group is None else group)
         self.hidden_size_per_partition = mpu.divide(hidden_size, world, "hidden size")
+        self.num_heads = num_attention_heads
         self.num_heads_per_partition = mpu.divide(num_attention_heads, world, "number of attention heads")
         self.head_dim = mpu.divide(hidden_size, num_attention_heads, "hidden size")
         self.relative_encoding = relative_encoding
@@ -70,6 +73,14 @@ class ParallelSelfAttention(nn.Module):
             hidden_size, hidden_size, input_is_parallel=True, init_method=output_layer_init_method, group=group)
         self.output_dropout = nn.Dropout(output_dropout_prob)
 
+    def _dropout_rng(self):
+        """The model-parallel RNG stream for attention dropout, as the original -- but only when it
+        matters: with dropout active and the heads split over several ranks.  Swapping generator
+        states otherwise costs time and breaks torch.compile graphs for nothing."""
+        if self.training and self.attention_dropout.p > 0 and self.num_heads_per_partition != self.num_heads:
+            return mpu.get_rng_tracker().fork()
+        return contextlib.nullcontext()
+
     def _heads(self, x):
         batch, length = x.shape[:2]
         return x.view(batch, length, self.num_heads_per_partition, self.head_dim).transpose(1, 2)
@@ -82,15 +93,22 @@ class ParallelSelfAttention(nn.Module):
         query = self._heads(query[:, -query_length:])
         key, value = self._heads(key), self._heads(value)
 
-        tracker = mpu.get_rng_tracker()
+        dropout_rng = self._dropout_rng()
+        if isinstance(mask, attn.FlexMask):
+            if not self.relative_encoding and not (self.training and self.attention_dropout.p > 0):
+                context = attn.flex_attention(query, key, value, mask.block)
+                context = context.transpose(1, 2).reshape(hidden_states.size(0), query_length,
+                                                          self.hidden_size_per_partition)
+                return self.output_dropout(self.dense(context))
+            mask = mask.dense  # FlexAttention has no dropout on the probabilities: use SDPA then
         if self.relative_encoding:
             context = self._relative_attention(query, key, value, mask, position_embeddings, r_w_bias, r_r_bias)
         elif mask.dtype == torch.bool and self.attention_backend != "reference":
-            with tracker.fork():
+            with dropout_rng:
                 p = self.attention_dropout.p if self.training else 0.0
                 context = attn.sdpa_attention(query, key, value, mask, p)
         else:
-            with tracker.fork():
+            with dropout_rng:
                 context = attn.reference_attention(query, key, value, mask, self.attention_dropout,
                                                    self.attention_scale)
         context = context.transpose(1, 2).reshape(hidden_states.size(0), query_length, self.hidden_size_per_partition)
@@ -101,7 +119,7 @@ class ParallelSelfAttention(nn.Module):
         content = torch.matmul(query + r_w_bias.unsqueeze(1), key.transpose(-1, -2))
         position = relative_shift(torch.matmul(query + r_r_bias.unsqueeze(1), relative.transpose(-1, -2)))
         scores = (content + position) / (self.head_dim ** 0.5)
-        with mpu.get_rng_tracker().fork():
+        with self._dropout_rng():
             probs = self.attention_dropout(attn.masked_softmax(scores, mask))
         return torch.matmul(probs, value)
 
@@ -170,6 +188,7 @@ class GLMTransformer(nn.Module):
         self.checkpoint_num_layers = checkpoint_num_layers
         self.relative_encoding = relative_encoding
         self.block_position_encoding = block_position_encoding
+        self.attention_backend = attention_backend
         self.embedding_dropout = nn.Dropout(embedding_dropout_prob)
 
         init = normal_init(init_method_std)
@@ -230,6 +249,8 @@ class GLMTransformer(nn.Module):
         batch, query_length = hidden_states.shape[:2]
         memory_length = self._check_mems(mems, batch)
         mask = attn.prepare_mask(attention_mask, batch, query_length, memory_length, hidden_states.dtype)
+        if self.attention_backend == "flex" and mask.dtype == torch.bool and not self.relative_encoding:
+            mask = attn.FlexMask(mask, attn.flex_block_mask(mask))
 
         position_embeddings = None
         if self.relative_encoding:

@@ -34,6 +34,11 @@ def build_model(args, device=None, **head_kwargs):
         attention_backend=getattr(args, "attention_backend", "auto"), **head_kwargs)
     if device is not None:
         model = model.to(device)
+    if getattr(args, "compile", False):
+        # Layer by layer: the model's input checks and mask building stay eager (they read values),
+        # the layers themselves are static graphs.
+        for layer in model.transformer.layers:
+            layer.compile()
     return model
 
 

@@ -146,3 +146,16 @@ def test_freeze_transformer_and_weight_decay_groups():
     assert any(p is layer.input_layernorm.weight for p in no_decay["params"])
     assert any(p is layer.attention.dense.bias for p in no_decay["params"])
     assert any(p is layer.attention.dense.weight for p in decay["params"])
+
+
+@pytest.mark.slow
+def test_flex_backend_matches_sdpa_in_eval():
+    """FlexAttention (compiled on first use) gives the SDPA logits; on CPU it has no backward, so it
+    is an inference option here and a training option on GPUs (without attention dropout)."""
+    torch.manual_seed(0)
+    flex = tiny_glm(backend="flex").eval()
+    sdpa = tiny_glm(backend="sdpa").eval()
+    sdpa.load_state_dict(flex.state_dict())
+    ids, pos, sep = glm_batch(batch=2, length=16)
+    with torch.no_grad():
+        assert (flex(ids, pos, sep)[0] - sdpa(ids, pos, sep)[0]).abs().max() < 1e-5

@@ -1,0 +1,106 @@
+"""Samples per second of the GLM collate function (ConstructBlockStrategy.construct_blocks) per mode.
+
+    python bench/bench_collator.py [--corpus PATH.jsonl] [--seq-length 512] [--batch-size 16] [--batches 40]
+
+Text: the documents of a jsonl corpus (default en_moby_dick.jsonl from ../shared/assets/corpora, or
+$GLM_SHARED_DIR/assets/corpora), BERT bert-large-uncased tokenizer. Samples are packed like the pretraining
+dataset does: `[CLS] document [eos] [CLS] next document ...` cut to --seq-length tokens. Each mode is forced
+(probability 1) with the GLM-10B objective flags otherwise (--task-mask, --block-mask-prob 0.1,
+--gpt-min-ratio 0.25). One process, the calling thread; a DataLoader spreads this over --num-workers.
+Prints a table last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+import numpy as np  # noqa: E402
+
+from bench.common import machine, print_table  # noqa: E402
+from data_utils import prepare_tokenizer  # noqa: E402
+from data_utils.blocklm import build_block_strategy  # noqa: E402
+from glm.arguments import get_args  # noqa: E402
+
+MODES = {'bert': dict(bert_prob=1.0, gap_sentence_prob=0.0),
+         'sentence': dict(bert_prob=0.0, gap_sentence_prob=1.0),
+         'gpt': dict(bert_prob=0.0, gap_sentence_prob=0.0)}
+
+
+def default_corpus() -> Path:
+    shared = Path(os.environ.get('GLM_SHARED_DIR') or ROOT.parent / 'shared')
+    return shared / 'assets' / 'corpora' / 'en_moby_dick.jsonl'
+
+
+def packed_samples(documents, tokenizer, seq_length, count):
+    """`count` samples of at most seq_length tokens, cycling through the documents."""
+    enc, eos = tokenizer.get_command('ENC').Id, tokenizer.get_command('eos').Id
+    samples, current, k = [], [], 0
+    while len(samples) < count:
+        current += [enc] + documents[k % len(documents)] + [eos]
+        k += 1
+        while len(current) >= seq_length and len(samples) < count:
+            text = np.array(current[:seq_length], dtype=np.int64)
+            loss = (text != enc).astype(np.int64)
+            samples.append({'text': text, 'loss_mask': loss})
+            current = current[seq_length:]
+            if current and current[0] != enc:
+                current = [enc] + current  # every sample starts with ENC
+    return samples
+
+
+def bench_mode(args, tokenizer, samples, batch_size, overrides, repeats=3):
+    """Median over `repeats` passes of samples/s, plus ms per batch and the mode actually produced."""
+    strategy = build_block_strategy(args, tokenizer, **overrides)
+    batches = [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]
+    strategy.construct_blocks([dict(s, iteration=0) for s in batches[0]])  # warm the token caches
+    rates = []
+    for r in range(repeats):
+        keyed = [[dict(s, iteration=r * len(batches) + b) for s in batch] for b, batch in enumerate(batches)]
+        start = time.perf_counter()
+        for batch in keyed:
+            out = strategy.construct_blocks(batch)
+        rates.append(len(samples) / (time.perf_counter() - start))
+    rate = statistics.median(rates)
+    return rate, 1000 * batch_size / rate, out['mode']
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--corpus', type=Path, default=default_corpus())
+    parser.add_argument('--seq-length', type=int, default=512)
+    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--batches', type=int, default=40)
+    opts = parser.parse_args(argv)
+
+    args = get_args(['--block-lm', '--task-mask', '--block-mask-prob', '0.1', '--gpt-min-ratio', '0.25',
+                     '--seq-length', str(opts.seq_length), '--tokenizer-type', 'BertWordPieceTokenizer',
+                     '--tokenizer-model-type', 'bert-large-uncased'])
+    tokenizer = prepare_tokenizer(args)
+    with open(opts.corpus) as f:
+        texts = [json.loads(line)['text'] for line in f if line.strip()]
+    documents = [tokenizer.EncodeAsIds(t).tokenization for t in texts]
+    samples = packed_samples(documents, tokenizer, opts.seq_length, opts.batch_size * opts.batches)
+    print(f'{len(samples)} samples of {opts.seq_length} tokens from {opts.corpus.name}, batch size {opts.batch_size}')
+
+    rows = []
+    for mode, overrides in MODES.items():
+        rate, ms, produced = bench_mode(args, tokenizer, samples, opts.batch_size, overrides)
+        assert produced == mode
+        rows.append((mode, rate, ms, rate * opts.seq_length))
+
+    print_table(f'Collator throughput: sequence {opts.seq_length}, batch {opts.batch_size}, BERT tokenizer, '
+                f'collate in the calling thread; {machine()}',
+                ['mode', 'samples/s', 'ms/batch', 'tokens/s'],
+                [(mode, f'{rate:.0f}', f'{ms:.1f}', f'{tokens:.0f}') for mode, rate, ms, tokens in rows])
+
+if __name__ == '__main__':
+    main()
