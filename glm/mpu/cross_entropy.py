@@ -72,4 +72,12 @@ def vocab_parallel_cross_entropy(vocab_parallel_logits, target, group=None, labe
     returned in float32 cast back by autograd to the logits' dtype.
     """
     group = get_model_parallel_group() if group is None else group
+    if group_world_size(group) == 1:
+        # One shard holds the whole vocabulary: torch's fused kernel makes fewer passes over the
+        # (large) logits than the explicit max/exp/sum of the parallel version.
+        vocab = vocab_parallel_logits.size(-1)
+        losses = torch.nn.functional.cross_entropy(
+            vocab_parallel_logits.reshape(-1, vocab).float(), target.reshape(-1), reduction="none",
+            label_smoothing=float(label_smoothing))
+        return losses.view(target.shape)
     return _VocabParallelCrossEntropy.apply(vocab_parallel_logits, target, group, float(label_smoothing))
