@@ -68,8 +68,7 @@ def setup(args):
     if args.switch_linear and engine.lr_scheduler is not None:
         engine.lr_scheduler.switch_linear(args)
 
-    micro_per_step = args.gradient_accumulation_steps
-    start = iteration * micro_per_step if (args.resume_dataloader and iteration) else 0
+    start = iteration if args.resume_dataloader else 0  # counted in optimizer iterations
     if iteration and not args.resume_dataloader and is_rank_0():
         print("note: resuming without --resume-dataloader restarts the data order from its beginning", flush=True)
     # Only model-parallel rank 0 reads data; the others receive batches by broadcast.

@@ -456,6 +456,9 @@ def add_data_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                        help="Multi-task pretraining: sequence length of the task batches.")
     group.add_argument("--multi-batch-size", type=int, default=None,
                        help="Multi-task pretraining: batch size of the task batches.")
+    group.add_argument("--corpus-registry", default=None,
+                       help="(new) JSON file mapping corpus names (--train-data) to files and readers; "
+                            "default $GLM_CORPORA. See docs/data.md.")
     return parser
 
 
