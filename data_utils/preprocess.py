@@ -495,8 +495,6 @@ def _parser() -> argparse.ArgumentParser:
                             '(--train-data is used when none is given).')
     group.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1),
                        help='Tokenizer worker processes (1 = in this process).')
-    group.add_argument('--corpus-registry', default=None,
-                       help=f'Corpus registry JSON file (default: ${REGISTRY_ENV}).')
     group.add_argument('--force', action='store_true', help='Rebuild caches that already exist.')
     group.add_argument('--output', default=None,
                        help='Cache directory to write (only with a single corpus; default: the usual place).')
