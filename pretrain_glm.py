@@ -18,7 +18,7 @@ import torch
 from glm import mpu
 from glm.arguments import format_resolved_config, get_args, save_resolved_config
 from glm.learning_rates import get_learning_rate_scheduler
-from glm.training.checkpointing import load_training_checkpoint, save_training_checkpoint
+from glm.training.checkpointing import ResumeState, load_training_checkpoint, save_training_checkpoint
 from glm.training.distributed import barrier, initialize_distributed, is_rank_0
 from glm.training.engines import build_engine, autocast_dtype
 from glm.training.loop import (TrainingDiverged, cycle, evaluate, format_eval, pretrain_forward, train)
@@ -27,6 +27,15 @@ from glm.training.model_setup import build_model, build_optimizer
 from glm.training.seed import set_random_seed
 
 logger = logging.getLogger("pretrain_glm")
+
+
+def _user_errors():
+    from data_utils.corpora import CorpusError
+    from glm.checkpoint import CheckpointError
+    return (CorpusError, CheckpointError, FileNotFoundError, ValueError)
+
+
+USER_ERRORS = _user_errors()
 
 
 def resolve_save_directory(args):
@@ -39,6 +48,21 @@ def resolve_save_directory(args):
     args._experiment_name_resolved = True
     if args.save:
         args.save = os.path.join(args.save, args.experiment_name)
+
+
+def check_global_batch(args):
+    """With DeepSpeed, a ``train_batch_size`` in the JSON must equal micro batch x accumulation x
+    data-parallel ranks; say so before DeepSpeed fails deep inside its engine."""
+    config = getattr(args, "deepspeed_config_dict", None) or {}
+    if not args.deepspeed or "train_batch_size" not in config:
+        return
+    dp = mpu.get_data_parallel_world_size()
+    expected = args.batch_size * args.gradient_accumulation_steps * dp
+    if config["train_batch_size"] != expected:
+        raise SystemExit(
+            f"{args.deepspeed_config}: train_batch_size {config['train_batch_size']} is not micro batch "
+            f"{args.batch_size} x gradient accumulation {args.gradient_accumulation_steps} x data-parallel size "
+            f"{dp} = {expected}; fix one of them (or drop train_batch_size from the JSON)")
 
 
 def setup(args):
@@ -57,14 +81,16 @@ def setup(args):
     if args.train_iters <= 0:
         raise SystemExit("--train-iters must be positive")
 
+    check_global_batch(args)
     model = build_model(args, device)
     engine = build_engine(args, model, lambda m: build_optimizer(args, m),
                           lambda opt: get_learning_rate_scheduler(opt, args), device)
-    iteration, data_state = 0, {}
+    resume = ResumeState()
     if args.load:
-        iteration, data_state = load_training_checkpoint(args, engine)
+        resume = load_training_checkpoint(args, engine)
         if is_rank_0():
-            print(f"resumed from {args.load} at iteration {iteration}", flush=True)
+            print(f"resumed from {args.load} at iteration {resume.iteration}", flush=True)
+    iteration = resume.iteration
     if args.switch_linear and engine.lr_scheduler is not None:
         engine.lr_scheduler.switch_linear(args)
 
@@ -79,13 +105,18 @@ def setup(args):
     if mpu.get_model_parallel_world_size() > 1:
         torch.distributed.broadcast_object_list(present, src=mpu.get_model_parallel_src_rank(),
                                                 group=mpu.get_model_parallel_group())
-    return device, tokenizer, engine, iteration, loaders, present
+    return device, tokenizer, engine, resume, loaders, present
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = get_args(argv)
-    device, tokenizer, engine, iteration, loaders, present = setup(args)
+    try:
+        device, tokenizer, engine, resume, loaders, present = setup(args)
+    except USER_ERRORS as err:
+        # Bad flags, data, vocabularies or checkpoints: one clear line, no traceback, nothing written.
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
     train_loader, valid_loader, test_loader = loaders
     has_train, has_valid, has_test = present
     if not has_train:
@@ -112,11 +143,14 @@ def main(argv=None):
         return cycle(loader) if loader is not None else iter(())
 
     train_iterator = iter(train_loader) if train_loader is not None else iter(())
+    valid_iterator = endless(valid_loader) if has_valid else None
+    resume.restore_rng()  # last, so the streams continue exactly where the checkpoint left them
+    iteration = resume.iteration
     save_fn = (lambda it: save_training_checkpoint(args, it, engine)) if args.save else None
 
     try:
         iteration = train(args, engine, train_iterator, forward, iteration, device, train_logger,
-                          valid_iterator=endless(valid_loader) if has_valid else None, save_fn=save_fn,
+                          valid_iterator=valid_iterator, save_fn=save_fn,
                           writer=writer)
     except TrainingDiverged as err:
         if is_rank_0():

@@ -9,6 +9,7 @@ renamed, all ranks meet at a barrier, then rank 0 rewrites the trackers (also at
 killed at any moment therefore resumes from the last complete checkpoint.
 """
 
+import dataclasses
 import logging
 import os
 
@@ -23,6 +24,21 @@ from .distributed import barrier, is_rank_0
 from .seed import get_rng_state, set_rng_state
 
 logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ResumeState:
+    """What a resumed run continues from.  ``rng_state`` is restored by :meth:`restore_rng` at the
+    last moment before training, so nothing the setup does in between (building data loaders, which
+    draws a seed from torch's generator) shifts the random streams."""
+    iteration: int = 0
+    data_state: dict = dataclasses.field(default_factory=dict)
+    rng_state: dict = None
+
+    def restore_rng(self):
+        if self.rng_state is not None:
+            set_rng_state(self.rng_state)
+            self.rng_state = None
 
 
 def save_training_checkpoint(args, iteration, engine, data_state=None):
@@ -52,7 +68,8 @@ def save_training_checkpoint(args, iteration, engine, data_state=None):
 
 
 def load_training_checkpoint(args, engine):
-    """Resume from ``args.load``; returns ``(iteration, data_state)``.
+    """Resume from ``args.load``; returns a :class:`ResumeState` (call its ``restore_rng()`` just before
+    the first step).
 
     ``--no-load-optim``, ``--no-load-rng``, ``--no-load-lr-scheduler`` and ``--finetune`` skip those
     parts; a ``release`` tag loads the weights only.  A checkpoint saved at another model-parallel size
@@ -79,14 +96,16 @@ def load_training_checkpoint(args, engine):
 
 def _restore_client_state(args, engine, meta, weights_only_load):
     if weights_only_load:
-        return 0, {}
+        return ResumeState()
     scheduler_state = meta.get("lr_scheduler") or meta.get("client_lr_scheduler")
     if engine.lr_scheduler is not None and scheduler_state and not args.no_load_lr_scheduler:
         engine.lr_scheduler.load_state_dict(scheduler_state)
+    rng_state = None
     if not args.no_load_rng and meta.get("torch_rng_state") is not None:
-        set_rng_state(meta)
+        rng_state = {key: meta.get(key) for key in ("random_rng_state", "np_rng_state", "torch_rng_state",
+                                                    "cuda_rng_state", "rng_tracker_states")}
     iteration = meta.get("iteration", meta.get("total_iters", 0))
-    return int(iteration), meta.get("data_state") or {}
+    return ResumeState(int(iteration), meta.get("data_state") or {}, rng_state)
 
 
 def _load_deepspeed(args, engine, resolved):

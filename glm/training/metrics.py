@@ -1,7 +1,9 @@
 """Throughput, MFU and loss logging for the training loop (stdout, optional TensorBoard)."""
 
+import json
 import logging
 import math
+import os
 import resource
 import time
 
@@ -45,6 +47,9 @@ class TrainingLogger:
         self.peak = peak
         self.peak_label = peak_label
         self.writer = writer
+        # Every report also goes, at full precision, to <save>/train_log.jsonl (machine-readable; the
+        # resume tests compare losses bit for bit through it).
+        self.jsonl_path = os.path.join(args.save, "train_log.jsonl") if getattr(args, "save", None) else None
         self.reset()
         self.memory_reported = False
 
@@ -87,6 +92,12 @@ class TrainingLogger:
         if not self.memory_reported:
             print(memory_report(), flush=True)
             self.memory_reported = True
+        if self.jsonl_path:
+            record = {"iteration": iteration, "lr": lr, "loss": loss, "loss_scale": self.loss_scale,
+                      "grad_norm": self.grad_norm, "skipped": self.skipped, "tokens_per_s": tokens_per_s,
+                      "tflops_per_device": tflops, "mfu": mfu}
+            with open(self.jsonl_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
         if self.writer is not None:
             for key, value in (("lr", lr), ("train_loss", loss), ("tokens_per_s", tokens_per_s),
                                ("tflops_per_device", tflops), ("mfu", mfu), ("grad_norm", self.grad_norm),
@@ -108,7 +119,5 @@ def make_summary_writer(args):
     """A TensorBoard writer under ``<summary-dir>/runs/<experiment>`` when ``--tensorboard`` is set."""
     if not getattr(args, "tensorboard", False):
         return None
-    import os
-
     from torch.utils.tensorboard import SummaryWriter
     return SummaryWriter(log_dir=os.path.join(args.summary_dir or ".", "runs", args.experiment_name))

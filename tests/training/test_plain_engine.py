@@ -77,8 +77,9 @@ def test_exact_resume_from_checkpoint(tmp_path):
     model = build_model(resumed_args, DEVICE)
     optimizer = build_optimizer(resumed_args, model)
     fresh = PlainEngine(model, optimizer, get_learning_rate_scheduler(optimizer, resumed_args), resumed_args, DEVICE)
-    iteration, _ = load_training_checkpoint(resumed_args, fresh)
-    assert iteration == 4
+    resume = load_training_checkpoint(resumed_args, fresh)
+    resume.restore_rng()
+    assert resume.iteration == 4
     _, again = run(resumed_args, 8, start=4, engine=fresh, loader_start=4)
     assert again == rest
 
@@ -90,9 +91,8 @@ def test_resume_without_optimizer_state_needs_no_load_optim(tmp_path):
     from glm.checkpoint import CheckpointError
     with pytest.raises(CheckpointError, match="--no-load-optim"):
         load_training_checkpoint(tiny_args("--load", str(tmp_path)), make_engine(tiny_args()))
-    iteration, _ = load_training_checkpoint(tiny_args("--load", str(tmp_path), "--no-load-optim"),
-                                            make_engine(tiny_args()))
-    assert iteration == 1
+    resume = load_training_checkpoint(tiny_args("--load", str(tmp_path), "--no-load-optim"), make_engine(tiny_args()))
+    assert resume.iteration == 1
 
 
 def nan_forward(model, batch):
