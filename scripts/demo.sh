@@ -4,26 +4,26 @@
 # (token spans, sentences, document [gMASK]), save a checkpoint and print per-mode validation loss and
 # perplexity.  About ten minutes on 2 CPU cores, faster with a GPU.
 #
-#   bash scripts/demo.sh                     # everything under runs/demo
+#   bash scripts/demo.sh                                       # everything under runs/demo
 #   DEMO_DIR=/tmp/x bash scripts/demo.sh --train-iters 100     # extra flags go to pretrain_glm.py
-#
-# The same run on your own corpus: add --train-data /path/to/corpus.jsonl (one {"text": ...} per line),
-# see docs/data.md.
+#   DEMO_CORPUS=/path/to/corpus.jsonl bash scripts/demo.sh     # your own corpus (one {"text": ...} per line,
+#                                                              # see docs/data.md); tokenizer trained on it too
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh requirements.txt
 PY="${GLM_VENV:-.venv}/bin/python"
 OUT="${DEMO_DIR:-runs/demo}"
+CORPUS="${DEMO_CORPUS:-kjv}"
 mkdir -p "$OUT"
 
-echo "== tokenizer: SentencePiece (8000 pieces) trained on the King James Bible"
-"$PY" scripts/train_tokenizer.py --corpus kjv --vocab-size 8000 --output "$OUT/tokenizer"
+echo "== tokenizer: SentencePiece (8000 pieces) trained on $CORPUS"
+"$PY" scripts/train_tokenizer.py --corpus "$CORPUS" --vocab-size 8000 --output "$OUT/tokenizer"
 
-echo "== pretraining a 4-layer GLM (hidden 256) on the King James Bible"
+echo "== pretraining a 4-layer GLM (hidden 256) on $CORPUS"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 "$PY" pretrain_glm.py \
     --block-lm --task-mask --bert-prob 0.5 --gap-sentence-prob 0.3 --gpt-min-ratio 0.25 --avg-block-length 3 \
-    --train-data kjv --split 949,50,1 \
+    --train-data "$CORPUS" --split 949,50,1 \
     --tokenizer-type SentencePieceTokenizer --tokenizer-path "$OUT/tokenizer.model" \
     --num-layers 4 --hidden-size 256 --num-attention-heads 4 --seq-length 256 --max-position-embeddings 256 \
     --batch-size 8 --train-iters 350 --lr 1e-3 --warmup 0.02 --lr-decay-style cosine --lr-decay-ratio 0.1 \

@@ -26,17 +26,29 @@ def reference_dir():
     return path
 
 
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
 @pytest.fixture(autouse=True)
 def _restore_global_state():
-    """Tests must not leak default dtype, RNG or model-parallel groups into each other."""
+    """Tests must not leak default dtype, RNG, process groups, model-parallel groups or launcher
+    environment variables (which would make a later subprocess wait for ranks that never come)."""
     dtype = torch.get_default_dtype()
     rng = torch.get_rng_state()
+    environment = {k: os.environ.get(k) for k in LAUNCHER_VARIABLES}
     yield
     torch.set_default_dtype(dtype)
     torch.set_rng_state(rng)
     from glm import mpu
     mpu.destroy_model_parallel()
     mpu.get_rng_tracker().reset()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    for key, value in environment.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def pytest_configure(config):

@@ -41,12 +41,15 @@ def flags(corpus, cache, *extra):
 
 
 def env():
-    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    """The test process's environment without launcher variables (a subprocess must start alone)."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    return dict(clean, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 
 def run(argv, **kw):
     return subprocess.run([sys.executable, str(ROOT / "pretrain_glm.py"), *argv], cwd=ROOT, env=env(),
-                          capture_output=True, text=True, timeout=600, **kw)
+                          capture_output=True, text=True, timeout=300, **kw)
 
 
 def losses(save):
@@ -99,7 +102,7 @@ def test_resume_at_another_data_parallel_size(corpus, tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
          str(ROOT / "pretrain_glm.py"), *flags(corpus, tmp_path / "cache", "--save", str(tmp_path / "s"),
                                                 "--load", run_dir, "--batch-size", "1", "--train-iters", "8")],
-        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resumed from" in second.stdout and "at iteration 4" in second.stdout
     assert max(losses(tmp_path / "s")) == 8
