@@ -10,7 +10,6 @@ same process so machine noise hits them alike; the table reports medians and the
 MFU = model FLOPs (``glm.model.flops_per_token``) / a matmul peak measured in the same run.
 """
 
-import argparse
 import os
 import sys
 
@@ -18,7 +17,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import machine, measure_matmul_peak, median_time, nominal_peak, print_table  # noqa: E402
+from bench.common import shape_parser, machine, measure_matmul_peak, median_time, nominal_peak, print_table  # noqa: E402
 from glm import mpu  # noqa: E402
 from glm.model import GLMModel, flops_per_token  # noqa: E402
 
@@ -84,15 +83,7 @@ def hf_step(model, batch, dtype, device):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layers", type=int, default=12)
-    parser.add_argument("--hidden", type=int, default=768)
-    parser.add_argument("--heads", type=int, default=12)
-    parser.add_argument("--vocab", type=int, default=30592)
-    parser.add_argument("--seq", type=int, default=512)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser = shape_parser(__doc__)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference attention path")
     args = parser.parse_args()

@@ -9,7 +9,6 @@ model FLOPs (``glm.model.flops_per_token``) per second over the device peak: the
 figure on known GPUs, else a matmul measured in the same run.  ``--profile`` prints the top operators.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -19,7 +18,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import machine, measure_matmul_peak, median_time, nominal_peak, print_table  # noqa: E402
+from bench.common import shape_parser, machine, measure_matmul_peak, median_time, nominal_peak, print_table  # noqa: E402
 from glm.arguments import get_args  # noqa: E402
 from glm.learning_rates import get_learning_rate_scheduler  # noqa: E402
 from glm.model import flops_per_token  # noqa: E402
@@ -73,15 +72,7 @@ def fixed_batch(opts, device):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layers", type=int, default=12)
-    parser.add_argument("--hidden", type=int, default=768)
-    parser.add_argument("--heads", type=int, default=12)
-    parser.add_argument("--vocab", type=int, default=30592)
-    parser.add_argument("--seq", type=int, default=512)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
+    parser = shape_parser(__doc__)
     parser.add_argument("--zero-stage", type=int, default=0)
     parser.add_argument("--backend", default="auto", help="attention backend of the model")
     parser.add_argument("--checkpoint-activations", action="store_true")

@@ -1,5 +1,6 @@
 """Helpers shared by the benchmarks: a measured matmul peak, timing, machine description."""
 
+import argparse
 import os
 import platform
 import statistics
@@ -70,3 +71,17 @@ def print_table(title, header, rows):
     print(line.format(*["-" * w for w in widths]))
     for row in rows:
         print(line.format(*row))
+
+
+def shape_parser(description, dtypes=("fp32", "bf16", "fp16")):
+    """Argument parser with the model-shape options every model benchmark takes (GLM-Base defaults)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--hidden", type=int, default=768)
+    parser.add_argument("--heads", type=int, default=12)
+    parser.add_argument("--vocab", type=int, default=30592)
+    parser.add_argument("--seq", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dtype", choices=list(dtypes), default="fp32")
+    return parser

@@ -6,6 +6,8 @@
 script_path=$(realpath "${BASH_SOURCE[0]}")
 script_dir=$(dirname "$script_path")
 config_json="$script_dir/config_block_10B.json"
+# shellcheck source=common.sh
+source "$script_dir/common.sh"
 
 gpt_options=" \
        --block-lm \
@@ -17,26 +19,16 @@ gpt_options=" \
        --block-mask-prob 0.1 \
        --short-seq-prob 0.02 \
        --experiment-name blocklm-10b-chinese \
-       --model-parallel-size ${MP_SIZE:-1} \
        --num-layers 48 \
        --hidden-size 4096 \
        --num-attention-heads 64 \
        --seq-length 512 \
        --max-position-embeddings 1024 \
        --tokenizer-type ChineseSPTokenizer \
-       --save ${SAVE_PATH:?set SAVE_PATH to the directory where checkpoints are written} \
        --train-iters 150000 \
        --lr-decay-style cosine \
        --lr-decay-iters 120000 \
        --lr-decay-ratio 0.1 \
        --warmup .04 \
-       --resume-dataloader \
        --train-data wudao baike zhihu \
-       --split 949,50,1 \
-       --distributed-backend nccl \
-       --checkpoint-activations \
-       --deepspeed-activation-checkpointing \
-       --fp16 \
-       --deepspeed \
-       --deepspeed_config ${config_json} \
-"
+       ${common_options}"

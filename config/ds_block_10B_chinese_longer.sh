@@ -6,6 +6,8 @@
 script_path=$(realpath "${BASH_SOURCE[0]}")
 script_dir=$(dirname "$script_path")
 config_json="$script_dir/config_block_10B_longer.json"
+# shellcheck source=common.sh
+source "$script_dir/common.sh"
 
 gpt_options=" \
        --block-lm \
@@ -17,7 +19,6 @@ gpt_options=" \
        --block-mask-prob 0.1 \
        --short-seq-prob 0.5 \
        --experiment-name blocklm-10b-chinese-longer \
-       --model-parallel-size ${MP_SIZE:-1} \
        --num-layers 48 \
        --hidden-size 4096 \
        --num-attention-heads 64 \
@@ -26,19 +27,10 @@ gpt_options=" \
        --tokenizer-type ChineseSPTokenizer \
        --load ${CHECKPOINT_PATH:?set CHECKPOINT_PATH to the 512-token GLM-10B-Chinese checkpoint to continue from} \
        --no-load-lr-scheduler \
-       --save ${SAVE_PATH:?set SAVE_PATH to the directory where checkpoints are written} \
        --train-iters 20000 \
        --lr-decay-style cosine \
        --lr-decay-iters 20000 \
        --lr-decay-ratio 0.1 \
        --warmup .025 \
-       --resume-dataloader \
        --train-data wudao baike zhihu \
-       --split 949,50,1 \
-       --distributed-backend nccl \
-       --checkpoint-activations \
-       --deepspeed-activation-checkpointing \
-       --fp16 \
-       --deepspeed \
-       --deepspeed_config ${config_json} \
-"
+       ${common_options}"

@@ -6,12 +6,13 @@
 script_path=$(realpath "${BASH_SOURCE[0]}")
 script_dir=$(dirname "$script_path")
 config_json="$script_dir/config_block_base.json"
+# shellcheck source=common.sh
+source "$script_dir/common.sh"
 
 gpt_options=" \
        --block-lm \
        --bert-prob 1.0 \
        --experiment-name blocklm-base-blank \
-       --model-parallel-size ${MP_SIZE:-1} \
        --num-layers 12 \
        --hidden-size 768 \
        --num-attention-heads 12 \
@@ -19,19 +20,10 @@ gpt_options=" \
        --max-position-embeddings 512 \
        --tokenizer-type BertWordPieceTokenizer \
        --tokenizer-model-type bert-base-uncased \
-       --save ${SAVE_PATH:?set SAVE_PATH to the directory where checkpoints are written} \
        --train-iters 150000 \
        --lr-decay-style cosine \
        --lr-decay-iters 120000 \
        --lr-decay-ratio 0.05 \
        --warmup .05 \
-       --resume-dataloader \
        --train-data bert-base \
-       --split 949,50,1 \
-       --distributed-backend nccl \
-       --checkpoint-activations \
-       --deepspeed-activation-checkpointing \
-       --fp16 \
-       --deepspeed \
-       --deepspeed_config ${config_json} \
-"
+       ${common_options}"

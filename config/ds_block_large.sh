@@ -6,13 +6,14 @@
 script_path=$(realpath "${BASH_SOURCE[0]}")
 script_dir=$(dirname "$script_path")
 config_json="$script_dir/config_block_large.json"
+# shellcheck source=common.sh
+source "$script_dir/common.sh"
 
 gpt_options=" \
        --block-lm \
        --bert-prob 1.0 \
        --avg-block-length 3 \
        --experiment-name blocklm-large-blank \
-       --model-parallel-size ${MP_SIZE:-1} \
        --num-layers 24 \
        --hidden-size 1024 \
        --num-attention-heads 16 \
@@ -20,19 +21,10 @@ gpt_options=" \
        --max-position-embeddings 512 \
        --tokenizer-type BertWordPieceTokenizer \
        --tokenizer-model-type bert-large-uncased \
-       --save ${SAVE_PATH:?set SAVE_PATH to the directory where checkpoints are written} \
        --train-iters 200000 \
        --lr-decay-style cosine \
        --lr-decay-iters 160000 \
        --lr-decay-ratio 0.05 \
        --warmup .05 \
-       --resume-dataloader \
        --train-data bert-large \
-       --split 949,50,1 \
-       --distributed-backend nccl \
-       --checkpoint-activations \
-       --deepspeed-activation-checkpointing \
-       --fp16 \
-       --deepspeed \
-       --deepspeed_config ${config_json} \
-"
+       ${common_options}"

@@ -6,6 +6,8 @@
 script_path=$(realpath "${BASH_SOURCE[0]}")
 script_dir=$(dirname "$script_path")
 config_json="$script_dir/config_block_large_chinese.json"
+# shellcheck source=common.sh
+source "$script_dir/common.sh"
 
 gpt_options=" \
        --block-lm \
@@ -17,7 +19,6 @@ gpt_options=" \
        --block-mask-prob 0.1 \
        --short-seq-prob 0.02 \
        --experiment-name blocklm-large-chinese \
-       --model-parallel-size ${MP_SIZE:-1} \
        --num-layers 24 \
        --hidden-size 1024 \
        --num-attention-heads 16 \
@@ -25,20 +26,11 @@ gpt_options=" \
        --max-position-embeddings 1024 \
        --tokenizer-type ChineseSPTokenizer \
        --fix-command-token \
-       --save ${SAVE_PATH:?set SAVE_PATH to the directory where checkpoints are written} \
        --train-iters 250000 \
        --lr-decay-style cosine \
        --lr-decay-iters 200000 \
        --lr-decay-ratio 0.1 \
        --warmup .04 \
-       --resume-dataloader \
        --train-data wudao baike zhihu \
        --no-lazy-loader \
-       --split 949,50,1 \
-       --distributed-backend nccl \
-       --checkpoint-activations \
-       --deepspeed-activation-checkpointing \
-       --fp16 \
-       --deepspeed \
-       --deepspeed_config ${config_json} \
-"
+       ${common_options}"

@@ -6,13 +6,14 @@
 script_path=$(realpath "${BASH_SOURCE[0]}")
 script_dir=$(dirname "$script_path")
 config_json="$script_dir/config_blockta_large.json"
+# shellcheck source=common.sh
+source "$script_dir/common.sh"
 
 gpt_options=" \
        --block-lm \
        --task-mask \
        --bert-prob 1.0 \
        --experiment-name blocklm-roberta-large-blank \
-       --model-parallel-size ${MP_SIZE:-1} \
        --num-layers 24 \
        --hidden-size 1024 \
        --num-attention-heads 16 \
@@ -20,20 +21,11 @@ gpt_options=" \
        --max-position-embeddings 512 \
        --tokenizer-type GPT2BPETokenizer \
        --tokenizer-model-type roberta \
-       --save ${SAVE_PATH:?set SAVE_PATH to the directory where checkpoints are written} \
        --train-iters 500000 \
        --lr-decay-style linear \
        --lr-decay-iters 500000 \
        --lr-decay-ratio 0.025 \
        --warmup .06 \
-       --resume-dataloader \
        --train-data wikibook cc-news openwebtext \
        --shuffle \
-       --split 949,50,1 \
-       --distributed-backend nccl \
-       --checkpoint-activations \
-       --deepspeed-activation-checkpointing \
-       --fp16 \
-       --deepspeed \
-       --deepspeed_config ${config_json} \
-"
+       ${common_options}"
