@@ -139,6 +139,13 @@ def _parity_worker(rank, world, ref):
         (theirs * torch.arange(15.0).view(3, 5)).sum().backward()
         assert (local.grad - reference_input.grad.chunk(world, dim=-1)[rank]).abs().max().item() < 1e-5
 
+    # Shapes the parallel size cannot split are refused with the culprit named.
+    vocab = 66 if world == 4 else 65
+    with pytest.raises(ValueError, match=f"vocabulary size {vocab} is not divisible by the model-parallel size {world}"):
+        tiny_glm(vocab=vocab, **{k: v for k, v in MODEL_KW.items() if k != "vocab"})
+    with pytest.raises(ValueError, match=f"attention heads 3 must both be divisible by the model-parallel size {world}"):
+        tiny_glm(hidden=36, heads=3, **{k: v for k, v in MODEL_KW.items() if k not in ("hidden", "heads")})
+
     # A batch built on the first rank of the group reaches the others, zero-sized dims included.
     data = {"text": torch.arange(12).view(3, 4), "empty": torch.zeros(2, 0, dtype=torch.long)} if rank == 0 else None
     got = mpu.broadcast_data(["text", "empty"], data, torch.int64)

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from glm.checkpoint import load_model_state
+from glm.training.finetune_losses import choice_loss
 from glm.model import (GLMForMultiTokenCloze, GLMForMultiTokenClozeFast, GLMForSequenceClassification,
                        GLMForSingleTokenCloze, GLMModel)
 
@@ -75,10 +75,10 @@ def test_cloze_head_logits(name, cases, reference_dir):
     assert (out[0] - case["logits"]).abs().max().item() < TOL
     if "target_logits" in case:
         assert (out[1] - case["target_logits"]).abs().max().item() < TOL
-    if case["loss_func"] == "cross_entropy" and not case["adapet"] and "loss_mask" not in case["inputs"]:
-        # The plain finetuning loss: cross entropy over the choice / label scores.
-        loss = F.cross_entropy(out[0], case["inputs"]["label"])
-        assert abs(loss.item() - case["loss"]) < TOL
+    # The finetuning loss over the choice / label scores (cross entropy, mix, ADAPET; padded choices).
+    loss = choice_loss(out[0], case["inputs"]["label"], case["loss_func"], case["inputs"].get("loss_mask"),
+                       case["adapet"])
+    assert abs(loss.item() - case["loss"]) < TOL
 
 
 @pytest.mark.parametrize("name", CLOZE)
@@ -104,5 +104,5 @@ def test_classification_head_logits(name, cases, reference_dir):
     with torch.no_grad():
         logits = head(inputs["text"], inputs["position"], inputs["mask"])[0]
     assert (logits - case["logits"]).abs().max().item() < TOL
-    loss = F.cross_entropy(logits, inputs["label"])
+    loss = choice_loss(logits, inputs["label"], case["loss_func"])
     assert abs(loss.item() - case["loss"]) < TOL

@@ -139,3 +139,33 @@ def test_mixed_precision_runs(flag):
 
 if __name__ == "__main__":
     print([round(x, 6) for x in run(tiny_args(), 8)[1]])
+
+
+def test_hinge_loss_by_hand():
+    from glm.training.finetune_losses import choice_loss
+    logits = torch.tensor([[2.0, 1.5, -1.0]])
+    # 1 + s_j - s_correct, clamped at 0, summed, minus the correct class's own 1.
+    assert choice_loss(logits, torch.tensor([0]), "hinge").item() == pytest.approx((1 + 0.5 + 0) - 1.0)
+    with pytest.raises(ValueError, match="--loss-func must be one of"):
+        choice_loss(logits, torch.tensor([0]), "focal")
+
+
+def test_a_checkpoint_interrupted_mid_write_is_never_chosen(tmp_path, monkeypatch):
+    """Killed while writing iteration 8: the trackers still name 4, no file sits under the real name,
+    and resuming loads 4."""
+    args = tiny_args("--save", str(tmp_path))
+    engine, _ = run(args, 4)
+    save_training_checkpoint(args, 4, engine)
+
+    def dies_mid_write(obj, f):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # what a kill during torch.save looks like to the writer
+
+    monkeypatch.setattr(torch, "save", dies_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        save_training_checkpoint(args, 8, engine)
+    monkeypatch.undo()
+    assert (tmp_path / "latest_checkpointed_iteration.txt").read_text() == "4"
+    assert not (tmp_path / "8" / "mp_rank_00_model_states.pt").exists()
+    resume = load_training_checkpoint(tiny_args("--load", str(tmp_path)), make_engine(tiny_args()))
+    assert resume.iteration == 4
