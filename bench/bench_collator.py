@@ -79,6 +79,9 @@ def main(argv=None):
     parser.add_argument('--seq-length', type=int, default=512)
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--batches', type=int, default=40)
+    parser.add_argument('--train-batch-size', type=int, default=2,
+                        help='batch of the GLM-Base training step measured for comparison')
+    parser.add_argument('--no-train-step', action='store_true', help='skip the training-step comparison')
     opts = parser.parse_args(argv)
 
     args = get_args(['--block-lm', '--task-mask', '--block-mask-prob', '0.1', '--gpt-min-ratio', '0.25',
@@ -97,10 +100,46 @@ def main(argv=None):
         assert produced == mode
         rows.append((mode, rate, ms, rate * opts.seq_length))
 
+    train_rate = None if opts.no_train_step else train_step_rate(args, tokenizer, samples, opts.train_batch_size)
+    header = ['mode', 'samples/s', 'ms/batch', 'tokens/s'] + ([] if train_rate is None else ['x training step'])
+    table = [[mode, f'{rate:.0f}', f'{ms:.1f}', f'{tokens:.0f}'] + ([] if train_rate is None else
+                                                                   [f'{rate / train_rate:,.0f}x'])
+             for mode, rate, ms, tokens in rows]
+    if train_rate is not None:
+        table.append(['GLM-Base training step', f'{train_rate:.2f}', f'{1000 * opts.train_batch_size / train_rate:.0f}',
+                      f'{train_rate * opts.seq_length:.0f}', '1x'])
     print_table(f'Collator throughput: sequence {opts.seq_length}, batch {opts.batch_size}, BERT tokenizer, '
-                f'collate in the calling thread; {machine()}',
-                ['mode', 'samples/s', 'ms/batch', 'tokens/s'],
-                [(mode, f'{rate:.0f}', f'{ms:.1f}', f'{tokens:.0f}') for mode, rate, ms, tokens in rows])
+                f'collate in the calling thread; beside it, in the same run, the samples/s a GLM-Base training step '
+                f'(12x768, fwd+bwd+AdamW, batch {opts.train_batch_size}) consumes; target: data path >= 10x; {machine()}',
+                header, table)
+
+
+def train_step_rate(args, tokenizer, samples, batch_size, repeats=3):
+    """Samples/s of a full plain-engine training step of a GLM-Base-shaped model on collated batches."""
+    import torch
+
+    from glm.learning_rates import get_learning_rate_scheduler
+    from glm.training.engines import PlainEngine
+    from glm.training.loop import pretrain_forward
+    from glm.training.model_setup import build_model, build_optimizer
+
+    base = get_args(['--block-lm', '--num-layers', '12', '--hidden-size', '768', '--num-attention-heads', '12',
+                     '--seq-length', str(args.seq_length), '--max-position-embeddings', str(args.seq_length),
+                     '--train-iters', '100', '--tokenizer-type', 'BertWordPieceTokenizer'])
+    base.vocab_size = args.vocab_size
+    device = torch.device('cpu')
+    model = build_model(base, device)
+    optimizer = build_optimizer(base, model)
+    engine = PlainEngine(model, optimizer, get_learning_rate_scheduler(optimizer, base), base, device)
+    strategy = build_block_strategy(args, tokenizer, bert_prob=1.0, gap_sentence_prob=0.0)
+    batch = strategy.construct_blocks([dict(s, iteration=0) for s in samples[:batch_size]])
+    engine.train_batch([batch], pretrain_forward)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        engine.train_batch([batch], pretrain_forward)
+        times.append(time.perf_counter() - start)
+    return batch_size / statistics.median(times)
 
 if __name__ == '__main__':
     main()
