@@ -149,3 +149,27 @@ def test_bad_input_stops_cleanly(case, corpus, tmp_path, capsys):
     assert "Traceback" not in output
     # No partial state: nothing was written under the save directory.
     assert not save.exists() or not any(save.rglob("*"))
+
+
+@pytest.mark.slow
+def test_deepspeed_launcher_two_ranks_zero1(corpus, tmp_path):
+    """The `deepspeed` launcher (2 CPU ranks, gloo) runs pretrain_glm.py with the DeepSpeed engine."""
+    pytest.importorskip("deepspeed")
+    import shutil
+    launcher = shutil.which("deepspeed") or str(Path(sys.executable).parent / "deepspeed")
+    if not os.path.exists(launcher):
+        pytest.skip("the deepspeed launcher script is not installed")
+    config = tmp_path / "ds.json"
+    config.write_text(json.dumps({"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1,
+                                  "zero_optimization": {"stage": 1}, "zero_allow_untested_optimizer": True,
+                                  "gradient_clipping": 1.0, "steps_per_print": 1000}))
+    from tests.distributed.launcher import free_port
+    result = subprocess.run(
+        [launcher, "--num_gpus", "2", "--master_port", str(free_port()), str(ROOT / "pretrain_glm.py"),
+         *flags(corpus, tmp_path / "cache", "--save", str(tmp_path / "ds"), "--train-iters", "4",
+                "--deepspeed", "--deepspeed_config", str(config))],
+        cwd=ROOT, env=dict(env(), DS_ACCELERATOR="cpu"), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "engine: deepspeed" in result.stdout
+    assert max(losses(tmp_path / "ds")) == 4
+    assert glob.glob(f"{tmp_path}/ds/run-*/4/mp_rank_00_model_states.pt")
