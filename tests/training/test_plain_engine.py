@@ -169,3 +169,19 @@ def test_a_checkpoint_interrupted_mid_write_is_never_chosen(tmp_path, monkeypatc
     assert not (tmp_path / "8" / "mp_rank_00_model_states.pt").exists()
     resume = load_training_checkpoint(tiny_args("--load", str(tmp_path)), make_engine(tiny_args()))
     assert resume.iteration == 4
+
+
+def test_tensorboard_scalars_are_written(tmp_path):
+    from glm.training.metrics import make_summary_writer
+    args = tiny_args("--tensorboard", "--summary-dir", str(tmp_path), "--experiment-name", "tb", "--log-interval", "2",
+                     "--train-iters", "2")
+    writer = make_summary_writer(args)
+    engine = make_engine(args)
+    log = TrainingLogger(args, engine.module.config, 1, 1e11, "test", writer)
+    train(args, engine, iter(SyntheticLoader(4)), pretrain_forward, 0, DEVICE, log)
+    writer.close()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    assert {"Train/lr", "Train/train_loss", "Train/mfu"} <= set(events.Tags()["scalars"])
