@@ -1,0 +1,207 @@
+"""Re-cut a checkpoint for another model-parallel size (``python change_mp.py DIR TARGET_MP``).
+
+Reads every ``mp_rank_XX_model_states.pt`` of the checkpoint at ``DIR`` (a save directory with a
+tracker file naming an iteration, ``release`` or ``best``, or a folder holding the files
+directly), re-cuts the ``module`` state dict for ``TARGET_MP`` ranks with the layout the model
+itself declares (:mod:`glm.checkpoint.layout_inference`, :mod:`glm.mpu.partition`), and writes
+``DIR_MP<TARGET_MP>`` in the same layout.  Other top-level keys follow spec 4.4: the keys of
+:data:`PRESERVED_KEYS` are kept, ``mp_world_size`` becomes the target size, everything else
+(the optimizer state above all) is set to ``None`` -- and this is said, not done silently.
+
+Memory: the source shards are read once; output shards are built and written one rank at a time
+and each full tensor exists only while it is being cut, so the peak stays near the checkpoint
+size plus one output shard (``bench/bench_reshard.py``).
+"""
+
+import os
+import shutil
+import tempfile
+
+import torch
+
+from .errors import CheckpointError
+from .io import atomic_torch_save, atomic_write_text, load_checkpoint_file
+from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, model_file_name, read_tracker, resolve_checkpoint
+from .layout_inference import check_target_size, checkpoint_layout
+from ..mpu.partition import merge_shards, shard_tensor
+
+#: Top-level keys copied unchanged into every output shard (the original's preserve list).
+PRESERVED_KEYS = ("lr_scheduler", "skipped_steps", "global_steps", "global_samples", "dp_world_size", "iteration",
+                  "client_lr_scheduler", "random_rng_state", "np_rng_state", "torch_rng_state", "cuda_rng_state",
+                  "rng_tracker_states")
+MODULE_KEY = "module"
+
+
+def default_output_dir(checkpoint_dir, target_mp):
+    return os.path.normpath(checkpoint_dir) + f"_MP{target_mp}"
+
+
+def _load_shards(resolved):
+    checkpoints = [load_checkpoint_file(resolved.model_file(r)) for r in range(resolved.mp_size)]
+    for rank, ckpt in enumerate(checkpoints):
+        if not isinstance(ckpt, dict) or MODULE_KEY not in ckpt:
+            raise CheckpointError(f"{resolved.model_file(rank)} has no '{MODULE_KEY}' entry; not a GLM model checkpoint")
+    iterations = {ckpt.get("iteration") for ckpt in checkpoints}
+    if len(iterations) > 1:
+        found = ", ".join(f"rank {r}: {c.get('iteration')}" for r, c in enumerate(checkpoints))
+        raise CheckpointError(f"the shards in {resolved.tag_dir} come from different iterations ({found})")
+    keys0 = list(checkpoints[0][MODULE_KEY])
+    for rank, ckpt in enumerate(checkpoints[1:], start=1):
+        if set(ckpt[MODULE_KEY]) != set(keys0):
+            diff = sorted(set(ckpt[MODULE_KEY]) ^ set(keys0))
+            raise CheckpointError(f"shard {rank} of {resolved.tag_dir} holds other tensors than shard 0: {diff[:10]}")
+    for ckpt in checkpoints:
+        stored = ckpt.get("mp_world_size")
+        if isinstance(stored, int) and stored != resolved.mp_size:
+            raise CheckpointError(
+                f"{resolved.tag_dir} has {resolved.mp_size} shard files but they say mp_world_size={stored}; "
+                "a rank is missing or files from another run are mixed in")
+    return checkpoints
+
+
+def _other_keys(checkpoint, target_mp):
+    """Non-``module`` keys for an output shard, and the names of the keys whose content is dropped."""
+    out, dropped = {}, []
+    for key, value in checkpoint.items():
+        if key == MODULE_KEY:
+            continue
+        if key in PRESERVED_KEYS:
+            out[key] = value
+        elif key == "mp_world_size":
+            out[key] = target_mp
+        else:
+            out[key] = None
+            if value is not None and not (hasattr(value, "__len__") and len(value) == 0):
+                dropped.append(key)
+    return out, dropped
+
+
+def _full_tensor(shards, key, dim, stride):
+    if len(shards) == 1 or dim is None:
+        return shards[0][key]
+    return merge_shards([s[key] for s in shards], dim, stride)
+
+
+def reshard_module(shards, layout, target_mp, rank, release=False):
+    """Rank ``rank``'s ``module`` at ``target_mp`` from the source ``shards`` (list of state
+    dicts); each full tensor lives only while it is cut.  With ``release`` the source tensors are
+    dropped from ``shards`` as soon as they are used (call it for the last rank)."""
+    out = {}
+    for key in list(shards[0]):
+        value = shards[0][key]
+        if not torch.is_tensor(value):
+            out[key] = value
+        else:
+            dim, stride = layout[key]
+            full = _full_tensor(shards, key, dim, stride)
+            if dim is None or target_mp == 1:
+                out[key] = full
+            else:
+                out[key] = shard_tensor(full, dim, stride, target_mp, rank)
+            del full
+        if release:
+            for s in shards:
+                del s[key]
+    return out
+
+
+def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=False, num_attention_heads=None,
+                          log=print):
+    """Write ``checkpoint_dir`` re-cut for ``target_mp`` ranks; returns the output directory."""
+    target_mp = int(target_mp)
+    if not os.path.isdir(checkpoint_dir):
+        raise CheckpointError(f"{checkpoint_dir} is not a directory; change_mp.py takes a checkpoint directory")
+    resolved = resolve_checkpoint(checkpoint_dir)
+    has_tracker = read_tracker(checkpoint_dir) is not None
+    output_dir = output_dir or default_output_dir(checkpoint_dir, target_mp)
+    if os.path.exists(output_dir) and not overwrite:
+        raise CheckpointError(f"output directory {output_dir} already exists; remove it or pass --overwrite")
+
+    checkpoints = _load_shards(resolved)
+    shards = [c[MODULE_KEY] for c in checkpoints]
+    layout, info = checkpoint_layout(shards[0], resolved.mp_size, num_attention_heads)
+    check_target_size(info, layout, shards, target_mp)
+    log(f"change_mp: {resolved.tag_dir} (tag '{resolved.tag}', model-parallel size {resolved.mp_size}) -> "
+        f"{output_dir} (size {target_mp})")
+    log(f"change_mp: model inferred from the shapes: {info.num_layers} layers, hidden {info.hidden_size}, "
+        f"vocab {info.vocab_size}, {'relative' if info.relative_encoding else 'block' if info.block_position_encoding else 'absolute'}"
+        f" positions, head={info.head}" + (f", prompt spell {info.spell_length} ({info.spell_func})" if info.spell_length else "")
+        + ("" if info.num_attention_heads else "; number of attention heads unknown (pass --num-attention-heads "
+           "to check that it divides the target size)"))
+    others, dropped = _other_keys(checkpoints[0], target_mp)
+    if dropped:
+        log(f"change_mp: NOTE the following state cannot be re-cut and is set to None in the output: "
+            f"{', '.join(dropped)}. The optimizer state is dropped; resume from the output with --no-load-optim "
+            "(optimizer moments restart from zero).")
+    del checkpoints
+
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix="." + os.path.basename(output_dir) + ".tmp-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    try:
+        tag_dir = os.path.join(staging, resolved.tag) if has_tracker else staging
+        os.makedirs(tag_dir, exist_ok=True)
+        for rank in range(target_mp):
+            module = reshard_module(shards, layout, target_mp, rank, release=rank == target_mp - 1)
+            state = dict(others)
+            state[MODULE_KEY] = module
+            atomic_torch_save(state, os.path.join(tag_dir, model_file_name(rank)))
+            del module, state
+        if has_tracker:
+            for name in (TRACKER_FILENAME, DEEPSPEED_TRACKER_FILENAME):
+                atomic_write_text(os.path.join(staging, name), resolved.tag + "\n")
+        if os.path.exists(output_dir):
+            shutil.rmtree(output_dir)
+        os.replace(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log(f"change_mp: wrote {target_mp} shard(s) to {output_dir}")
+    return output_dir
+
+
+def build_parser():
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog="change_mp.py",
+        description="Re-cut a GLM checkpoint for another model-parallel size; writes CHECKPOINT_DIR_MP<TARGET_MP>.")
+    parser.add_argument("checkpoint_dir", help="save directory (with latest_checkpointed_iteration.txt) or a folder "
+                        "holding mp_rank_XX_model_states.pt files")
+    parser.add_argument("target_mp", type=int, help="target model-parallel size")
+    parser.add_argument("--num-attention-heads", type=int, default=None,
+                        help="number of attention heads, to check that it divides the target size "
+                        "(not stored in the checkpoint except under --transformer-xl)")
+    parser.add_argument("--output", default=None, help="output directory (default CHECKPOINT_DIR_MP<TARGET_MP>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--consolidate-zero", action="store_true",
+                        help="CHECKPOINT_DIR is a DeepSpeed ZeRO save directory: write its fp32 weights as a "
+                        "module-only checkpoint in the original layout (then re-cut to TARGET_MP)")
+    parser.add_argument("--tag", default=None, help="with --consolidate-zero: the tag to read (default: 'latest')")
+    return parser
+
+
+def main(argv=None):
+    import sys
+    args = build_parser().parse_args(argv)
+    try:
+        if args.consolidate_zero:
+            from .zero import consolidate_zero_checkpoint
+            output = args.output or default_output_dir(args.checkpoint_dir, args.target_mp)
+            if args.target_mp == 1:
+                consolidate_zero_checkpoint(args.checkpoint_dir, output, tag=args.tag, overwrite=args.overwrite)
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    fp32 = os.path.join(tmp, "fp32")
+                    consolidate_zero_checkpoint(args.checkpoint_dir, fp32, tag=args.tag)
+                    change_model_parallel(fp32, args.target_mp, output, args.overwrite, args.num_attention_heads)
+            print(f"change_mp: consolidated fp32 weights written to {output}")
+        else:
+            change_model_parallel(args.checkpoint_dir, args.target_mp, args.output, args.overwrite,
+                                  args.num_attention_heads)
+    except CheckpointError as err:
+        print(f"change_mp.py: error: {err}", file=sys.stderr)
+        return 2
+    return 0

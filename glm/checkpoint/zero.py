@@ -1,0 +1,86 @@
+"""Consolidating a DeepSpeed ZeRO checkpoint into an fp32 ``module`` in the original layout.
+
+Under ZeRO the ``mp_rank_XX_model_states.pt`` file that DeepSpeed writes holds the model in the
+training precision (fp16/bf16) and the fp32 master weights are spread over the
+``zero_pp_rank_*_optim_states.pt`` shards of the data-parallel ranks.  DeepSpeed's library
+function ``deepspeed.utils.zero_to_fp32.get_fp32_state_dict_from_zero_checkpoint`` gathers them
+(the ``zero_to_fp32.py`` copy DeepSpeed drops into the save directory needs ``huggingface_hub``;
+the library function does not).  The result is written as
+``OUT/<tag>/mp_rank_00_model_states.pt`` = ``{'module': fp32 state dict, 'iteration': ..., ...}``
+with both tracker files, loadable by every loader of this project and by ``change_mp.py``.
+
+    python change_mp.py SAVE_DIR 1 --consolidate-zero [--tag TAG] [--output OUT]
+"""
+
+import os
+import shutil
+import tempfile
+
+import torch
+
+from .change_mp import PRESERVED_KEYS
+from .errors import CheckpointError
+from .io import atomic_torch_save, atomic_write_text, load_checkpoint_file
+from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, list_model_files, model_file_name
+
+
+def _zero_tag(save_dir, tag):
+    if tag is not None:
+        return str(tag)
+    path = os.path.join(save_dir, DEEPSPEED_TRACKER_FILENAME)
+    if not os.path.isfile(path):
+        path = os.path.join(save_dir, TRACKER_FILENAME)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{save_dir} has no '{DEEPSPEED_TRACKER_FILENAME}' file; pass --tag")
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
+
+
+def zero_fp32_state_dict(save_dir, tag=None):
+    """``(fp32 state dict, tag, client state of mp_rank_00)`` of the ZeRO checkpoint ``save_dir/tag``."""
+    try:
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    except ImportError as err:  # pragma: no cover - deepspeed is in requirements.txt
+        raise CheckpointError("consolidating a ZeRO checkpoint needs DeepSpeed (pip install deepspeed)") from err
+    tag = _zero_tag(save_dir, tag)
+    tag_dir = os.path.join(save_dir, tag)
+    if not os.path.isdir(tag_dir):
+        raise CheckpointError(f"{tag_dir} does not exist")
+    if not any(name.endswith("optim_states.pt") for name in os.listdir(tag_dir)):
+        raise CheckpointError(f"{tag_dir} holds no ZeRO optimizer shards (*optim_states.pt); "
+                              "it is not a DeepSpeed ZeRO checkpoint (use change_mp.py without --consolidate-zero)")
+    ranks = list_model_files(tag_dir)
+    if ranks != [0]:
+        raise CheckpointError(
+            f"{tag_dir} has model-parallel ranks {ranks}; consolidation handles model-parallel size 1 "
+            "(DeepSpeed's zero_to_fp32 reads mp_rank_00 only)")
+    state_dict = get_fp32_state_dict_from_zero_checkpoint(save_dir, tag=tag)
+    client = load_checkpoint_file(os.path.join(tag_dir, model_file_name(0)))
+    return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in state_dict.items()}, \
+        tag, client
+
+
+def consolidate_zero_checkpoint(save_dir, output_dir, tag=None, overwrite=False):
+    """Write the fp32 weights of a ZeRO checkpoint as ``output_dir/<tag>/mp_rank_00_model_states.pt``."""
+    if os.path.exists(output_dir) and not overwrite:
+        raise CheckpointError(f"output directory {output_dir} already exists; remove it or pass --overwrite")
+    module, tag, client = zero_fp32_state_dict(save_dir, tag)
+    state = {k: client[k] for k in PRESERVED_KEYS if k in client}
+    state.setdefault("iteration", int(tag) if tag.isdigit() else client.get("global_steps", 0))
+    state["mp_world_size"] = 1
+    state["module"] = module
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix="." + os.path.basename(output_dir) + ".tmp-", dir=parent)
+    try:
+        atomic_torch_save(state, os.path.join(staging, tag, model_file_name(0)))
+        for name in (TRACKER_FILENAME, DEEPSPEED_TRACKER_FILENAME):
+            atomic_write_text(os.path.join(staging, name), tag + "\n")
+        if os.path.exists(output_dir):
+            shutil.rmtree(output_dir)
+        os.replace(staging, output_dir)
+        os.chmod(output_dir, 0o755)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return output_dir
