@@ -1,0 +1,152 @@
+"""Finetune or evaluate GLM on a downstream task (spec section 9).
+
+    python finetune_glm.py --finetune --task lambada --valid-data lambada_test.jsonl --load-pretrained CKPT ...
+    torchrun --nproc-per-node 2 finetune_glm.py ... --model-parallel-size 2      # data / tensor parallel
+
+This first version runs the zero-shot evaluations (``--epochs 0``, the default here):
+
+* ``lambda`` / ``lambada`` -- LAMBADA last-word accuracy;
+* ``wikitext`` / ``language_model`` -- average loss, perplexity and adjusted perplexity;
+* ``multichoice`` -- zero-shot multiple-choice accuracy over ``--test-data`` JSONL globs.
+
+The other task names of the original are recognised and refused with a clear message.  Results go to
+``<summary-dir>/runs/<experiment-name>/test_results.json`` (``--overwrite`` to replace them).  See
+docs/evaluation.md.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+import torch
+
+logger = logging.getLogger("finetune_glm")
+
+LM_TASKS = ("lambda", "lambada", "wikitext", "language_model")
+SUPERGLUE_TASKS = ("copa", "wsc", "rte", "boolq", "cb", "wic", "multirc", "record", "afqmc", "tnews", "cluewsc",
+                   "mnli", "agnews", "yahoo", "yelp-polarity", "yelp-full", "x-stance", "sst-2", "cola", "mrpc",
+                   "qqp", "qnli", "ax-b", "ax-g", "race", "squad", "lama", "wsc1")
+SEQ2SEQ_TASKS = ("cnn_dm", "cnn_dm_original", "gigaword", "blank", "squad_generation", "squad_v1", "xsum",
+                 "extraction", "cmrc", "customization")
+
+
+class TaskError(ValueError):
+    """A task or flag combination this driver cannot run."""
+
+
+def _lm_task(args, tokenizer):
+    from tasks.language_model import dataset
+    task = args.task.lower()
+    builder = {"lambda": dataset.build_lambada_dataset, "lambada": dataset.build_lambada_dataset,
+               "wikitext": dataset.build_wikitext103_dataset, "language_model": dataset.build_lm_dataset}[task]
+    return builder(tokenizer, args)
+
+
+def _evaluate_lm(model, data, args, device):
+    from tasks.language_model.evaluate import evaluate_lm
+    return evaluate_lm(model, data, batch_size=args.eval_batch_size, device=device)
+
+
+def _mc_task(args, tokenizer):
+    from tasks.multichoice.dataset import build_multichoice_dataset
+    return build_multichoice_dataset(tokenizer, args)
+
+
+def _evaluate_mc(model, data, args, device):
+    from tasks.multichoice.evaluate import evaluate_multichoice
+    return evaluate_multichoice(model, data, batch_size=args.eval_batch_size, device=device,
+                                length_penalty=args.length_penalty)
+
+
+# task name (lower case) -> (dataset builder, evaluator); None = known but not implemented yet.
+TASKS = {**{name: (_lm_task, _evaluate_lm) for name in LM_TASKS}, "multichoice": (_mc_task, _evaluate_mc),
+         **{name: None for name in SUPERGLUE_TASKS + SEQ2SEQ_TASKS}}
+
+
+def resolve_task(args):
+    name = (args.task or "").lower()
+    available = ", ".join(n for n, v in TASKS.items() if v is not None)
+    if not name:
+        raise TaskError(f"--task is required; available: {available}")
+    if name not in TASKS:
+        raise TaskError(f"unknown --task {args.task!r}; available: {available}")
+    if TASKS[name] is None:
+        raise TaskError(f"--task {args.task} is not implemented yet; available: {available}")
+    if args.epochs not in (None, 0):
+        raise TaskError(f"--task {args.task}: training is not implemented yet, only zero-shot evaluation "
+                        f"(--epochs 0); got --epochs {args.epochs}")
+    return TASKS[name]
+
+
+def load_evaluation_model(args, device):
+    """The flags' GLMModel returning full-vocabulary logits, with the pretrained weights loaded
+    (resharded on the fly when the checkpoint's model-parallel size differs)."""
+    from glm.checkpoint import load_model_state
+    from glm.training.model_setup import build_model
+
+    path = args.load_pretrained or args.load
+    if not path:
+        raise TaskError("zero-shot evaluation needs weights: pass --load-pretrained (or --load) CHECKPOINT_DIR")
+    # The LM windows are seq_length + 1 long but their positions stay below seq_length, and the
+    # released wikitext configs pass a --seq-length above the position table: check positions, not
+    # the flag.
+    model_args = argparse.Namespace(**vars(args))
+    model_args.seq_length = min(args.seq_length, args.max_position_embeddings)
+    model = build_model(model_args, device)
+    model.parallel_output = False
+    load_model_state(model, path)
+    if device.type == "cuda" and (args.fp16 or args.bf16):
+        model = model.to(torch.float16 if args.fp16 else torch.bfloat16)
+    return model.eval()
+
+
+def results_path(args):
+    return os.path.join(args.summary_dir or ".", "runs", args.experiment_name, "test_results.json")
+
+
+def main(argv=None):
+    from data_utils import prepare_tokenizer
+    from glm.arguments import get_args
+    from glm.training.distributed import initialize_distributed, is_rank_0
+    from glm.training.seed import set_random_seed
+
+    args = get_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if not args.finetune:
+        raise TaskError("finetune_glm.py expects --finetune (as the original); add it to the flags")
+    build_dataset, evaluate = resolve_task(args)
+    output = results_path(args)
+    if os.path.exists(output) and not args.overwrite:
+        raise TaskError(f"{output} exists; pass --overwrite to replace it or change --experiment-name")
+    device = initialize_distributed(args)
+    set_random_seed(args.seed)
+    tokenizer = prepare_tokenizer(args)
+    data = build_dataset(args, tokenizer)
+    model = load_evaluation_model(args, device)
+    start = time.time()
+    metrics = evaluate(model, data, args, device)
+    metrics["seconds"] = time.time() - start
+    if is_rank_0():
+        summary = {k: v for k, v in metrics.items() if k != "predictions"}
+        logger.info("%s: %s", args.task, json.dumps(summary, sort_keys=True))
+        os.makedirs(os.path.dirname(output), exist_ok=True)
+        with open(output, "w") as f:
+            json.dump({"task": args.task, **metrics}, f, indent=1)
+        print(json.dumps({"task": args.task, **summary}, sort_keys=True))
+    return metrics
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except TaskError as e:
+        sys.exit(f"finetune_glm.py: error: {e}")
+    except Exception as e:   # user-facing data / checkpoint problems
+        from glm.checkpoint import CheckpointError
+        from tasks.language_model.dataset import TaskDataError
+        if isinstance(e, (TaskDataError, CheckpointError, FileNotFoundError)):
+            sys.exit(f"finetune_glm.py: error: {e}")
+        raise

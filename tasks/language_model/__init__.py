@@ -1,0 +1,1 @@
+"""Zero-shot language modelling: LAMBADA accuracy and (adjusted) perplexity (spec section 9.5)."""

@@ -1,0 +1,1 @@
+"""Zero-shot multiple choice (``--task multichoice``, spec section 9.3)."""
