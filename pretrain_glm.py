@@ -156,8 +156,8 @@ def main(argv=None):
         if is_rank_0():
             print(f"error: {err}", file=sys.stderr, flush=True)
         return 3
-    if save_fn is not None:
-        save_fn(iteration)
+    if save_fn is not None and not (args.save_interval and iteration % args.save_interval == 0):
+        save_fn(iteration)  # the loop has not just saved this iteration
     for name, loader, present_here in (("validation", valid_loader, has_valid), ("test", test_loader, has_test)):
         if present_here:
             results = evaluate(engine, endless(loader), args.eval_iters, forward, device)
