@@ -11,7 +11,7 @@ import torch
 
 from ..arguments import build_parser, get_args
 from ..checkpoint import CheckpointError
-from ..model import GLMModel
+from ..training.model_setup import build_model
 from .blank_filling import fill_text
 from .decoding import DecodeConfig, GenerationInputError
 
@@ -57,14 +57,7 @@ def build_generation_model(args, device=None):
         raise GenerationInputError("--no-block-position generation is not implemented; use a model with "
                                    "block position encoding")
     memory = args.seq_length + args.mem_length - 1
-    model = GLMModel(
-        num_layers=args.num_layers, vocab_size=args.vocab_size, hidden_size=args.hidden_size,
-        num_attention_heads=args.num_attention_heads, embedding_dropout_prob=args.hidden_dropout,
-        attention_dropout_prob=args.attention_dropout, output_dropout_prob=args.hidden_dropout,
-        max_sequence_length=args.max_position_embeddings, max_memory_length=memory,
-        checkpoint_activations=False, parallel_output=False, relative_encoding=args.transformer_xl,
-        block_position_encoding=args.block_lm and not args.masked_lm,
-        attention_backend=getattr(args, "attention_backend", "auto"))
+    model = build_model(args, max_memory_length=memory, checkpoint_activations=False, parallel_output=False)
     path = args.load_pretrained or args.load
     if path:
         from ..checkpoint import load_model_state

@@ -16,13 +16,14 @@ def check_lengths(args):
             "or shorten --seq-length")
 
 
-def build_model(args, device=None, **head_kwargs):
+def build_model(args, device=None, **overrides):
     """The ``GLMModel`` the flags describe, with the original's flag-to-argument mapping:
     dropouts from ``--hidden-dropout``/``--attention-dropout``, the table size from
     ``--max-position-embeddings``, memory only with ``--transformer-xl``, 2D positions with
-    ``--block-lm`` (unless ``--masked-lm``)."""
+    ``--block-lm`` (unless ``--masked-lm``).  ``overrides`` replace or add ``GLMModel`` arguments
+    (generation asks for a longer memory and full-vocabulary logits, heads for prompts)."""
     check_lengths(args)
-    model = GLMModel(
+    kwargs = dict(
         num_layers=args.num_layers, vocab_size=args.vocab_size, hidden_size=args.hidden_size,
         num_attention_heads=args.num_attention_heads, embedding_dropout_prob=args.hidden_dropout,
         attention_dropout_prob=args.attention_dropout, output_dropout_prob=args.hidden_dropout,
@@ -31,7 +32,9 @@ def build_model(args, device=None, **head_kwargs):
         checkpoint_activations=args.checkpoint_activations, checkpoint_num_layers=args.checkpoint_num_layers,
         parallel_output=True, relative_encoding=args.transformer_xl,
         block_position_encoding=args.block_lm and not args.masked_lm, attention_scale=args.attention_scale,
-        attention_backend=getattr(args, "attention_backend", "auto"), **head_kwargs)
+        attention_backend=getattr(args, "attention_backend", "auto"))
+    kwargs.update(overrides)
+    model = GLMModel(**kwargs)
     if device is not None:
         model = model.to(device)
     if getattr(args, "compile", False):
