@@ -7,18 +7,16 @@ laid out by :func:`tasks.inputs.pack_glm_input`; with ``block_lm`` off (GPT-styl
 """
 
 import bisect
-import json
 import math
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from ..inputs import command_id, pack_glm_input
+from ..jsonl import TaskDataError, json_lines
 from .detokenizer import get_detokenizer
 
 
-class TaskDataError(ValueError):
-    """A task data file that cannot be used; the message names the file (and line)."""
 
 
 def data_path(args):
@@ -69,16 +67,9 @@ class LambadaDataset(Dataset):
         self.unidirectional = getattr(args, "unidirectional", False)
         self.mask_id = _mask_id(tokenizer, args)
         self.context_tokens, self.label_tokens = [], []
-        for number, line in enumerate(_read_text(path).splitlines(), 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TaskDataError(f"{where}: not a JSON line ({e})") from None
+        for where, record in json_lines(path):
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise TaskDataError(f"{where}: expected an object with a string 'text', got {line[:80]!r}")
+                raise TaskDataError(f"{where}: expected an object with a string 'text', got {str(record)[:80]!r}")
             split = split_last_word(record["text"])
             if split is None:
                 raise TaskDataError(f"{where}: a LAMBADA passage needs at least two words")

@@ -2,10 +2,10 @@
 "choices_pretokenized": [str, ...], "label": int}`` from the files ``--test-data`` globs name."""
 
 import glob
-import json
 
 from ..inputs import command_id, pack_glm_input
-from ..language_model.dataset import TaskDataError, encode
+from ..jsonl import TaskDataError, json_lines
+from ..language_model.dataset import encode
 
 REQUIRED = ("inputs_pretokenized", "choices_pretokenized", "label")
 MASK_TEXT = "[MASK]"
@@ -27,27 +27,19 @@ def expand_paths(patterns):
 def read_examples(path):
     """The checked records of one file, with ``uid = path:line``."""
     examples = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TaskDataError(f"{where}: not a JSON line ({e})") from None
-            missing = [k for k in REQUIRED if not isinstance(record, dict) or k not in record]
-            if missing:
-                raise TaskDataError(f"{where}: missing key(s) {', '.join(missing)} (need {', '.join(REQUIRED)})")
-            choices, label = record["choices_pretokenized"], record["label"]
-            if not isinstance(record["inputs_pretokenized"], str) or not isinstance(choices, list) \
-                    or not choices or not all(isinstance(c, str) for c in choices):
-                raise TaskDataError(f"{where}: 'inputs_pretokenized' must be a string and "
-                                    "'choices_pretokenized' a non-empty list of strings")
-            if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(choices):
-                raise TaskDataError(f"{where}: label {label!r} is not an index into the "
-                                    f"{len(choices)} choices")
-            examples.append({"uid": where, **{k: record[k] for k in REQUIRED}})
+    for where, record in json_lines(path):
+        missing = [k for k in REQUIRED if not isinstance(record, dict) or k not in record]
+        if missing:
+            raise TaskDataError(f"{where}: missing key(s) {', '.join(missing)} (need {', '.join(REQUIRED)})")
+        choices, label = record["choices_pretokenized"], record["label"]
+        if not isinstance(record["inputs_pretokenized"], str) or not isinstance(choices, list) \
+                or not choices or not all(isinstance(c, str) for c in choices):
+            raise TaskDataError(f"{where}: 'inputs_pretokenized' must be a string and "
+                                "'choices_pretokenized' a non-empty list of strings")
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(choices):
+            raise TaskDataError(f"{where}: label {label!r} is not an index into the "
+                                f"{len(choices)} choices")
+        examples.append({"uid": where, **{k: record[k] for k in REQUIRED}})
     if not examples:
         raise TaskDataError(f"{path}: no examples in this file")
     return examples
