@@ -14,13 +14,12 @@ size plus one output shard (``bench/bench_reshard.py``).
 """
 
 import os
-import shutil
 import tempfile
 
 import torch
 
 from .errors import CheckpointError
-from .io import atomic_torch_save, atomic_write_text, load_checkpoint_file
+from .io import atomic_torch_save, atomic_write_text, load_checkpoint_file, staged_directory
 from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, model_file_name, read_tracker, resolve_checkpoint
 from .layout_inference import check_target_size, checkpoint_layout
 from ..mpu.partition import merge_shards, shard_tensor
@@ -135,13 +134,7 @@ def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=
             "(optimizer moments restart from zero).")
     del checkpoints
 
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix="." + os.path.basename(output_dir) + ".tmp-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
-    try:
+    with staged_directory(output_dir) as staging:
         tag_dir = os.path.join(staging, resolved.tag) if has_tracker else staging
         os.makedirs(tag_dir, exist_ok=True)
         for rank in range(target_mp):
@@ -153,12 +146,6 @@ def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=
         if has_tracker:
             for name in (TRACKER_FILENAME, DEEPSPEED_TRACKER_FILENAME):
                 atomic_write_text(os.path.join(staging, name), resolved.tag + "\n")
-        if os.path.exists(output_dir):
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log(f"change_mp: wrote {target_mp} shard(s) to {output_dir}")
     return output_dir
 

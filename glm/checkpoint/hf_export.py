@@ -35,7 +35,7 @@ import torch
 
 from .change_mp import _load_shards, change_model_parallel, reshard_module
 from .errors import CheckpointError
-from .io import atomic_torch_save, atomic_write_text
+from .io import atomic_torch_save, atomic_write_text, staged_directory
 from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, model_file_name, resolve_checkpoint
 from .layout_inference import checkpoint_layout
 
@@ -203,10 +203,7 @@ def export_to_hf(checkpoint, output_dir, model_name=None, num_attention_heads=No
     stored_dtype = next((v.dtype for v in tensors.values() if v.is_floating_point()), torch.float32)
 
     from safetensors.torch import save_file
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix="." + os.path.basename(os.path.normpath(output_dir)) + ".tmp-", dir=parent)
-    try:
+    with staged_directory(output_dir) as staging:
         save_file(tensors, os.path.join(staging, SAFETENSORS_NAME), metadata={"format": "pt"})
         torch.save(tensors, os.path.join(staging, BIN_NAME))
         with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as f:
@@ -217,14 +214,7 @@ def export_to_hf(checkpoint, output_dir, model_name=None, num_attention_heads=No
                 raise CheckpointError(f"unknown tokenizer family {tokenizer!r}; one of {', '.join(TOKENIZER_FILES)}")
             _copy_tokenizer_files(tokenizer, staging, tokenizer_path, log)
         for name in os.listdir(staging):
-            os.chmod(os.path.join(staging, name), 0o644)
-        if os.path.exists(output_dir):
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-        os.chmod(output_dir, 0o755)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            os.chmod(os.path.join(staging, name), 0o644)  # copied vocabularies may be read-only
     log(f"hf_export: wrote {output_dir} ({len(tensors)} tensors, {stored_dtype})")
     return output_dir
 

@@ -1,8 +1,10 @@
 """Reading checkpoint files with clear errors, and writing them atomically."""
 
+import contextlib
 import logging
 import os
 import pickle
+import shutil
 import tempfile
 import zipfile
 
@@ -72,3 +74,24 @@ def atomic_torch_save(obj, path):
 def atomic_write_text(path, text):
     """Write a small text file (a tracker) atomically."""
     _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+@contextlib.contextmanager
+def staged_directory(output_dir):
+    """Build a whole output folder under a temporary name beside ``output_dir`` and move it into
+    place only when the body finishes: a crash leaves no half-written folder under the real name.
+    An existing ``output_dir`` is replaced (callers decide whether that is allowed)."""
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix="." + os.path.basename(os.path.normpath(output_dir)) + ".tmp-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; give it a normal folder's mode
+    try:
+        yield staging
+        if os.path.exists(output_dir):
+            shutil.rmtree(output_dir)
+        os.replace(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -13,14 +13,12 @@ with both tracker files, loadable by every loader of this project and by ``chang
 """
 
 import os
-import shutil
-import tempfile
 
 import torch
 
 from .change_mp import PRESERVED_KEYS
 from .errors import CheckpointError
-from .io import atomic_torch_save, atomic_write_text, load_checkpoint_file
+from .io import atomic_torch_save, atomic_write_text, load_checkpoint_file, staged_directory
 from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, list_model_files, model_file_name
 
 
@@ -69,18 +67,8 @@ def consolidate_zero_checkpoint(save_dir, output_dir, tag=None, overwrite=False)
     state.setdefault("iteration", int(tag) if tag.isdigit() else client.get("global_steps", 0))
     state["mp_world_size"] = 1
     state["module"] = module
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix="." + os.path.basename(output_dir) + ".tmp-", dir=parent)
-    try:
+    with staged_directory(output_dir) as staging:
         atomic_torch_save(state, os.path.join(staging, tag, model_file_name(0)))
         for name in (TRACKER_FILENAME, DEEPSPEED_TRACKER_FILENAME):
             atomic_write_text(os.path.join(staging, name), tag + "\n")
-        if os.path.exists(output_dir):
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-        os.chmod(output_dir, 0o755)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output_dir
