@@ -61,7 +61,8 @@ def sep_to_mask(sep, batch_size, query_length, memory_length, device):
     sep = sep.to(device=device).reshape(-1)
     if sep.numel() not in (1, batch_size):
         raise ValueError(f"attention_mask separator must have 1 or {batch_size} elements, got {sep.numel()}")
-    if bool((sep < 0).any()) or bool((sep > query_length).any()):
+    low, high = torch.stack(torch.aminmax(sep)).tolist()  # one device sync for both bounds, every forward
+    if low < 0 or high > query_length:
         raise ValueError(
             f"attention_mask separator values must lie in [0, {query_length}] (the sequence length); "
             f"got {sep.tolist()}")

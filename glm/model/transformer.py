@@ -226,7 +226,7 @@ class GLMTransformer(nn.Module):
         if tuple(position_ids.shape) != expected:
             raise ValueError(f"position_ids must have shape {list(expected)}, got {list(position_ids.shape)}")
         rows = self.position_embeddings.num_embeddings
-        low, high = int(position_ids.min()), int(position_ids.max())
+        low, high = torch.stack(torch.aminmax(position_ids)).tolist()  # one device sync per forward
         if low < 0 or high >= rows:
             raise ValueError(
                 f"position ids must lie in [0, {rows - 1}] (the position table has {rows} rows, "
