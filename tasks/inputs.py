@@ -190,3 +190,44 @@ def build_decoder_input(enc_ids, answer_ids, max_length, max_dec_len, tokenizer)
                             pad_id=command_id(tokenizer, "eos"))
     return (packed.text, packed.types, packed.paddings, packed.position_id, len(enc_ids), packed.target,
             packed.loss_mask)
+
+
+def pack_glm_spans(part_a, spans, max_len=None, pad_id=0, target_pad_id=0, block_position=True):
+    """Lay out one GLM sample whose part B fills several masks of A, one span after the other.
+
+    ``spans``: ``(mask_position, inputs, targets)`` per span, in order; each span's tokens sit at its
+    mask's position and count block positions from 1 (all 1 with ``block_position=False``), and every
+    span token is scored.  ``max_len``: the length of the result; B is padded (text ``pad_id``, targets
+    ``target_pad_id``, loss mask and positions 0) or, when the spans do not fit, cut at ``max_len`` --
+    the original blank-infilling datasets truncate rather than refuse.  ``part_a`` must fit.
+    """
+    part_a = list(part_a)
+    inputs, targets, positions, blocks = [], [], [], []
+    for mask_position, span_inputs, span_targets in spans:
+        span_inputs, span_targets = list(span_inputs), list(span_targets)
+        if len(span_inputs) != len(span_targets):
+            raise ValueError(f"a span has {len(span_inputs)} ids but {len(span_targets)} targets")
+        inputs += span_inputs
+        targets += span_targets
+        positions += [mask_position] * len(span_inputs)
+        blocks += list(range(1, len(span_inputs) + 1)) if block_position else [1] * len(span_inputs)
+    sep = len(part_a)
+    max_len = sep + len(inputs) if max_len is None else max_len
+    if sep > max_len:
+        raise ValueError(f"part A of {sep} tokens does not fit in {max_len}")
+    room = max_len - sep
+    scored = [1] * min(len(inputs), room)
+    pad = room - len(scored)
+
+    def fill(a_values, b_values, pad_value):
+        return np.array(list(a_values) + list(b_values[:room]) + [pad_value] * pad, dtype=np.int64)
+
+    return GLMInput(
+        text=fill(part_a, inputs, pad_id),
+        position_id=np.stack([fill(range(sep), positions, 0), fill([0] * sep, blocks, 0)]),
+        target=fill([0] * sep, targets, target_pad_id),
+        loss_mask=fill([0] * sep, scored, 0),
+        sep=sep,
+        types=np.zeros(max_len, dtype=np.int64),
+        paddings=fill([1] * sep, scored, 0),
+    )

@@ -1,0 +1,163 @@
+"""Seq2seq finetuning for ``finetune_glm.py`` (spec section 9.4): the task description
+:func:`build_task` hands to :func:`tasks.finetune.finetune`.
+
+* Training: the blank-infilling loss on the target tokens (vocab-parallel cross entropy with
+  ``--label-smoothing``), the same forward as pretraining.
+* Evaluation: the source is encoded once and the target decoded through the model's memory
+  (``glm.generation``: beam search with ``--num-beams``, ``--length-penalty``,
+  ``--no-repeat-ngram-size``, ``--min-tgt-length``; greedy with one beam); ``blank`` and
+  ``extraction`` fill every mask left to right.  Predictions become text as the original did
+  (:mod:`tasks.seq2seq.outputs`) and are scored with ROUGE (``rouge-1``, ``rouge-2``, ``rouge-l``),
+  SQuAD EM/F1, or span accuracy for extraction.
+* Test predictions: ``runs/<experiment>/test.jsonl.hyps`` / ``.refs`` (``dev.jsonl.*`` with
+  ``--eval-valid``).
+"""
+
+import functools
+import os
+
+import torch
+
+from glm.generation import DecodeConfig, fill_blanks
+from glm.training.loop import pretrain_forward
+from glm.training.model_setup import build_task_model
+
+from ..eval_utils import decode_dataset, full_vocabulary_logits, map_in_order, seq2seq_decode_config
+from ..finetune import FinetuneTask
+from . import metrics as seq2seq_metrics
+from .dataset import build_dataset
+from .files import MissingSplitError
+from .outputs import blank_prediction_text, prediction_text, write_prediction_files
+from .retokenize import retokenizer_for
+
+FILL_TASKS = ("blank", "extraction")   # several masks per source, filled left to right
+
+
+def fit_lengths(args):
+    """Positions reach ``--src-seq-length`` and block positions ``--tgt-seq-length``: grow the
+    position table when it is smaller (as the original did; the pretrained rows are kept and the new
+    ones initialised), and check the model against the longest of the two."""
+    longest = max(args.src_seq_length, args.tgt_seq_length)
+    if args.max_position_embeddings < longest:
+        print(f"note: --max-position-embeddings raised from {args.max_position_embeddings} to {longest} "
+              "(the source/target lengths); the pretrained position rows are kept", flush=True)
+        args.max_position_embeddings = longest
+    args.seq_length = longest
+
+
+def metric_functions(args):
+    """``{name: f(predictions, labels, examples)}`` for the task."""
+    task = args.task.lower()
+    if task in ("squad", "squad_v1"):
+        return dict(seq2seq_metrics.SQUAD_METRICS)
+    if task == "extraction":
+        return {"accuracy": span_accuracy}
+    return seq2seq_metrics.rouge_metric_dict(retokenizer_for(args))
+
+
+def span_accuracy(predictions, labels, examples):
+    """Percent of examples whose filled spans (``|``-joined) equal the reference spans, compared
+    with whitespace normalised."""
+    del labels
+    def normal(text):
+        return "|".join(" ".join(part.split()) for part in text.split("|"))
+    hits = sum(normal(p) == normal(e.meta["ref"]) for p, e in zip(predictions, examples))
+    return 100.0 * hits / max(len(examples), 1)
+
+
+class Seq2SeqEvaluation:
+    """Decodes a split and scores it; datasets are read once, on first use."""
+
+    def __init__(self, args, tokenizer, device_of):
+        self.args, self.tokenizer, self.device_of = args, tokenizer, device_of
+        self.datasets = {}
+        self.metrics = metric_functions(args)
+        self.task = args.task.lower()
+
+    def dataset(self, split):
+        if split not in self.datasets:
+            try:
+                self.datasets[split] = build_dataset(self.args, split, self.tokenizer)
+            except MissingSplitError:
+                self.datasets[split] = None   # no such split (e.g. no test set): nothing to evaluate
+        return self.datasets[split]
+
+    def __call__(self, model, split):
+        dataset = self.dataset(split)
+        if dataset is None or len(dataset) == 0:
+            return None, None
+        device = self.device_of(model)
+        batch_size = self.args.eval_batch_size or self.args.batch_size
+        if self.task in FILL_TASKS:
+            predictions = self.fill(model, dataset, device)
+        else:
+            config = seq2seq_decode_config(self.args, self.tokenizer)
+            generated = decode_dataset(model, dataset, config, batch_size, device)
+            predictions = [prediction_text(self.args, self.tokenizer, ids, example)
+                           for ids, example in zip(generated, dataset.example_list)]
+        examples = dataset.example_list
+        scores = {name: float(f(predictions, None, examples)) for name, f in self.metrics.items()}
+        return scores, {"predictions": predictions, "examples": examples}
+
+    @torch.no_grad()
+    def fill(self, model, dataset, device):
+        """Greedy left-to-right filling of every mask of each source (``blank``, ``extraction``)."""
+        config = DecodeConfig.from_args(self.args, self.tokenizer, max_new_tokens=self.args.tgt_seq_length,
+                                        top_k=1, num_beams=1)
+        sop = self.tokenizer.get_command("sop").Id
+        task_mask = getattr(dataset, "mask_id", None) != self.tokenizer.get_command("MASK").Id
+
+        def compute(batch):
+            texts = []
+            for row in range(batch["text"].size(0)):
+                sep = int(batch["attention_mask"][row])
+                source = batch["text"][row, :sep].tolist()
+                filled = fill_blanks(model, self.tokenizer, source, config, task_mask=task_mask, device=device)
+                if self.task == "blank":
+                    texts.append(blank_prediction_text(self.tokenizer, source + [sop], filled.output_ids,
+                                                       dataset.mask_id))
+                else:
+                    texts.append("|".join(b.generated_text.strip() for b in filled.blanks))
+            return texts
+
+        was_training = model.training
+        model.eval()
+        try:
+            with full_vocabulary_logits(model):
+                return map_in_order(dataset, compute, 1)
+        finally:
+            model.train(was_training)
+
+
+def _device_of(model):
+    return next(model.parameters()).device
+
+
+def build_task(args, tokenizer):
+    """The :class:`~tasks.finetune.FinetuneTask` of a seq2seq ``--task``."""
+    fit_lengths(args)
+    train = build_dataset(args, "train", tokenizer) if args.epochs else None
+    evaluation = Seq2SeqEvaluation(args, tokenizer, _device_of)
+    valid = evaluation.dataset("dev") if args.epochs and args.eval_interval else None
+    if valid is not None and "target" not in valid[0]:
+        valid = None   # evaluation items have no targets: no loss to compute on them
+
+    def write_predictions(output, split, directory):
+        os.makedirs(directory, exist_ok=True)
+        write_prediction_files(args.task, output["predictions"], output["examples"],
+                               os.path.join(directory, f"{split}.jsonl"))
+
+    return FinetuneTask(
+        name=args.task,
+        build_model=lambda a, device: build_task_model(a, device, "generation"),
+        forward_step=functools.partial(_forward, label_smoothing=args.label_smoothing),
+        evaluate=evaluation,
+        metric_names=tuple(evaluation.metrics),
+        train_dataset=train,
+        valid_dataset=valid,
+        write_predictions=write_predictions,
+    )
+
+
+def _forward(model, batch, label_smoothing=0.0):
+    return pretrain_forward(model, batch, label_smoothing)

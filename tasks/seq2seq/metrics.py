@@ -1,0 +1,229 @@
+"""Seq2seq metrics: ROUGE with the original's post-processing, and SQuAD exact match / F1.
+
+ROUGE (the ``rouge-score`` package, Porter stemming, F-measure averaged over examples, in [0, 1]):
+predictions and references are first split into sentences at ``[SEP]`` and re-tokenised
+(:func:`tasks.seq2seq.retokenize.fix_tokenization`); a predicted sentence of four words or fewer is
+dropped, and so is one whose distinct words were already seen in earlier kept sentences for more than
+``duplicate_rate`` (0.7) of them -- beam search likes to repeat itself.  The sentences are joined with
+newlines, which is what ``rougeLsum`` splits on.  The original reported ``rouge-1``, ``rouge-2`` and,
+as ``rouge-l``, the summary-level ``rougeLsum`` (:data:`ORIGINAL_ROUGE_NAMES`).
+
+Run as a script it scores two line-aligned files (``test.jsonl.hyps`` / ``.refs``); see
+``scripts/evaluate_seq2seq.sh``.
+"""
+
+import argparse
+import functools
+import json
+import logging
+import re
+import string
+import sys
+import unicodedata
+from collections import Counter
+
+from ..jsonl import TaskDataError
+from .retokenize import RETOKENIZERS, fix_tokenization
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+# The metric names of the original finetune driver and the rouge-score type each one reported.
+ORIGINAL_ROUGE_NAMES = {"rouge-1": "rouge1", "rouge-2": "rouge2", "rouge-l": "rougeLsum"}
+MIN_SENTENCE_WORDS = 5
+DUPLICATE_RATE = 0.7
+
+
+# ------------------------------------------------------------------------------------ ROUGE post-processing
+def postprocess_reference(text, dataset="cnn_dm"):
+    """A reference ready for ROUGE: ``[SEP]``-separated sentences re-tokenised, one per line."""
+    return "\n".join(fix_tokenization(sentence, dataset) for sentence in text.strip().split("[SEP]"))
+
+
+def postprocess_prediction(text, dataset="cnn_dm", duplicate_rate=DUPLICATE_RATE):
+    """A prediction ready for ROUGE: ``[SEP]``-separated sentences re-tokenised, short ones
+    (< :data:`MIN_SENTENCE_WORDS` words) dropped, then near-repeats (:func:`remove_duplicates`)."""
+    sentences = [fix_tokenization(sentence, dataset) for sentence in text.strip().split("[SEP]")]
+    sentences = [s for s in sentences if len(s.split()) >= MIN_SENTENCE_WORDS]
+    if duplicate_rate and duplicate_rate < 1:
+        sentences = remove_duplicates(sentences, duplicate_rate)
+    return "\n".join(sentences)
+
+
+def remove_duplicates(sentences, duplicate_rate=DUPLICATE_RATE):
+    """Keep a sentence unless more than ``duplicate_rate`` of its distinct (lower-cased) words occurred
+    in the sentences before it -- kept or not, as in the original."""
+    kept, seen = [], set()
+    for sentence in sentences:
+        words = set(sentence.lower().split())
+        if words and len(words & seen) / len(words) <= duplicate_rate:
+            kept.append(sentence)
+        seen |= words
+    return kept
+
+
+# ------------------------------------------------------------------------------------------------- ROUGE
+def _scorer(rouge_types, split_summaries):
+    from rouge_score import rouge_scorer   # imported here: only scoring needs the package
+
+    # rouge-score logs "Using default tokenizer." through absl at INFO for every scorer it builds.
+    logging.getLogger("absl").setLevel(logging.WARNING)
+
+    return rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=True, split_summaries=split_summaries)
+
+
+def rouge_scores(predictions, references, dataset="cnn_dm", duplicate_rate=DUPLICATE_RATE, split_summaries=False,
+                 rouge_types=ROUGE_TYPES):
+    """Mean ROUGE F-measures (in [0, 1]) of ``predictions`` against ``references`` (raw strings, as
+    decoded), after the post-processing above.  ``dataset``: the re-tokenisation, one of
+    ``cnn_dm`` (PTB rules, BERT models), ``gigaword``, ``cnn_dm_org`` (none); see
+    :func:`tasks.seq2seq.retokenize.retokenizer_for`.  ``split_summaries=True`` lets rouge-score also
+    split sentences with NLTK for ``rougeLsum`` (needs NLTK's ``punkt`` data installed).
+    Returns ``{rouge type: score}``."""
+    predictions, references = list(predictions), list(references)
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
+    if not predictions:
+        raise ValueError("no predictions to score")
+    if dataset not in RETOKENIZERS:
+        raise ValueError(f"unknown re-tokenisation {dataset!r}; expected one of {', '.join(RETOKENIZERS)}")
+    scorer = _scorer(rouge_types, split_summaries)
+    totals = dict.fromkeys(rouge_types, 0.0)
+    for prediction, reference in zip(predictions, references):
+        try:
+            scores = scorer.score(postprocess_reference(reference, dataset),
+                                  postprocess_prediction(prediction, dataset, duplicate_rate))
+        except LookupError as e:   # NLTK data for split_summaries
+            raise RuntimeError(f"split_summaries needs NLTK's sentence splitter data: {e}") from None
+        for name in rouge_types:
+            totals[name] += scores[name].fmeasure
+    return {name: total / len(predictions) for name, total in totals.items()}
+
+
+def rouge_metric(predictions, labels, examples, metric="rouge-1", duplicate_rate=DUPLICATE_RATE, dataset="cnn_dm"):
+    """The original metric callback: one of :data:`ORIGINAL_ROUGE_NAMES` over ``examples``'
+    ``meta["ref"]`` (``labels`` is unused, kept for the callback signature)."""
+    del labels
+    rouge_type = ORIGINAL_ROUGE_NAMES[metric]
+    references = [example.meta["ref"] for example in examples]
+    return rouge_scores(predictions, references, dataset, duplicate_rate, rouge_types=(rouge_type,))[rouge_type]
+
+
+def rouge_metric_dict(dataset="cnn_dm"):
+    """``{"rouge-1": f, "rouge-2": f, "rouge-l": f}`` with ``f(predictions, labels, examples)``, the
+    metrics the original driver registered for the ROUGE tasks."""
+    return {name: functools.partial(rouge_metric, metric=name, dataset=dataset) for name in ORIGINAL_ROUGE_NAMES}
+
+
+def read_prediction_lines(path):
+    """One prediction/reference per line (the ``.hyps`` / ``.refs`` files)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f]
+    except FileNotFoundError:
+        raise TaskDataError(f"{path}: file not found") from None
+
+
+def rouge_from_files(hyps_path, refs_path, dataset="cnn_dm", duplicate_rate=DUPLICATE_RATE, split_summaries=False):
+    """ROUGE of a ``test.jsonl.hyps`` file against its ``test.jsonl.refs`` (line-aligned)."""
+    hyps, refs = read_prediction_lines(hyps_path), read_prediction_lines(refs_path)
+    if len(hyps) != len(refs):
+        longer = hyps_path if len(hyps) > len(refs) else refs_path
+        raise TaskDataError(f"{longer}:{min(len(hyps), len(refs)) + 1}: no matching line in the other file "
+                            f"({len(hyps)} hypotheses in {hyps_path}, {len(refs)} references in {refs_path})")
+    return rouge_scores(hyps, refs, dataset, duplicate_rate, split_summaries)
+
+
+# ------------------------------------------------------------------------------------------------- SQuAD
+def _strip_accents(text):
+    # The original transliterated with the ``unidecode`` package; dropping combining marks gives the
+    # same result for accented Latin letters without another dependency.
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+
+
+def normalize_answer(text):
+    """SQuAD normalisation: lower case, accents stripped, punctuation and articles removed, white
+    space collapsed."""
+    text = _strip_accents(text.lower())
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def exact_match_score(prediction, ground_truth):
+    """1 if the normalised strings are equal, else 0."""
+    return float(normalize_answer(prediction) == normalize_answer(ground_truth))
+
+
+def f1_score(prediction, ground_truth):
+    """Bag-of-words F1 of the normalised strings."""
+    predicted, gold = normalize_answer(prediction).split(), normalize_answer(ground_truth).split()
+    common = sum((Counter(predicted) & Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _is_no_answer(text):
+    return text.lower().replace(" ", "") == "n/a"
+
+
+def squad_evaluate(predictions, labels, examples, metric):
+    """The original SQuAD score in percent: the windows of one question (same ``example.idx``) give
+    one answer, the first window's prediction that is not ``N/A`` (else ``N/A``); a question without
+    gold answers (``meta["answers"] == ["N/A"]``) scores 1 exactly when the answer is ``N/A``,
+    otherwise ``metric`` takes the best over the gold answers."""
+    del labels
+    predictions, examples = list(predictions), list(examples)
+    if len(predictions) != len(examples):
+        raise ValueError(f"{len(predictions)} predictions but {len(examples)} examples")
+    per_question = {}
+    for example, prediction in zip(examples, predictions):
+        entry = per_question.setdefault(example.idx, {"gold": example.meta["answers"], "answer": None})
+        if entry["answer"] is None and not _is_no_answer(prediction):
+            entry["answer"] = prediction
+    if not per_question:
+        raise ValueError("no predictions to score")
+    total = 0.0
+    for entry in per_question.values():
+        answer = "N/A" if entry["answer"] is None else entry["answer"]
+        gold = entry["gold"]
+        if list(gold) == ["N/A"]:
+            total += float(answer == "N/A")
+        elif gold:
+            total += max(metric(answer, truth) for truth in gold)
+    return 100.0 * total / len(per_question)
+
+
+squad_exact_match = functools.partial(squad_evaluate, metric=exact_match_score)
+squad_f1 = functools.partial(squad_evaluate, metric=f1_score)
+SQUAD_METRICS = {"EM": squad_exact_match, "F1": squad_f1}
+
+
+# --------------------------------------------------------------------------------------------------- CLI
+def main(argv=None):
+    """``python -m tasks.seq2seq.metrics HYPS REFS``: print ROUGE F1 (x100) of the two files as JSON."""
+    parser = argparse.ArgumentParser(description="ROUGE of line-aligned prediction and reference files "
+                                                 "(test.jsonl.hyps / test.jsonl.refs), with the original "
+                                                 "GLM post-processing.")
+    parser.add_argument("hyps")
+    parser.add_argument("refs")
+    parser.add_argument("--retokenize", default="cnn_dm", choices=RETOKENIZERS,
+                        help="cnn_dm: PTB rules (BERT-vocabulary models, default); gigaword: only [UNK] -> UNK; "
+                             "cnn_dm_org: none (GPT-2 vocabulary models)")
+    parser.add_argument("--duplicate-rate", type=float, default=DUPLICATE_RATE,
+                        help="drop a predicted sentence when more than this share of its words was seen "
+                             "(1 disables)")
+    parser.add_argument("--split-summaries", action="store_true",
+                        help="also split sentences with NLTK for rougeLsum (needs NLTK punkt data)")
+    args = parser.parse_args(argv)
+    try:
+        scores = rouge_from_files(args.hyps, args.refs, args.retokenize, args.duplicate_rate, args.split_summaries)
+    except (TaskDataError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({name: round(100 * value, 2) for name, value in scores.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""ROUGE with the original post-processing, checked against rouge-score called directly, and SQuAD
+EM/F1 on hand-computed cases."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from rouge_score import rouge_scorer
+
+from tasks.jsonl import TaskDataError
+from tasks.seq2seq import metrics
+from tasks.seq2seq.metrics import (postprocess_prediction, postprocess_reference, remove_duplicates, rouge_from_files,
+                                   rouge_metric, rouge_metric_dict, rouge_scores, squad_exact_match, squad_f1)
+
+
+def direct(reference, prediction, rouge_type):
+    scorer = rouge_scorer.RougeScorer([rouge_type], use_stemmer=True)
+    return scorer.score(reference, prediction)[rouge_type].fmeasure
+
+
+def test_hand_checked_rouge():
+    scores = rouge_scores(["one two three four five"], ["one two three four six"], dataset="cnn_dm_org")
+    assert scores["rouge1"] == pytest.approx(0.8)      # 4 of 5 unigrams either way
+    assert scores["rouge2"] == pytest.approx(0.75)     # 3 of 4 bigrams
+    assert scores["rougeL"] == pytest.approx(0.8)      # LCS of 4
+    assert scores["rougeLsum"] == pytest.approx(0.8)
+    assert rouge_scores(["the cats were running home"], ["the cat was running home"],
+                        dataset="cnn_dm_org")["rouge1"] == pytest.approx(0.8)   # stemming: cats ~ cat
+
+
+def test_rouge_equals_rouge_score_on_the_postprocessed_texts():
+    predictions = ["the cat sat on the mat today [SEP] the dog ran away from home fast [SEP] too short",
+                   "he said \" it ' s over \" and left the room [SEP] he said it is over and left"]
+    references = ["the cat sat on the mat [SEP] a dog ran home", "he said `` it 's over '' and left"]
+    processed = [("the cat sat on the mat\na dog ran home",
+                  "the cat sat on the mat today\nthe dog ran away from home fast"),
+                 ("he said `` it 's over '' and left", "he said `` it 's over '' and left the room")]
+    assert [postprocess_reference(r) for r in references] == [p[0] for p in processed]
+    assert [postprocess_prediction(p) for p in predictions] == [p[1] for p in processed]
+    scores = rouge_scores(predictions, references, dataset="cnn_dm")
+    for rouge_type in metrics.ROUGE_TYPES:
+        expected = sum(direct(ref, pred, rouge_type) for ref, pred in processed) / 2
+        assert scores[rouge_type] == pytest.approx(expected), rouge_type
+
+
+def test_prediction_postprocessing_rules():
+    # sentences of four words or fewer go
+    assert postprocess_prediction("a b c d [SEP] the cat sat on the mat") == "the cat sat on the mat"
+    # > 70% of the distinct words already seen: dropped; 5/8 = 62.5%: kept
+    text = "the cat sat on the mat [SEP] the cat sat on the mat again [SEP] the cat sat on a big red mat"
+    assert postprocess_prediction(text) == "the cat sat on the mat\nthe cat sat on a big red mat"
+    assert postprocess_prediction(text, duplicate_rate=1) == text.replace(" [SEP] ", "\n")
+    # the words of dropped sentences count as seen too (the original's history)
+    # ("a b c f z": 4/5 seen thanks to the dropped sentence's "f"; 3/5 without it)
+    assert remove_duplicates(["a b c d e", "a b c d e f", "a b c f z"]) == ["a b c d e"]
+    # references are split and re-tokenised but never filtered
+    assert postprocess_reference("ok [SEP] it ' s fine", "cnn_dm") == "ok\nit 's fine"
+
+
+def test_rouge_metric_callbacks_use_the_original_names():
+    examples = [SimpleNamespace(meta={"ref": "the quick brown fox jumps high"})]
+    predictions = ["the quick brown fox jumped over"]
+    both = rouge_scores(predictions, ["the quick brown fox jumps high"])
+    assert rouge_metric(predictions, None, examples, metric="rouge-l") == pytest.approx(both["rougeLsum"])
+    callbacks = rouge_metric_dict("cnn_dm")
+    assert list(callbacks) == ["rouge-1", "rouge-2", "rouge-l"]
+    assert callbacks["rouge-2"](predictions, None, examples) == pytest.approx(both["rouge2"])
+
+
+def test_rouge_input_errors():
+    with pytest.raises(ValueError, match="2 predictions but 1 references"):
+        rouge_scores(["a", "b"], ["a"])
+    with pytest.raises(ValueError, match="re-tokenisation"):
+        rouge_scores(["a"], ["a"], dataset="bert")
+
+
+def test_rouge_from_files_and_cli(tmp_path, capsys):
+    hyps, refs = tmp_path / "test.jsonl.hyps", tmp_path / "test.jsonl.refs"
+    hyps.write_text("one two three four five\nthe cat sat on the mat\n")
+    refs.write_text("one two three four six\nthe cat sat on the mat\n")
+    scores = rouge_from_files(hyps, refs)
+    assert scores["rouge1"] == pytest.approx((0.8 + 1.0) / 2)
+    assert metrics.main([str(hyps), str(refs)]) == 0
+    assert json.loads(capsys.readouterr().out) == {k: round(100 * v, 2) for k, v in scores.items()}
+    refs.write_text("one two three four six\n")
+    with pytest.raises(TaskDataError, match=r"test.jsonl.hyps:2: no matching line"):
+        rouge_from_files(hyps, refs)
+    assert metrics.main([str(hyps), str(tmp_path / "missing.refs")]) == 1
+    assert "missing.refs: file not found" in capsys.readouterr().err
+
+
+def test_evaluate_seq2seq_script(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    (tmp_path / "h").write_text("one two three four five\n")
+    (tmp_path / "r").write_text("one two three four six\n")
+    out = subprocess.run(["bash", str(root / "scripts" / "evaluate_seq2seq.sh"), str(tmp_path / "h"),
+                          str(tmp_path / "r"), "--retokenize", "cnn_dm_org"],
+                         env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable}, capture_output=True, text=True,
+                         check=True)
+    assert json.loads(out.stdout)["rouge1"] == 80.0
+
+
+# ------------------------------------------------------------------------------------------------- SQuAD
+def test_answer_normalisation():
+    assert metrics.normalize_answer("The  Caf\u00e9, Inc.") == "cafe inc"
+    assert metrics.exact_match_score("the Cat!", "cat") == 1.0
+    assert metrics.f1_score("cat sat", "the cat ran") == pytest.approx(0.5)
+    assert metrics.f1_score("a", "the") == 0.0
+
+
+def _example(qid, answers):
+    return SimpleNamespace(idx=qid, meta={"answers": answers})
+
+
+def test_squad_em_f1_with_windows_and_no_answer_questions():
+    examples = [_example("q1", ["seventeen"]), _example("q1", ["seventeen"]),   # two windows of q1
+                _example("q2", ["N/A"]), _example("q2", ["N/A"]),
+                _example("q3", ["N/A"]),
+                _example("q4", ["red car", "blue car"])]
+    predictions = ["N/A", "Seventeen.", "n / a", "N/A", "foo", "the red car park"]
+    # q1: first non-N/A window answer "Seventeen." -> EM 1; q2: only N/A -> 1; q3: 0;
+    # q4: EM 0, F1 = best of (red car park vs red car: P 2/3, R 1) = 0.8
+    assert squad_exact_match(predictions, None, examples) == pytest.approx(100 * 2 / 4)
+    assert squad_f1(predictions, None, examples) == pytest.approx(100 * (1 + 1 + 0 + 0.8) / 4)
+
+
+def test_squad_no_answer_predicted_for_an_answerable_question():
+    assert squad_f1(["N/A"], None, [_example("q", ["x y"])]) == 0.0
+    assert squad_exact_match(["x"], None, [_example("q", [])]) == 0.0   # no gold answers at all
