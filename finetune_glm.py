@@ -1,17 +1,25 @@
 """Finetune or evaluate GLM on a downstream task (spec section 9).
 
+    python finetune_glm.py --finetune --task rte --data-dir DATA/RTE --cloze-eval --load-pretrained CKPT ...
     python finetune_glm.py --finetune --task lambada --valid-data lambada_test.jsonl --load-pretrained CKPT ...
     torchrun --nproc-per-node 2 finetune_glm.py ... --model-parallel-size 2      # data / tensor parallel
+    deepspeed finetune_glm.py --deepspeed --deepspeed_config config_tasks/config_blocklm_10B.json ...
 
-This first version runs the zero-shot evaluations (``--epochs 0``, the default here):
+Task families:
 
-* ``lambda`` / ``lambada`` -- LAMBADA last-word accuracy;
-* ``wikitext`` / ``language_model`` -- average loss, perplexity and adjusted perplexity;
-* ``multichoice`` -- zero-shot multiple-choice accuracy over ``--test-data`` JSONL globs.
+* SuperGLUE / CLUE cloze and classification tasks (``copa``, ``rte``, ``boolq``, ``cb``, ``wic``, ``wsc``,
+  ``multirc``, ``record``, ``afqmc``, ``tnews``, ``cluewsc``, ...): training for ``--epochs`` with the dev
+  metrics every ``--eval-epoch``, the best model kept, test predictions in the submission format
+  (tasks/superglue, docs/superglue.md);
+* seq2seq (``cnn_dm``, ``cnn_dm_original``, ``xsum``, ``gigaword``, ``squad_generation``, ``squad``,
+  ``squad_v1``, ``cmrc``, ``blank``, ``customization``, ``extraction``): training with label smoothing,
+  evaluation by decoding, ROUGE / EM-F1 (tasks/seq2seq, docs/seq2seq.md).  Unlike the original,
+  ``--task squad`` reaches this driver (the original sent it to the cloze driver by mistake);
+* zero-shot evaluation (``--epochs 0``): ``lambda``/``lambada``, ``wikitext``, ``language_model``,
+  ``multichoice`` (docs/evaluation.md).
 
-The other task names of the original are recognised and refused with a clear message.  Results go to
-``<summary-dir>/runs/<experiment-name>/test_results.json`` (``--overwrite`` to replace them).  See
-docs/evaluation.md.
+Results go to ``<summary-dir>/runs/<experiment-name>/`` (``test_results.json``, ``results.json``,
+predictions; ``--overwrite`` to replace them), checkpoints to ``<save>/<experiment-name>/``.
 """
 
 import argparse
@@ -26,10 +34,7 @@ import torch
 logger = logging.getLogger("finetune_glm")
 
 LM_TASKS = ("lambda", "lambada", "wikitext", "language_model")
-SUPERGLUE_TASKS = ("copa", "wsc", "rte", "boolq", "cb", "wic", "multirc", "record", "afqmc", "tnews", "cluewsc",
-                   "mnli", "agnews", "yahoo", "yelp-polarity", "yelp-full", "x-stance", "sst-2", "cola", "mrpc",
-                   "qqp", "qnli", "ax-b", "ax-g", "race", "squad", "lama", "wsc1")
-SEQ2SEQ_TASKS = ("cnn_dm", "cnn_dm_original", "gigaword", "blank", "squad_generation", "squad_v1", "xsum",
+SEQ2SEQ_TASKS = ("cnn_dm", "cnn_dm_original", "gigaword", "blank", "squad_generation", "squad", "squad_v1", "xsum",
                  "extraction", "cmrc", "customization")
 
 
@@ -61,24 +66,37 @@ def _evaluate_mc(model, data, args, device):
                                 length_penalty=args.length_penalty)
 
 
-# task name (lower case) -> (dataset builder, evaluator); None = known but not implemented yet.
-TASKS = {**{name: (_lm_task, _evaluate_lm) for name in LM_TASKS}, "multichoice": (_mc_task, _evaluate_mc),
-         **{name: None for name in SUPERGLUE_TASKS + SEQ2SEQ_TASKS}}
+# Zero-shot tasks: task name (lower case) -> (dataset builder, evaluator).
+ZERO_SHOT_TASKS = {**{name: (_lm_task, _evaluate_lm) for name in LM_TASKS}, "multichoice": (_mc_task, _evaluate_mc)}
+
+
+def superglue_task_names():
+    from tasks.superglue.registry import task_names
+    return tuple(task_names())
+
+
+def task_family(args):
+    """``"zero-shot"``, ``"seq2seq"`` or ``"superglue"`` for ``--task`` (case-insensitive).  Seq2seq
+    names are looked up first, so ``squad`` is extractive QA as generation (the original's cloze
+    ``squad`` processor shadowed it)."""
+    name = (args.task or "").lower()
+    if name in ZERO_SHOT_TASKS:
+        return "zero-shot"
+    if name in SEQ2SEQ_TASKS:
+        return "seq2seq"
+    if name in superglue_task_names():
+        return "superglue"
+    available = ", ".join(sorted(set(ZERO_SHOT_TASKS) | set(SEQ2SEQ_TASKS) | set(superglue_task_names())))
+    if not name:
+        raise TaskError(f"--task is required; available: {available}")
+    raise TaskError(f"unknown --task {args.task!r}; available: {available}")
 
 
 def resolve_task(args):
-    name = (args.task or "").lower()
-    available = ", ".join(n for n, v in TASKS.items() if v is not None)
-    if not name:
-        raise TaskError(f"--task is required; available: {available}")
-    if name not in TASKS:
-        raise TaskError(f"unknown --task {args.task!r}; available: {available}")
-    if TASKS[name] is None:
-        raise TaskError(f"--task {args.task} is not implemented yet; available: {available}")
+    """The (dataset builder, evaluator) of a zero-shot task; these tasks only evaluate."""
     if args.epochs not in (None, 0):
-        raise TaskError(f"--task {args.task}: training is not implemented yet, only zero-shot evaluation "
-                        f"(--epochs 0); got --epochs {args.epochs}")
-    return TASKS[name]
+        raise TaskError(f"--task {args.task} is a zero-shot evaluation: pass --epochs 0 (got --epochs {args.epochs})")
+    return ZERO_SHOT_TASKS[args.task.lower()]
 
 
 def load_evaluation_model(args, device):
@@ -106,6 +124,18 @@ def results_path(args):
     return os.path.join(args.summary_dir or ".", "runs", args.experiment_name, "test_results.json")
 
 
+def run_finetuning(args, family, tokenizer, device):
+    """Train and evaluate a SuperGLUE/CLUE or seq2seq task through ``tasks.finetune``."""
+    from tasks.finetune import finetune
+    if family == "superglue":
+        from tasks.superglue.finetune import build_task
+    else:
+        from tasks.seq2seq.finetune import build_task
+    if args.epochs is None:
+        args.epochs = 0
+    return finetune(args, build_task(args, tokenizer), device)
+
+
 def main(argv=None):
     from data_utils import prepare_tokenizer
     from glm.arguments import get_args
@@ -116,13 +146,17 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if not args.finetune:
         raise TaskError("finetune_glm.py expects --finetune (as the original); add it to the flags")
-    build_dataset, evaluate = resolve_task(args)
+    family = task_family(args)
+    if family == "zero-shot":
+        build_dataset, evaluate = resolve_task(args)
     output = results_path(args)
     if os.path.exists(output) and not args.overwrite:
         raise TaskError(f"{output} exists; pass --overwrite to replace it or change --experiment-name")
     device = initialize_distributed(args)
     set_random_seed(args.seed)
     tokenizer = prepare_tokenizer(args)
+    if family != "zero-shot":
+        return run_finetuning(args, family, tokenizer, device)
     data = build_dataset(args, tokenizer)
     model = load_evaluation_model(args, device)
     start = time.time()

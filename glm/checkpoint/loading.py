@@ -87,4 +87,5 @@ def load_model_state(model, path, strict=True, extend_position_tables=True, tag=
     meta = {k: v for k, v in checkpoint.items() if k != key}
     meta.setdefault("iteration", resolved.iteration)
     meta["_resolved"] = resolved
+    meta["_missing_keys"], meta["_unexpected_keys"] = list(result.missing_keys), list(result.unexpected_keys)
     return meta

@@ -63,3 +63,47 @@ def build_optimizer(args, model):
     options = {"fused": True} if device_type == "cuda" else {"foreach": True}
     return torch.optim.AdamW(groups, lr=args.lr, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_eps,
                              weight_decay=args.weight_decay, **options)
+
+
+# The kinds of model a finetuning task asks for (the original's ``get_model(args, model_type, ...)``).
+MODEL_TYPES = ("generation", "multiple_choice", "classification")
+
+
+def build_task_model(args, device=None, model_type="generation", multi_token=True, num_labels=2,
+                     spell_length=None):
+    """The model a downstream task finetunes, chosen from the flags as the original did:
+
+    * ``generation``: the plain ``GLMModel`` (seq2seq, language modelling);
+    * ``multiple_choice`` with ``--cloze-eval``: ``GLMForMultiTokenCloze`` (``GLMForMultiTokenClozeFast``
+      with ``--fast-decode``) for multi-token answers, ``GLMForSingleTokenCloze`` for verbalizer tokens;
+    * ``multiple_choice`` without ``--cloze-eval``: ``GLMForSequenceClassification`` with one output per
+      choice; ``classification``: the same head with ``num_labels`` outputs.
+
+    Cloze heads read full-vocabulary logits (``parallel_output=False``): their log-softmax over the
+    vocabulary would otherwise cover one model-parallel shard only, which is what broke the
+    original's evaluation with model parallelism.  ``spell_length`` adds the P-tuning prompt encoder
+    (``--prompt-func``); ``--freeze-transformer`` / ``--tune-prefix-layers`` freeze the backbone.
+    """
+    from ..model import (GLMForMultiTokenCloze, GLMForMultiTokenClozeFast, GLMForSequenceClassification,
+                         GLMForSingleTokenCloze)
+
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {model_type!r}")
+    head_on_hidden = model_type == "classification" or (model_type == "multiple_choice" and not args.cloze_eval)
+    overrides = dict(parallel_output=model_type == "generation", output_predict=not head_on_hidden)
+    if spell_length:
+        overrides.update(spell_length=spell_length, spell_func=args.prompt_func)
+    model = build_model(args, None, **overrides)
+    if args.freeze_transformer:
+        model.freeze_transformer(tune_prefix_layers=args.tune_prefix_layers)
+    if model_type == "multiple_choice" and args.cloze_eval:
+        if multi_token:
+            head_class = GLMForMultiTokenClozeFast if args.fast_decode else GLMForMultiTokenCloze
+            model = head_class(model, length_penalty=args.length_penalty)
+        else:
+            model = GLMForSingleTokenCloze(model, take_softmax=args.adapet)
+    elif head_on_hidden:
+        num_class = 1 if model_type == "multiple_choice" else num_labels
+        model = GLMForSequenceClassification(model, args.hidden_size, args.output_dropout, args.pool_token,
+                                             num_class=num_class)
+    return model.to(device) if device is not None else model

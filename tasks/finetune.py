@@ -1,0 +1,339 @@
+"""The finetuning driver every trained task shares (spec section 9.1).
+
+A task describes itself with a :class:`FinetuneTask` (datasets, model, loss, evaluation, prediction
+files); :func:`finetune` runs it:
+
+* loads the pretrained weights (``--load-pretrained``) into the task's model, or resumes a finetuning
+  run (``--load``);
+* trains ``--epochs`` passes over the training set on the plain or DeepSpeed engine of pretraining
+  (data parallel through a ``DistributedSampler`` over the data-parallel group; every rank of a
+  model-parallel group builds the same dataset, so no batch broadcast is needed);
+* logs loss/throughput every ``--log-interval`` steps, the loss on the validation set every
+  ``--eval-interval`` steps, and runs the task metrics on the dev split every ``--eval-epoch`` epochs;
+* keeps the best model by ``--validation-metric`` (the tag ``best`` under ``--save``, weights only;
+  in memory when there is no ``--save``) and writes ``results.json``;
+* saves a resumable checkpoint every ``--save-epoch`` epochs;
+* at the end reloads the best model and evaluates the test split (and the dev split with
+  ``--eval-valid``), writing predictions and ``test_results.json``.  ``--epochs 0`` only evaluates.
+
+Outputs go to ``<summary-dir>/runs/<experiment-name>/`` (metrics, predictions) and
+``<save>/<experiment-name>/`` (checkpoints).
+"""
+
+import copy
+import dataclasses
+import json
+import logging
+import os
+import time
+from typing import Any, Callable, Optional
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+
+from glm import mpu
+from glm.checkpoint import CheckpointError, load_model_state, model_file_name
+from glm.checkpoint.io import atomic_torch_save, atomic_write_text
+from glm.training.distributed import barrier, is_rank_0
+
+from .batching import batch_to_device, collate_choices
+
+logger = logging.getLogger(__name__)
+
+BEST_TAG = "best"
+
+
+@dataclasses.dataclass
+class FinetuneTask:
+    """What a task contributes to :func:`finetune`.
+
+    ``build_model(args, device)`` returns the model to train; ``forward_step(model, batch)`` returns
+    ``(loss, extras)`` for a collated batch on the device; ``evaluate(model, split)`` returns
+    ``(metrics dict, predictions)`` for ``"dev"`` or ``"test"`` with the same result on every rank
+    (``None`` when the split has no data); ``write_predictions(predictions, split, directory)`` writes
+    the task's prediction files (rank 0 only).  ``metric_names`` lists what ``evaluate`` reports, the
+    first being the default ``--validation-metric``.
+    """
+    name: str
+    build_model: Callable[[Any, torch.device], torch.nn.Module]
+    forward_step: Callable[[torch.nn.Module, dict], Any]
+    evaluate: Callable[[torch.nn.Module, str], Any]
+    metric_names: tuple
+    train_dataset: Any = None
+    valid_dataset: Any = None
+    collate_fn: Callable = collate_choices
+    write_predictions: Optional[Callable[[Any, str, str], None]] = None
+    prompt_token_ids: Optional[list] = None   # verbalizer ids for --prompt-init
+
+
+class FinetuneError(ValueError):
+    """A flag combination or file problem the user must fix (the message says how)."""
+
+
+def log_directory(args):
+    return os.path.join(args.summary_dir or ".", "runs", args.experiment_name)
+
+
+def save_directory(args):
+    """Where this run's checkpoints go (``--save``/<experiment-name>, resolved by :func:`finetune`)."""
+    return args.save or None
+
+
+# -- weights ----------------------------------------------------------------------------------------
+
+def _glm(model):
+    """The ``GLMModel`` inside a head (or the model itself)."""
+    return getattr(model, "model", model)
+
+
+def load_pretrained(model, path):
+    """Load pretrained GLM weights (``--load-pretrained``) into the task model.  Heads that wrap the
+    GLM under ``model.`` get the weights of their inner model; the new parts (P-tuning prompt encoder,
+    classification layers) keep their initialisation.  Anything else that does not match is an error."""
+    meta = load_model_state(_glm(model), path, strict=False)
+    tag_dir = meta["_resolved"].tag_dir
+    missing = [k for k in meta["_missing_keys"] if not k.startswith("prompt_spell.")]
+    if missing or meta["_unexpected_keys"]:
+        raise CheckpointError(
+            f"{tag_dir} does not match the model: missing {missing[:5]}, unexpected {meta['_unexpected_keys'][:5]}; "
+            "check the model flags (--num-layers, --hidden-size, ...) against the checkpoint")
+    return meta
+
+
+def _trainable_state(model):
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def save_best(args, model, iteration, epoch):
+    """Write the tag ``best`` (weights only) without touching the trackers, which keep naming the
+    last resumable checkpoint."""
+    directory = save_directory(args)
+    if mpu.get_data_parallel_rank() == 0:
+        path = os.path.join(directory, BEST_TAG, model_file_name(mpu.get_model_parallel_rank()))
+        atomic_torch_save({"module": model.state_dict(), "iteration": iteration, "epoch": epoch}, path)
+    barrier()
+    if is_rank_0():
+        atomic_write_text(os.path.join(directory, "best_checkpointed_iteration.txt"), str(iteration))
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+def make_train_loader(args, task):
+    """Shuffled micro-batches of ``--batch-size`` for this data-parallel rank (incomplete last batch
+    dropped)."""
+    sampler = DistributedSampler(task.train_dataset, num_replicas=mpu.get_data_parallel_world_size(),
+                                 rank=mpu.get_data_parallel_rank(), shuffle=True, seed=0, drop_last=True)
+    return DataLoader(task.train_dataset, batch_size=args.batch_size, sampler=sampler, drop_last=True,
+                      collate_fn=task.collate_fn, num_workers=args.num_workers)
+
+
+def make_eval_loader(args, dataset, collate_fn):
+    sampler = DistributedSampler(dataset, num_replicas=mpu.get_data_parallel_world_size(),
+                                 rank=mpu.get_data_parallel_rank(), shuffle=False)
+    return DataLoader(dataset, batch_size=args.eval_batch_size or args.batch_size, sampler=sampler,
+                      collate_fn=collate_fn, num_workers=args.num_workers)
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+def _write_json(path, payload):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1, sort_keys=True)
+
+
+def _metric_for_selection(args, task):
+    metric = args.validation_metric or task.metric_names[0]
+    if metric not in task.metric_names:
+        raise FinetuneError(f"--validation-metric {metric!r} is not reported by task {task.name}; "
+                            f"choose one of {', '.join(task.metric_names)}")
+    return metric
+
+
+def validation_loss(engine, loader, forward_step, device, max_batches):
+    """Average of ``forward_step``'s loss over up to ``max_batches`` batches (all data-parallel ranks)."""
+    from glm.training.distributed import all_reduce_mean
+    engine.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i, batch in enumerate(loader):
+            if i >= max_batches:
+                break
+            with engine.autocast():
+                loss, _ = forward_step(engine.module, batch_to_device(batch, device))
+            total += float(loss)
+            count += 1
+    engine.train()
+    value = torch.tensor(total / max(count, 1), dtype=torch.float64)
+    return float(all_reduce_mean(value)) if torch.distributed.is_initialized() else float(value)
+
+
+class _Trainer:
+    """The epoch loop; holds the engine and the best model seen so far."""
+
+    def __init__(self, args, task, model, device):
+        from glm.learning_rates import get_learning_rate_scheduler
+        from glm.training.engines import autocast_dtype, build_engine
+        from glm.training.metrics import TrainingLogger, device_peak_flops, make_summary_writer
+        from glm.training.model_setup import build_optimizer
+
+        self.args, self.task, self.device = args, task, device
+        self.loader = make_train_loader(args, task)
+        if len(self.loader) == 0:
+            raise FinetuneError(f"the training set of {task.name} ({len(task.train_dataset)} samples) gives no "
+                                f"batch of --batch-size {args.batch_size} per data-parallel rank; lower --batch-size")
+        self.iters_per_epoch = len(self.loader)
+        # As the original: iterations count micro-batches; the scheduler divides by accumulation.
+        args.train_iters = args.epochs * self.iters_per_epoch
+        self.engine = build_engine(args, model, lambda m: build_optimizer(args, m),
+                                   lambda opt: get_learning_rate_scheduler(opt, args), device)
+        self.valid_loader = (make_eval_loader(args, task.valid_dataset, task.collate_fn)
+                             if task.valid_dataset is not None and args.eval_interval else None)
+        peak, label = device_peak_flops(device, autocast_dtype(args) or torch.float32)
+        self.writer = make_summary_writer(args) if is_rank_0() else None
+        world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+        self.logger = TrainingLogger(args, _glm(self.engine.module).config, world, peak, label, self.writer)
+        self.best_score, self.best_state, self.best_epoch = None, None, None
+        self.metric = _metric_for_selection(args, task)
+
+    def resume(self):
+        """``--load`` of an earlier finetuning run: weights, optimizer, schedule, RNG and position."""
+        from glm.training.checkpointing import load_training_checkpoint
+        resume_args = copy.copy(self.args)
+        resume_args.finetune = False   # --finetune would load the weights only
+        state = load_training_checkpoint(resume_args, self.engine)
+        state.restore_rng()
+        self.best_score = state.data_state.get("best_score")
+        return state.iteration
+
+    def save(self, iteration, epoch):
+        from glm.training.checkpointing import save_training_checkpoint
+        save_training_checkpoint(self.args, iteration, self.engine,
+                                 data_state={"epoch": epoch, "best_score": self.best_score})
+
+    def end_of_epoch(self, iteration, epoch):
+        metrics, _ = self.task.evaluate(self.engine.module, "dev")
+        if metrics is None:
+            return
+        if is_rank_0():
+            print(f"epoch {epoch} dev: " + " | ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
+            if self.writer is not None:
+                for key, value in metrics.items():
+                    self.writer.add_scalar(f"Train/dev_{key}", value, iteration)
+        score = metrics[self.metric]
+        if self.best_score is None or score > self.best_score:
+            self.best_score, self.best_epoch = score, epoch
+            if save_directory(self.args):
+                save_best(self.args, self.engine.module, iteration, epoch)
+            else:
+                self.best_state = _trainable_state(self.engine.module)
+            if is_rank_0():
+                _write_json(os.path.join(log_directory(self.args), "results.json"),
+                            {"epoch": epoch, "iteration": iteration, "metric": self.metric, **metrics})
+                print(f"new best dev {self.metric} {score:.4f} at epoch {epoch}", flush=True)
+
+    def run(self, start_iteration=0):
+        args, engine = self.args, self.engine
+        accumulation = args.gradient_accumulation_steps
+        if self.iters_per_epoch % accumulation and is_rank_0():
+            print(f"note: {self.iters_per_epoch % accumulation} micro-batch(es) per epoch do not fill a "
+                  f"gradient-accumulation group of {accumulation} and are skipped", flush=True)
+        iteration = start_iteration
+        first_epoch = start_iteration // self.iters_per_epoch
+        engine.train()
+        for epoch in range(first_epoch, args.epochs):
+            self.loader.sampler.set_epoch(args.seed + epoch)
+            batches = iter(self.loader)
+            done_in_epoch = iteration - epoch * self.iters_per_epoch
+            for _ in range(done_in_epoch):   # resuming mid-epoch: the same order, skip what was trained
+                next(batches)
+            for _ in range((self.iters_per_epoch - done_in_epoch) // accumulation):
+                group = [batch_to_device(next(batches), self.device) for _ in range(accumulation)]
+                result = engine.train_batch(group, self.task.forward_step)
+                iteration += accumulation
+                tokens = sum(b["text"].numel() for b in group) * mpu.get_data_parallel_world_size()
+                self.logger.record(result, tokens, group[0]["text"].size(-1))
+                step = iteration // accumulation
+                lr = engine.lr_scheduler.get_lr() if engine.lr_scheduler is not None else args.lr
+                if step % args.log_interval == 0 and is_rank_0():
+                    self.logger.report(iteration, lr)
+                if self.valid_loader is not None and step % args.eval_interval == 0:
+                    loss = validation_loss(engine, self.valid_loader, self.task.forward_step, self.device,
+                                           args.eval_iters)
+                    if is_rank_0():
+                        print(f"validation loss at iteration {iteration}: {loss:.4f}", flush=True)
+            iteration = (epoch + 1) * self.iters_per_epoch
+            if not args.no_validation and (epoch + 1) % args.eval_epoch == 0:
+                self.end_of_epoch(iteration, epoch)
+            if save_directory(args) and args.save_epoch and (epoch + 1) % args.save_epoch == 0:
+                self.save(iteration, epoch)
+        return iteration
+
+    def restore_best(self):
+        """Put the best weights back into the model before the final evaluation."""
+        if self.best_state is not None:
+            self.engine.module.load_state_dict(self.best_state)
+        elif self.best_epoch is not None or (save_directory(self.args) and _has_best(self.args)):
+            load_model_state(self.engine.module, save_directory(self.args), tag=BEST_TAG)
+
+
+def _has_best(args):
+    return os.path.isdir(os.path.join(save_directory(args), BEST_TAG))
+
+
+def final_evaluation(args, task, model):
+    """Evaluate the test split (and dev with ``--eval-valid``), write predictions and
+    ``test_results.json``; returns ``{split: metrics}``."""
+    results = {}
+    splits = ["test"] + (["dev"] if args.eval_valid else [])
+    for split in splits:
+        metrics, predictions = task.evaluate(model, split)
+        if metrics is None:
+            continue
+        results[split] = metrics
+        if is_rank_0():
+            print(f"final {split}: " + " | ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
+            if task.write_predictions is not None:
+                task.write_predictions(predictions, split, log_directory(args))
+    if not results and is_rank_0():
+        print(f"note: no test data for {task.name} (and no --eval-valid): nothing evaluated at the end", flush=True)
+    if is_rank_0():
+        _write_json(os.path.join(log_directory(args), "test_results.json"), {"task": task.name, **results})
+    return results
+
+
+def finetune(args, task, device):
+    """Train (``--epochs`` > 0) and evaluate ``task``; returns the final ``{split: metrics}``."""
+    start = time.time()
+    if args.save and not getattr(args, "_save_resolved", False):
+        args.save, args._save_resolved = os.path.join(args.save, args.experiment_name), True
+        if is_rank_0():
+            os.makedirs(args.save, exist_ok=True)
+    model = task.build_model(args, device)
+    if args.load_pretrained:
+        load_pretrained(model, args.load_pretrained)
+        if is_rank_0():
+            print(f"loaded pretrained weights from {args.load_pretrained}", flush=True)
+    if args.continuous_prompt and args.prompt_init and getattr(_glm(model), "prompt_spell", None) is not None:
+        _glm(model).prompt_spell.init_embedding(_glm(model).word_embeddings, task.prompt_token_ids)
+    if not args.epochs:
+        if args.load:
+            load_model_state(model, args.load)
+        model.eval()
+        return final_evaluation(args, task, model)
+    if task.train_dataset is None:
+        raise FinetuneError(f"task {task.name} has no training data; pass --epochs 0 to evaluate only")
+    trainer = _Trainer(args, task, model, device)
+    start_iteration = trainer.resume() if args.load else 0
+    if is_rank_0():
+        print(f"finetuning {task.name}: {len(task.train_dataset)} training samples, {trainer.iters_per_epoch} "
+              f"micro-batches per epoch per data-parallel rank, {args.epochs} epochs, engine {trainer.engine.name}",
+              flush=True)
+    trainer.run(start_iteration)
+    trainer.restore_best()
+    trainer.engine.eval()
+    results = final_evaluation(args, task, trainer.engine.module)
+    if is_rank_0():
+        print(f"finetuning done in {time.time() - start:.0f} s", flush=True)
+    return results
