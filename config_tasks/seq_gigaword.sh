@@ -1,0 +1,28 @@
+#! /bin/bash
+# Gigaword headline generation; {train,val,test}.{source,target}.
+# Expects them under ${DATA_ROOT}/gigaword/org_data; sourced after a model config.
+EXPERIMENT_NAME=${MODEL_TYPE}-gigaword
+TASK_NAME=gigaword
+DATA_PATH="${DATA_ROOT:?set DATA_ROOT to the folder holding the task data}/gigaword/org_data"
+
+TRAIN_ARGS="--epochs 10 \
+            --lr 3e-5 \
+            --lr-decay-style linear \
+            --warmup 0.06 \
+            --weight-decay 1.0e-1 \
+            --label-smoothing 0.1"
+
+COMMON_ARGS="--save-interval 10000 \
+             --log-interval 50 \
+             --eval-interval 1000 \
+             --eval-iters 100 \
+             --eval-epoch 1"
+
+TASK_ARGS="--src-seq-length 192 \
+           --tgt-seq-length 32 \
+           --length-penalty 0.6 \
+           --num-beams 5 \
+           --select-topk \
+           --eval-batch-size 1"
+
+BATCH_SIZE=16

@@ -1,0 +1,26 @@
+#! /bin/bash
+# CommitmentBank (single-token cloze, Yes/No/Maybe; metrics accuracy and macro F1).
+# Expects ${DATA_ROOT}/CB/{train,val,test}.jsonl (SuperGLUE JSON lines); sourced after a model config.
+EXPERIMENT_NAME=${MODEL_TYPE}-cb
+TASK_NAME=cb
+DATA_PATH="${DATA_ROOT:?set DATA_ROOT to the folder holding the task data}/CB"
+MAX_SEQ_LEN=256
+
+LR_SINGLE=1e-5
+EPOCH_SINGLE=50
+XXLARGE_EPOCH=100
+
+TRAIN_ARGS="--lr-decay-style linear \
+            --warmup 0.1 \
+            --weight-decay 1.0e-1 \
+            --pattern-id 3"
+
+COMMON_ARGS="--save-interval 10000 \
+             --log-interval 20 \
+             --eval-interval 1000 \
+             --eval-iters 100"
+
+PATTERN_IDS=(0 1 2 3 4)
+PROMPT_IDS=(1 2 3)
+
+BATCH_SIZE=16

@@ -1,0 +1,26 @@
+#! /bin/bash
+# CLUE TNEWS: Chinese news title classification, 15 classes (single-token cloze). Chinese models only.
+# Expects ${DATA_ROOT}/TNEWS/{train,val,test}.jsonl (SuperGLUE JSON lines); sourced after a model config.
+EXPERIMENT_NAME=${MODEL_TYPE}-tnews
+TASK_NAME=tnews
+DATA_PATH="${DATA_ROOT:?set DATA_ROOT to the folder holding the task data}/TNEWS"
+MAX_SEQ_LEN=256
+
+LR_SINGLE=1e-5
+EPOCH_SINGLE=10
+XXLARGE_EPOCH=10
+
+TRAIN_ARGS="--lr-decay-style linear \
+            --warmup 0.1 \
+            --weight-decay 1.0e-1 \
+            --pattern-id 0"
+
+COMMON_ARGS="--save-interval 10000 \
+             --log-interval 20 \
+             --eval-interval 1000 \
+             --eval-iters 100"
+
+PATTERN_IDS=(0)
+PROMPT_IDS=(1 2 3)
+
+BATCH_SIZE=16
