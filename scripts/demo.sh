@@ -30,3 +30,16 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
     --weight-decay 0.01 --clip-grad 1.0 --log-interval 25 --eval-interval 100 --eval-iters 10 \
     --save "$OUT/checkpoints" --save-interval 175 --experiment-name demo --num-workers 1 --seed 1234 \
     --resume-dataloader "$@"
+
+echo "== filling blanks with the model just trained: [MASK] a short span, [sMASK] a sentence, [gMASK] the rest"
+CKPT="$(ls -d "$OUT"/checkpoints/demo-* | sort | tail -n 1)"
+printf '%s\n' \
+    "In the beginning God created the [MASK] and the earth." \
+    "And God said, Let there be light: and there was light. [sMASK] And the evening and the morning were the first day." \
+    "And the LORD spake unto Moses, saying, [gMASK]" |
+"$PY" generate_samples.py \
+    --block-lm --task-mask --tokenizer-type SentencePieceTokenizer --tokenizer-path "$OUT/tokenizer.model" \
+    --num-layers 4 --hidden-size 256 --num-attention-heads 4 --seq-length 256 --max-position-embeddings 256 \
+    --load-pretrained "$CKPT" --out-seq-length 40 --temperature 0.9 --top-k 40 --seed 1234 \
+    --samples-dir "$OUT/samples"
+echo
