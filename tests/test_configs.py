@@ -64,3 +64,58 @@ def test_missing_checkpoint_path_is_named():
 def test_launcher_scripts_are_valid_bash():
     for script in ("ds_pretrain_nvidia.sh", "pretrain_torchrun.sh", "pretrain_slurm.sbatch"):
         assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / script)]).returncode == 0
+
+
+TASK_CONFIGS = sorted((ROOT / "config_tasks").glob("task_*.sh")) + sorted((ROOT / "config_tasks").glob("seq_*.sh"))
+TASK_ENV = {"DATA_ROOT": "/tmp/glm-data", "MODEL_TYPE": "tiny", "PATH": "/usr/bin:/bin"}
+
+
+@pytest.mark.parametrize("config", TASK_CONFIGS, ids=lambda p: p.name)
+def test_finetuning_task_config_flags_parse(config):
+    import finetune_glm
+
+    out = subprocess.run(["bash", "-c", f'source "{config}" && printf "%s" "--task $TASK_NAME --data-dir $DATA_PATH '
+                          '$TRAIN_ARGS $COMMON_ARGS ${TASK_ARGS:-}"'], env=TASK_ENV, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    args = get_args(["--finetune"] + shlex.split(out.stdout))
+    family = finetune_glm.task_family(args)
+    assert family == ("superglue" if config.name.startswith("task_") else "seq2seq")
+    assert args.data_dir.startswith("/tmp/glm-data/")
+    if family == "seq2seq":
+        assert args.src_seq_length and args.tgt_seq_length and args.epochs
+    missing = subprocess.run(["bash", "-c", f'source "{config}" && echo "$DATA_PATH"'],
+                             env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert missing.returncode != 0 and "DATA_ROOT" in missing.stderr
+
+
+def _fake_launcher(tmp_path, name):
+    """A stand-in for torchrun/deepspeed that prints the command line it was given."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / name).write_text('#!/bin/bash\nprintf "%s\\n" "$@"\n')
+    (bin_dir / name).chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "CHECKPOINT_PATH": "/tmp/glm-ckpt", "DATA_ROOT": "/tmp/glm-data",
+            "SAVE_PATH": "/tmp/glm-save"}
+
+
+@pytest.mark.parametrize("script,launcher", [("ds_finetune_superglue.sh", "deepspeed"),
+                                             ("finetune_superglue.sh", "torchrun")])
+def test_superglue_launchers_honour_the_task_pattern(tmp_path, script, launcher):
+    """The original 10B script appended --pattern-id 0 after the task's flags; ours keeps the task's."""
+    out = subprocess.run(["bash", str(ROOT / "scripts" / script), str(ROOT / "config_tasks" / "model_blocklm_10B.sh"),
+                          str(ROOT / "config_tasks" / "task_cb.sh"), "--seed", "7"],
+                         env=_fake_launcher(tmp_path, launcher), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    argv = out.stdout.split()
+    argv = argv[argv.index("finetune_glm.py") + 1:]
+    args = get_args(argv)
+    assert args.pattern_id == 3 and args.task == "cb" and args.seed == 7
+    assert args.data_dir == "/tmp/glm-data/CB" and args.save == "/tmp/glm-save"
+    assert args.cloze_eval and args.finetune
+
+
+def test_finetuning_launchers_are_valid_bash():
+    for script in ("finetune_common.sh", "finetune_superglue.sh", "ds_finetune_superglue.sh",
+                   "ds_finetune_superglue_prompt.sh", "finetune_seq2seq.sh", "ds_finetune_seq2seq.sh",
+                   "finetune_blank.sh", "evaluate_seq2seq.sh"):
+        assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / script)]).returncode == 0
