@@ -1,0 +1,74 @@
+"""``SuperGlueDataset``: the examples of one split of a SuperGLUE/CLUE task, encoded on access.
+
+With ``--cloze-eval`` (all released configs) an item is the task pattern's encoding (see
+``tasks.superglue.pvp``); without it, the processor's classification encoding
+(``[CLS] a [SEP] b [eos]`` for the sequence-classification head).
+"""
+
+from torch.utils.data import Dataset
+
+from .registry import get_task
+
+SPLITS = ("train", "dev", "test")
+
+
+class SuperGlueDataset(Dataset):
+    """``SuperGlueDataset(args, split, tokenizer, for_train=False)``.
+
+    Reads ``args.task`` (any case), ``args.data_dir``, ``args.seq_length``, ``args.cloze_eval``,
+    ``args.pattern_id`` and the pattern flags.  ``split`` is ``train``, ``dev`` or ``test``;
+    ``for_train`` marks a dev set used for validation during training (ReCoRD then builds
+    training-style examples).
+
+    Attributes for the driver: ``examples`` (list, dataset order: sorted by number of choices, as
+    the original), ``processor``, ``pvp`` (``None`` without ``--cloze-eval``), ``spec`` (the
+    registry entry: metrics, prediction format), ``labels``, ``num_labels``, ``multi_token``,
+    ``variable_num_choices`` (batches need choice padding), ``dataset_name`` (``<task>-<split>``).
+    Items are encoded when accessed, so memory stays at the size of the text.
+    """
+
+    def __init__(self, args, split, tokenizer, for_train=False):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+        self.spec = get_task(args.task)
+        self.args, self.split, self.tokenizer = args, split, tokenizer
+        self.dataset_name = f"{self.spec.name}-{split}"
+        self.processor = self.spec.make_processor(args)
+        self.cloze_eval = bool(getattr(args, "cloze_eval", False))
+        # The pattern is built before reading so that a bad pattern id or verbalizer fails at once.
+        self.pvp = self.spec.make_pvp(args, tokenizer, split) if self.cloze_eval else None
+        examples = self.processor.get_examples(split, args.data_dir, for_train=for_train)
+        # Stable sort: examples with equally many choices keep their file order.
+        self.examples = sorted(examples, key=lambda example: example.num_choices)
+        self.labeled = split != "test"
+
+    @property
+    def labels(self):
+        return self.processor.get_labels()
+
+    @property
+    def num_labels(self):
+        return len(self.labels)
+
+    @property
+    def multi_token(self):
+        """Samples hold one row per answer (multi-token cloze, or COPA/ReCoRD without cloze)."""
+        return self.spec.is_multi_token(self.args)
+
+    @property
+    def variable_num_choices(self):
+        return self.processor.variable_num_choices
+
+    @property
+    def num_truncated(self):
+        """How many encodings so far had to cut text to fit ``--seq-length``."""
+        return (self.pvp or self.processor).num_truncated
+
+    def __len__(self):
+        return len(self.examples)
+
+    def __getitem__(self, index):
+        example = self.examples[index]
+        if self.pvp is not None:
+            return self.pvp.encode(example)
+        return self.processor.encode(example, self.tokenizer, self.args)

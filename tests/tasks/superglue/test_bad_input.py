@@ -1,0 +1,94 @@
+"""Bad data and bad flags fail at once with a message that says what and where."""
+
+import pytest
+
+from tasks.jsonl import TaskDataError
+from tasks.superglue.dataset import SuperGlueDataset
+from tasks.superglue.errors import TaskConfigError
+from tasks.superglue.pvp import RtePVP
+from tasks.superglue.registry import get_task
+
+from .conftest import bert_args, write_split
+
+RTE = {"premise": "A dog runs.", "hypothesis": "An animal moves.", "label": "entailment", "idx": 0}
+
+
+def test_missing_split_file_names_file_and_directory(bert, tmp_path):
+    with pytest.raises(TaskDataError) as error:
+        SuperGlueDataset(bert_args("rte", tmp_path), "train", bert)
+    assert "train.jsonl" in str(error.value) and str(tmp_path) in str(error.value)
+    with pytest.raises(TaskDataError, match="dev32.jsonl"):
+        SuperGlueDataset(bert_args("rte", tmp_path, "--few-superglue"), "dev", bert)
+    with pytest.raises(TaskDataError, match="--data-dir"):
+        args = bert_args("rte", tmp_path)
+        args.data_dir = None
+        SuperGlueDataset(args, "dev", bert)
+    with pytest.raises(ValueError, match="split"):
+        SuperGlueDataset(bert_args("rte", tmp_path), "validation", bert)
+
+
+def test_malformed_lines_name_file_and_line(bert, tmp_path):
+    (tmp_path / "val.jsonl").write_text('{"premise": "a", "hypothesis": "b", "label": "entailment", "idx": 0}\n'
+                                        '\n{"premise": "a", oops}\n')
+    with pytest.raises(TaskDataError, match=r"val.jsonl:3: not a JSON line"):
+        SuperGlueDataset(bert_args("rte", tmp_path), "dev", bert)
+    write_split(tmp_path, "val.jsonl", [{"hypothesis": "b", "idx": 0}])
+    with pytest.raises(TaskDataError, match=r"val.jsonl:1: missing key 'premise'"):
+        SuperGlueDataset(bert_args("rte", tmp_path), "dev", bert)
+    write_split(tmp_path, "val.jsonl", [[1, 2]])
+    with pytest.raises(TaskDataError, match=r"val.jsonl:1: expected a JSON object"):
+        SuperGlueDataset(bert_args("rte", tmp_path), "dev", bert)
+
+
+def test_label_outside_the_task(bert, tmp_path):
+    write_split(tmp_path, "val.jsonl", [RTE, dict(RTE, idx=1, label="maybe")])
+    with pytest.raises(TaskDataError, match=r"val.jsonl:2: label 'maybe' is not one of .*'not_entailment'"):
+        SuperGlueDataset(bert_args("rte", tmp_path), "dev", bert)
+    copa = {"premise": "p", "choice1": "a", "choice2": "b", "question": "effect", "idx": 0, "label": 2}
+    write_split(tmp_path, "val.jsonl", [copa])
+    with pytest.raises(TaskDataError, match="label 2"):
+        SuperGlueDataset(bert_args("copa", tmp_path), "dev", bert)
+    write_split(tmp_path, "val.jsonl", [dict(copa, label=0, question="why")])
+    with pytest.raises(TaskDataError, match="cause.*effect"):
+        SuperGlueDataset(bert_args("copa", tmp_path), "dev", bert)
+
+
+def test_unknown_pattern_lists_the_task_patterns(bert, tmp_path):
+    write_split(tmp_path, "val.jsonl", [RTE])
+    with pytest.raises(TaskConfigError, match=r"no pattern 7.*\[0, 1, 2, 3, 4\]"):
+        SuperGlueDataset(bert_args("rte", tmp_path, "--pattern-id", "7"), "dev", bert)
+    with pytest.raises(TaskConfigError, match=r"\[0\]"):
+        get_task("record").make_pvp(bert_args("record", tmp_path, "--pattern-id", "1"), bert)
+
+
+def test_unknown_task_lists_the_tasks(bert, tmp_path):
+    with pytest.raises(TaskConfigError, match="unknown SuperGLUE/CLUE task 'rtee'.*boolq.*copa.*wsc"):
+        SuperGlueDataset(bert_args("rtee", tmp_path), "dev", bert)
+    assert get_task("BoolQ").name == "boolq" and get_task("ReCoRD").name == "record"
+
+
+class LongVerbalizerPVP(RtePVP):
+    VERBALIZER = {"entailment": [" Yes indeed"], "not_entailment": [" No"]}
+
+
+def test_single_token_task_needs_one_token_verbalizers(bert, tmp_path):
+    args = bert_args("rte", tmp_path)
+    with pytest.raises(TaskConfigError, match=r"' Yes indeed' of label 'entailment' is 2 tokens"):
+        LongVerbalizerPVP(args, bert, ["entailment", "not_entailment"], 64)
+    # the same verbalizer is fine when answers are scored as sequences
+    LongVerbalizerPVP(args, bert, ["entailment", "not_entailment"], 64, is_multi_token=True)
+    with pytest.raises(TaskConfigError, match="no verbalizer for label 'other'"):
+        RtePVP(args, bert, ["entailment", "other"], 64)
+
+
+def test_unfillable_patterns(bert, tmp_path):
+    record = {"idx": 0, "passage": {"text": "Paris is big.", "entities": [{"start": 0, "end": 4}]},
+              "qas": [{"query": "It is big.", "idx": 0, "answers": [{"text": "Paris"}]}]}
+    write_split(tmp_path, "val.jsonl", [record])
+    dataset = SuperGlueDataset(bert_args("record", tmp_path), "dev", bert)
+    with pytest.raises(TaskDataError, match="@placeholder"):
+        dataset[0]
+    write_split(tmp_path, "val.jsonl", [RTE])
+    dataset = SuperGlueDataset(bert_args("rte", tmp_path, seq_length=4), "dev", bert)
+    with pytest.raises(TaskConfigError, match="does not fit --seq-length"):
+        dataset[0]
