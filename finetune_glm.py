@@ -177,9 +177,13 @@ if __name__ == "__main__":
         main()
     except TaskError as e:
         sys.exit(f"finetune_glm.py: error: {e}")
-    except Exception as e:   # user-facing data / checkpoint problems
+    except Exception as e:   # user-facing data / flag / checkpoint problems: one line, no traceback
         from glm.checkpoint import CheckpointError
-        from tasks.language_model.dataset import TaskDataError
-        if isinstance(e, (TaskDataError, CheckpointError, FileNotFoundError)):
+        from glm.generation import GenerationInputError
+        from tasks.finetune import FinetuneError
+        from tasks.jsonl import TaskDataError
+        from tasks.superglue.errors import TaskConfigError
+        if isinstance(e, (TaskDataError, TaskConfigError, FinetuneError, GenerationInputError, CheckpointError,
+                          FileNotFoundError)):
             sys.exit(f"finetune_glm.py: error: {e}")
         raise

@@ -56,7 +56,10 @@ def head_scores(model, batch):
         return model(text, position, sep, batch["dec_text"], batch["dec_position"], batch["dec_mask"],
                      batch["dec_target"], batch["dec_logit_mask"])[0]
     if "target" in batch:
-        return model(text, position, sep, batch["target"], batch["logit_mask"], prompt_pos=batch.get("prompt_pos"))[0]
+        prompt_pos = batch.get("prompt_pos")
+        if prompt_pos is not None and prompt_pos.numel() == 0:
+            prompt_pos = None   # every sample carries the field; it is empty without --continuous-prompt
+        return model(text, position, sep, batch["target"], batch["logit_mask"], prompt_pos=prompt_pos)[0]
     return model(text, position, sep)[0]
 
 

@@ -51,7 +51,7 @@ class FinetuneTask:
     ``build_model(args, device)`` returns the model to train; ``forward_step(model, batch)`` returns
     ``(loss, extras)`` for a collated batch on the device; ``evaluate(model, split)`` returns
     ``(metrics dict, predictions)`` for ``"dev"`` or ``"test"`` with the same result on every rank
-    (``None`` when the split has no data); ``write_predictions(predictions, split, directory)`` writes
+    (``(None, None)`` when the split has no data, an empty dict when it has no labels); ``write_predictions(predictions, split, directory)`` writes
     the task's prediction files (rank 0 only).  ``metric_names`` lists what ``evaluate`` reports, the
     first being the default ``--validation-metric``.
     """
@@ -293,7 +293,8 @@ def final_evaluation(args, task, model):
             continue
         results[split] = metrics
         if is_rank_0():
-            print(f"final {split}: " + " | ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
+            scores = " | ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no labels, predictions only"
+            print(f"final {split}: {scores}", flush=True)
             if task.write_predictions is not None:
                 task.write_predictions(predictions, split, log_directory(args))
     if not results and is_rank_0():

@@ -7,6 +7,11 @@ class TaskDataError(ValueError):
     """A task data file is missing, empty or malformed; the message names the file (and line)."""
 
 
+class MissingSplitError(TaskDataError):
+    """A split file that does not exist: the finetuning driver skips an absent test split (training
+    and validation splits are required)."""
+
+
 def json_lines(path):
     """Yield ``("path:line", record)`` for every non-blank line of ``path``."""
     try:

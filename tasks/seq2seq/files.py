@@ -9,13 +9,9 @@ friends and shift every later line of a news corpus.
 import json
 import os
 
-from ..jsonl import TaskDataError
+from ..jsonl import MissingSplitError, TaskDataError
 
 SPLITS = ("train", "dev", "test")
-
-
-class MissingSplitError(TaskDataError):
-    """A split file that does not exist (the driver skips an absent test split; training needs one)."""
 
 # task -> the file stem of each split inside --data-dir.
 SPLIT_STEMS = {

@@ -24,9 +24,9 @@ from glm.training.model_setup import build_task_model
 
 from ..eval_utils import decode_dataset, full_vocabulary_logits, map_in_order, seq2seq_decode_config
 from ..finetune import FinetuneTask
+from ..jsonl import MissingSplitError
 from . import metrics as seq2seq_metrics
 from .dataset import build_dataset
-from .files import MissingSplitError
 from .outputs import blank_prediction_text, prediction_text, write_prediction_files
 from .retokenize import retokenizer_for
 

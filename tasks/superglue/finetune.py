@@ -1,0 +1,178 @@
+"""SuperGLUE / CLUE finetuning for ``finetune_glm.py`` (spec sections 9.1 and 9.3): the task
+description :func:`build_task` hands to :func:`tasks.finetune.finetune`.
+
+* Model (the original's ``get_model``): with ``--cloze-eval`` the multi-token cloze head (the fast
+  variant with ``--fast-decode``) for free-text answers and the single-token head for verbalizers;
+  without it the sequence-classification head (one output per choice for COPA and ReCoRD).
+  ``--continuous-prompt`` adds the P-tuning prompt encoder sized by the pattern.
+* Loss: ``--loss-func`` (cross entropy, hinge, generative, mix) or ``--adapet`` over the choice
+  scores, padding choices masked; ``--segment-length`` sums the scores of an answer's segments.
+  The generative WSC setup (``task_wsc_generative.sh``) trains the language-model loss on the
+  referent instead.
+* Evaluation: the argmax over each example's choices (WSC: choice 0, the referent, means True),
+  data parallel with the results gathered, scored with the task's metrics; test predictions are
+  written in the benchmark's submission format (``<task>-<split>.jsonl``).
+"""
+
+import functools
+
+import torch
+
+from glm.training.finetune_losses import choice_loss
+from glm.training.loop import pretrain_forward
+from glm.training.model_setup import build_task_model
+
+from ..batching import batch_to_device, collate_choices
+from ..eval_utils import chunked_head_scores, full_vocabulary_logits, head_scores, map_in_order
+from ..finetune import FinetuneTask
+from ..jsonl import MissingSplitError
+from ..scoring import score_batch
+from .dataset import SuperGlueDataset
+from .registry import generative_wsc, get_task, write_predictions
+
+
+def combine_segments(scores, segment_id, row_mask=None):
+    """Scores of answer segments ``[B, R]`` summed into one score per choice ``[B, C]``
+    (``segment_id`` ``[B, R]`` names each row's choice); padding rows (``row_mask`` 0) add nothing.
+    Returns ``(scores, choice_mask or None)``."""
+    choices = int(segment_id.max()) + 1
+    if row_mask is not None:
+        scores = scores * row_mask.to(scores.dtype)
+    combined = scores.new_zeros(scores.size(0), choices).scatter_add_(1, segment_id, scores)
+    choice_mask = None
+    if row_mask is not None:
+        counts = row_mask.new_zeros(scores.size(0), choices).scatter_add_(1, segment_id, row_mask)
+        choice_mask = (counts > 0).long()
+    return combined, choice_mask
+
+
+def choice_scores(model, batch, chunked=False):
+    """``(scores [B, C], choice mask [B, C] or None)`` of a collated batch on the model's device."""
+    scores = (chunked_head_scores if chunked else head_scores)(model, batch)
+    mask = batch.get("loss_mask")
+    if "segment_id" in batch:
+        scores, mask = combine_segments(scores, batch["segment_id"], mask)
+    return scores, mask
+
+
+def cloze_forward(model, batch, loss_func="cross_entropy", adapet=False):
+    """The finetuning loss of one batch (the original's ``finetune_forward_step``)."""
+    scores, mask = choice_scores(model, batch)
+    return choice_loss(scores, batch["label"], loss_func, mask, adapet), {}
+
+
+class ClozeEvaluation:
+    """Predicts every example of a split and scores it with the task's metrics; datasets are read
+    once, on first use (a missing test split means no final test evaluation)."""
+
+    def __init__(self, args, tokenizer, spec, device_of, generative=False):
+        self.args, self.tokenizer, self.spec = args, tokenizer, spec
+        self.device_of, self.generative = device_of, generative
+        self.datasets = {}
+
+    def dataset(self, split):
+        if split not in self.datasets:
+            try:
+                self.datasets[split] = SuperGlueDataset(self.args, split, self.tokenizer)
+            except MissingSplitError:
+                if split != "test":
+                    raise
+                self.datasets[split] = None
+        return self.datasets[split]
+
+    def _predict(self, model, dataset, device):
+        """``[(prediction, label), ...]`` in dataset order."""
+        collate = functools.partial(collate_choices, choice_mask=dataset.variable_num_choices)
+
+        def compute(batch):
+            batch = batch_to_device(batch, device)
+            labels = batch["label"].tolist()
+            if self.generative:   # True when the referent is reproduced greedily at the blank
+                _, _, all_correct = score_batch(model, batch)
+                return [(int(c), label) for c, label in zip(all_correct.tolist(), labels)]
+            scores, mask = choice_scores(model, batch, chunked=True)
+            if mask is not None:
+                scores = scores.masked_fill(mask == 0, float("-inf"))
+            choices = scores.float().argmax(dim=-1).tolist()
+            return [(self.spec.choice_to_label(c) if not self.generative else c, label)
+                    for c, label in zip(choices, labels)]
+
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad(), full_vocabulary_logits(model):
+                return map_in_order(dataset, compute, self.args.eval_batch_size or self.args.batch_size, collate)
+        finally:
+            model.train(was_training)
+
+    def __call__(self, model, split):
+        dataset = self.dataset(split)
+        if dataset is None or len(dataset) == 0:
+            return None, None
+        pairs = self._predict(model, dataset, self.device_of(model))
+        predictions = [p for p, _ in pairs]
+        labels = [label for _, label in pairs]
+        metrics = {}
+        # Test files of the benchmarks carry no labels: predictions only (the original scored them
+        # against placeholder labels, which gave meaningless numbers).
+        if all(example.label is not None for example in dataset.examples):
+            metrics = {name: float(f(predictions, labels, dataset.examples))
+                       for name, f in self.spec.metric_dict.items()}
+        return metrics, {"predictions": predictions, "examples": dataset.examples}
+
+
+def model_kind(args, spec):
+    """The original's model choice: ``(model_type, multi_token, num_labels, spell_length)``."""
+    multi_token = spec.is_multi_token(args)
+    spell_length = spec.spell_length(args) if args.continuous_prompt and args.cloze_eval else None
+    if args.cloze_eval or spec.multi_choice:
+        return "multiple_choice", multi_token, len(spec.labels), spell_length or None
+    return "classification", multi_token, len(spec.labels), None
+
+
+def _device_of(model):
+    return next(model.parameters()).device
+
+
+def build_task(args, tokenizer):
+    """The :class:`~tasks.finetune.FinetuneTask` of a SuperGLUE/CLUE ``--task``."""
+    spec = get_task(args.task)
+    generative = generative_wsc(args)
+    train = SuperGlueDataset(args, "train", tokenizer) if args.epochs else None
+    evaluation = ClozeEvaluation(args, tokenizer, spec, _device_of, generative=generative)
+    if args.epochs and not args.no_validation:
+        evaluation.dataset("dev")   # read now: a missing dev file stops the run before training
+    if generative:
+        model_type, multi_token, num_labels, spell_length = "generation", True, 2, None
+        forward = functools.partial(_lm_forward, label_smoothing=0.0)
+    else:
+        model_type, multi_token, num_labels, spell_length = model_kind(args, spec)
+        forward = functools.partial(cloze_forward, loss_func=args.loss_func, adapet=args.adapet)
+    variable = spec.make_processor(args).variable_num_choices   # WSC negatives, ReCoRD entities
+    prompt_ids = None
+    if args.prompt_init and train is not None and train.pvp is not None:
+        prompt_ids = sorted({int(i) for i in (train.pvp.verbalizer_ids or [])}) or None
+
+    def build_model(a, device):
+        return build_task_model(a, device, model_type, multi_token, num_labels, spell_length)
+
+    def write(output, split, directory):
+        path = write_predictions(spec.name, output["predictions"], output["examples"], directory, split)
+        print(f"predictions written to {path}", flush=True)
+
+    return FinetuneTask(
+        name=spec.name,
+        build_model=build_model,
+        forward_step=forward,
+        evaluate=evaluation,
+        metric_names=tuple(spec.metric_dict),
+        train_dataset=train,
+        collate_fn=functools.partial(collate_choices, choice_mask=variable),
+        write_predictions=write,
+        prompt_token_ids=prompt_ids,
+    )
+
+
+def _lm_forward(model, batch, label_smoothing=0.0):
+    return pretrain_forward(model, batch, label_smoothing)
+

@@ -1,0 +1,157 @@
+"""SuperGLUE finetuning end to end on CPU through ``finetune_glm.py``: a tiny GLM learns a single-token
+task (RTE) and a multi-token task (COPA) from SuperGLUE JSON lines, is evaluated, and writes test
+predictions in the submission format; 2 gloo processes (data or tensor parallel) evaluate exactly as
+one; every head / loss variant of the released configs runs."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import finetune_glm
+from data_utils import prepare_tokenizer
+from glm.arguments import get_args
+from glm.checkpoint import save_model_checkpoint
+from glm.training.model_setup import build_model
+from tests.distributed.launcher import run_distributed
+from tests.tasks.helpers_tasks import write_jsonl
+
+MODEL = ["--block-lm", "--tokenizer-type", "BertWordPieceTokenizer", "--tokenizer-model-type", "bert-base-uncased",
+         "--num-layers", "2", "--hidden-size", "32", "--num-attention-heads", "4", "--max-position-embeddings", "128"]
+FIT = ["--lr", "1e-2", "--warmup", "0.05", "--hidden-dropout", "0", "--attention-dropout", "0", "--seed", "5"]
+
+RTE = [("The cat sleeps on the red mat.", "A cat sleeps.", "entailment"),
+       ("The dog runs in the green park.", "A cat flies.", "not_entailment"),
+       ("Rain fell all day in the city.", "It rained.", "entailment"),
+       ("The shop closed at noon.", "The shop opened at night.", "not_entailment")]
+COPA = [("The man was hungry.", "He ate bread.", "He ate stones.", "effect", 0),
+        ("The road was icy.", "The car slid off.", "The car flew up.", "effect", 0),
+        ("The glass broke.", "It fell on a pillow.", "It fell on the floor.", "cause", 1),
+        ("The baby cried.", "She was sleeping well.", "She was hungry.", "cause", 1)]
+
+
+def write_rte(folder):
+    records = [{"premise": p, "hypothesis": h, "label": label, "idx": i} for i, (p, h, label) in enumerate(RTE)]
+    write_jsonl(folder / "train.jsonl", records)
+    write_jsonl(folder / "val.jsonl", records)
+    write_jsonl(folder / "test.jsonl", [{k: v for k, v in r.items() if k != "label"} for r in records])
+    return folder
+
+
+def write_copa(folder):
+    records = [{"premise": p, "choice1": a, "choice2": b, "question": q, "label": label, "idx": i}
+               for i, (p, a, b, q, label) in enumerate(COPA)]
+    write_jsonl(folder / "train.jsonl", records)
+    write_jsonl(folder / "val.jsonl", records)
+    write_jsonl(folder / "test.jsonl", [{k: v for k, v in r.items() if k != "label"} for r in records])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    args = get_args(MODEL + ["--seq-length", "64"])
+    prepare_tokenizer(args)
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("pretrained")
+    save_model_checkpoint(str(directory), "1", {"module": build_model(args).state_dict()})
+    return directory
+
+
+def finetune(task, data_dir, out, weights, *extra, seq_length=64):
+    argv = MODEL + ["--finetune", "--cloze-eval", "--task", task, "--data-dir", str(data_dir), "--seq-length",
+                    str(seq_length), "--load-pretrained", str(weights), "--summary-dir", str(out),
+                    "--experiment-name", task, "--overwrite", "--log-interval", "1000", *extra]
+    return finetune_glm.main(argv), out / "runs" / task
+
+
+@pytest.fixture(scope="module")
+def trained(pretrained, tmp_path_factory):
+    """RTE and COPA finetuned until they fit their (tiny) training sets; the best models saved."""
+    root = tmp_path_factory.mktemp("superglue")
+    runs = {}
+    for task, writer in (("rte", write_rte), ("copa", write_copa)):
+        folder = root / "data" / task
+        folder.mkdir(parents=True)
+        results, run_dir = finetune(task, writer(folder), root / "out", pretrained, "--epochs", "30",
+                                    "--batch-size", "2", "--eval-epoch", "10", "--save", str(root / "save"),
+                                    "--eval-valid", *FIT)
+        runs[task] = (results, run_dir, folder, root / "save" / task / "best")
+    return runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task,labels", [("rte", ["entailment", "not_entailment"]), ("copa", [0, 1])])
+def test_single_and_multi_token_tasks_learn_and_write_submissions(trained, task, labels):
+    results, run_dir, _, best = trained[task]
+    assert results["test"] == {}   # the test file (the training examples, unlabelled): predictions only
+    assert json.loads((run_dir / "results.json").read_text())["accuracy"] == 100.0
+    assert results["dev"]["accuracy"] == 100.0
+    records = [json.loads(line) for line in (run_dir / f"{task}-test.jsonl").read_text().splitlines()]
+    expected = [r[2] for r in RTE] if task == "rte" else [r[4] for r in COPA]
+    assert records == [{"idx": i, "label": label} for i, label in enumerate(expected)]
+    assert all(r["label"] in labels for r in records)
+    assert (best / "mp_rank_00_model_states.pt").exists()
+
+
+def _evaluate_worker(rank, world, model_parallel, argv, expected):
+    results = finetune_glm.main(argv + ["--model-parallel-size", str(model_parallel)])
+    assert results == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_parallel", [1, 2], ids=["data_parallel", "tensor_parallel"])
+def test_two_processes_evaluate_as_one(trained, tmp_path, model_parallel):
+    for task in ("rte", "copa"):
+        _, _, folder, best = trained[task]
+        weights = tmp_path / task / "weights"
+        shutil.copytree(best, weights)
+        argv = MODEL + ["--finetune", "--cloze-eval", "--task", task, "--data-dir", str(folder), "--seq-length", "64",
+                        "--epochs", "0", "--load-pretrained", str(weights), "--experiment-name", task,
+                        "--overwrite", "--eval-valid", "--eval-batch-size", "3"]
+        one = finetune_glm.main(argv + ["--summary-dir", str(tmp_path / "one")])
+        run_distributed(_evaluate_worker, 2, model_parallel, argv + ["--summary-dir", str(tmp_path / "two")], one)
+        files = [(tmp_path / d / "runs" / task / f"{task}-test.jsonl").read_text() for d in ("one", "two")]
+        assert files[0] == files[1]
+
+
+VARIANTS = {
+    "rte_p_tuning": ("rte", "RTE", ["--continuous-prompt", "--num-prompt-tokens", "3", "--prompt-init"]),
+    "rte_p_tuning_frozen_mlp": ("rte", "RTE", ["--continuous-prompt", "--num-prompt-tokens", "2", "--prompt-func",
+                                               "mlp", "--freeze-transformer"]),
+    "rte_adapet": ("rte", "RTE", ["--adapet"]),
+    "rte_hinge": ("rte", "RTE", ["--loss-func", "hinge"]),
+    "rte_classification_head": ("rte", "RTE", ["--no-cloze", "--pool-token", "start"]),
+    "copa_fast_decode": ("copa", "COPA", ["--fast-decode"]),
+    "copa_multiple_choice_head": ("copa", "COPA", ["--no-cloze"]),
+    "copa_pattern_1_generative": ("copa", "COPA", ["--pattern-id", "1", "--loss-func", "generative"]),
+    "copa_segments": ("copa", "COPA", ["--segment-length", "2"]),
+    "wsc_negative_mix": ("wsc", "WSC", ["--wsc-negative", "--loss-func", "mix", "--length-penalty", "1",
+                                        "--pattern-id", "2"]),
+    "wsc_generative": ("wsc", "WSC", ["--pattern-id", "2"]),
+    "record": ("record", "ReCoRD", ["--seq-length", "128"]),
+    "multirc": ("multirc", "MultiRC", ["--seq-length", "128"]),
+    "boolq": ("boolq", "BoolQ", ["--pattern-id", "4"]),
+    "cb": ("cb", "CB", ["--pattern-id", "3"]),
+    "wic": ("wic", "WiC", ["--pattern-id", "1"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_released_variant_trains_and_evaluates(variant, pretrained, task_data_dir, tmp_path):
+    task, folder, extra = VARIANTS[variant]
+    seq = ["--seq-length", "64"] if "--seq-length" not in extra else []
+    if "--no-cloze" in extra:
+        extra = [e for e in extra if e != "--no-cloze"]
+    argv = MODEL + ["--finetune", "--task", task, "--data-dir", str(task_data_dir / "superglue" / folder),
+                    "--load-pretrained", str(pretrained), "--summary-dir", str(tmp_path), "--experiment-name", variant,
+                    "--epochs", "1", "--batch-size", "1", "--eval-valid", "--log-interval", "1", *seq, *extra]
+    if "--no-cloze" not in VARIANTS[variant][2]:
+        argv.append("--cloze-eval")
+    results = finetune_glm.main(argv)
+    metrics = results["dev"]
+    assert metrics and all(v == v for v in metrics.values())   # reported and not NaN
+    written = json.loads((tmp_path / "runs" / variant / "test_results.json").read_text())
+    assert written["dev"] == metrics
+    assert (tmp_path / "runs" / variant / f"{task}-dev.jsonl").exists()
