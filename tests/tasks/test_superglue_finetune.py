@@ -155,3 +155,32 @@ def test_every_released_variant_trains_and_evaluates(variant, pretrained, task_d
     written = json.loads((tmp_path / "runs" / variant / "test_results.json").read_text())
     assert written["dev"] == metrics
     assert (tmp_path / "runs" / variant / f"{task}-dev.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_exactly(pretrained, tmp_path):
+    """A 4-epoch run stopped after epoch 2 and resumed with ``--load`` logs the losses of an
+    uninterrupted run (bit for bit)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_rte(folder)
+    common = ["--batch-size", "2", "--log-interval", "1", "--hidden-dropout", "0.1", "--lr", "1e-3",
+              "--save-epoch", "1"]
+
+    def log(save):
+        return [json.loads(line) for line in (save / "rte" / "train_log.jsonl").read_text().splitlines()]
+
+    finetune("rte", folder, tmp_path / "full", pretrained, "--epochs", "4", "--save", str(tmp_path / "s1"), *common)
+    # Stop after epoch 2 of a 4-epoch run: keep only its checkpoint of iteration 4 (2 epochs x 2 batches).
+    partial = tmp_path / "s3" / "rte"
+    finetune("rte", folder, tmp_path / "cut", pretrained, "--epochs", "4", "--save", str(tmp_path / "s3"), *common)
+    for tag in ("6", "8"):
+        shutil.rmtree(partial / tag)
+    (partial / "latest_checkpointed_iteration.txt").write_text("4")
+    (partial / "latest").write_text("4")
+    (partial / "train_log.jsonl").unlink()
+    finetune("rte", folder, tmp_path / "resumed", pretrained, "--epochs", "4", "--save", str(tmp_path / "s3"),
+             "--load", str(partial), *common)
+    full = {r["iteration"]: r["loss"] for r in log(tmp_path / "s1")}
+    resumed = {r["iteration"]: r["loss"] for r in log(tmp_path / "s3")}
+    assert sorted(resumed) == [5, 6, 7, 8] and all(resumed[i] == full[i] for i in resumed)
