@@ -180,10 +180,11 @@ if __name__ == "__main__":
     except Exception as e:   # user-facing data / flag / checkpoint problems: one line, no traceback
         from glm.checkpoint import CheckpointError
         from glm.generation import GenerationInputError
+        from glm.training.loop import TrainingDiverged
         from tasks.finetune import FinetuneError
         from tasks.jsonl import TaskDataError
         from tasks.superglue.errors import TaskConfigError
         if isinstance(e, (TaskDataError, TaskConfigError, FinetuneError, GenerationInputError, CheckpointError,
-                          FileNotFoundError)):
+                          TrainingDiverged, FileNotFoundError)):
             sys.exit(f"finetune_glm.py: error: {e}")
         raise

@@ -195,6 +195,7 @@ class _Trainer:
         world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
         self.logger = TrainingLogger(args, _glm(self.engine.module).config, world, peak, label, self.writer)
         self.best_score, self.best_state, self.best_epoch = None, None, None
+        self.nonfinite = 0
         self.metric = _metric_for_selection(args, task)
 
     def resume(self):
@@ -233,6 +234,17 @@ class _Trainer:
                             {"epoch": epoch, "iteration": iteration, "metric": self.metric, **metrics})
                 print(f"new best dev {self.metric} {score:.4f} at epoch {epoch}", flush=True)
 
+    def check_finite(self, result, iteration):
+        """Count consecutive NaN/inf losses (their steps were skipped by the engine) and stop the run
+        after ``--max-nan-steps`` of them, as pretraining does."""
+        from glm.training.loop import TrainingDiverged
+        self.nonfinite = self.nonfinite + 1 if result.nonfinite else 0
+        if result.nonfinite and is_rank_0():
+            print(f"iteration {iteration}: loss is {result.loss}; step skipped ({self.nonfinite} in a row)", flush=True)
+        if self.nonfinite >= self.args.max_nan_steps:
+            raise TrainingDiverged(f"the loss was NaN/inf for {self.nonfinite} consecutive steps (last at iteration "
+                                   f"{iteration}); stopping. Lower --lr or use --bf16; --max-nan-steps sets the limit")
+
     def run(self, start_iteration=0):
         args, engine = self.args, self.engine
         accumulation = args.gradient_accumulation_steps
@@ -252,6 +264,7 @@ class _Trainer:
                 group = [batch_to_device(next(batches), self.device) for _ in range(accumulation)]
                 result = engine.train_batch(group, self.task.forward_step)
                 iteration += accumulation
+                self.check_finite(result, iteration)
                 tokens = sum(b["text"].numel() for b in group) * mpu.get_data_parallel_world_size()
                 self.logger.record(result, tokens, group[0]["text"].size(-1))
                 step = iteration // accumulation

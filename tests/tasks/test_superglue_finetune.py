@@ -184,3 +184,40 @@ def test_an_interrupted_run_resumes_exactly(pretrained, tmp_path):
     full = {r["iteration"]: r["loss"] for r in log(tmp_path / "s1")}
     resumed = {r["iteration"]: r["loss"] for r in log(tmp_path / "s3")}
     assert sorted(resumed) == [5, 6, 7, 8] and all(resumed[i] == full[i] for i in resumed)
+
+
+def _log(save, task="rte"):
+    return [json.loads(line) for line in (save / task / "train_log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_deepspeed_engine_finetunes_like_the_plain_engine(pretrained, tmp_path):
+    """The same finetuning run on the DeepSpeed engine (ZeRO-1, one process) logs the plain engine's
+    losses (1e-4: the same maths, other kernels and reduction order)."""
+    pytest.importorskip("deepspeed")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_rte(folder)
+    config = tmp_path / "ds.json"
+    config.write_text(json.dumps({"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1,
+                                  "zero_optimization": {"stage": 1}, "zero_allow_untested_optimizer": True,
+                                  "gradient_clipping": 1.0, "steps_per_print": 10 ** 9}))
+    common = ["--epochs", "3", "--batch-size", "2", "--log-interval", "1", "--hidden-dropout", "0",
+              "--attention-dropout", "0", "--lr", "1e-3"]
+    finetune("rte", folder, tmp_path / "plain", pretrained, "--save", str(tmp_path / "plain_save"), *common)
+    results, _ = finetune("rte", folder, tmp_path / "ds", pretrained, "--save", str(tmp_path / "ds_save"),
+                          "--deepspeed", "--deepspeed_config", str(config), *common)
+    plain, deepspeed = _log(tmp_path / "plain_save"), _log(tmp_path / "ds_save")
+    assert [r["iteration"] for r in deepspeed] == [r["iteration"] for r in plain] == [1, 2, 3, 4, 5, 6]
+    assert all(abs(a["loss"] - b["loss"]) < 1e-4 for a, b in zip(plain, deepspeed))
+    assert "test" in results
+
+
+def test_non_finite_losses_stop_the_run(pretrained, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_rte(folder)
+    from glm.training.loop import TrainingDiverged
+    with pytest.raises(TrainingDiverged, match="NaN/inf for 2 consecutive steps"):
+        finetune("rte", folder, tmp_path / "out", pretrained, "--epochs", "2", "--batch-size", "2", "--lr", "1e30",
+                 "--warmup", "0", "--max-nan-steps", "2", "--clip-grad", "0")
