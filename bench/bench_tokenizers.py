@@ -1,12 +1,29 @@
-"""Tokens per second of the reference (pure Python) and fast (Rust + word cache) tokenizer paths.
+"""Tokens per second of the reference (pure Python) and fast (chunk cache + Rust) tokenizer paths, and
+whether they give identical ids.
 
-    python bench/bench_tokenizers.py [--corpus PATH.jsonl] [--docs N]
+    python bench/bench_tokenizers.py                  # en_moby_dick.jsonl, BERT and GPT-2
+    python bench/bench_tokenizers.py --all-corpora    # also: every English corpus, whole, ids compared
+    python bench/bench_tokenizers.py --corpus my.jsonl --repeats 3 --docs 50
 
-Encodes every document of the corpus (default: en_moby_dick.jsonl from ../shared/assets/corpora, or
-$GLM_SHARED_DIR/assets/corpora) with EncodeAsIds, twice per tokenizer: pass 1 starts from a fresh tokenizer
-(cold caches: the reference GPT-2 BPE cache, the fast path's word cache), pass 2 reuses it (warm). The
-"rust alone" row runs the Hugging Face pipeline on whole documents with no cache and no checks, to show
-what the library gives by itself. Checks that both paths produce the same ids, then prints a table last.
+Speed (on --corpus, default en_moby_dick.jsonl from ../shared/assets/corpora or $GLM_SHARED_DIR/assets/corpora):
+each repeat builds a fresh tokenizer of each path and encodes every document with EncodeAsIds twice. Pass
+"cold" is the first pass of a fresh object: every cache it has starts empty (the fast path's chunk and
+piece caches, and the reference GPT-2 BPE cache, which makes the reference's own second pass faster too).
+Pass "warm" is the second pass of the same object. Each is compared with the reference's pass of the same
+kind. Per-vocabulary tables built once per process (the reference GPT-2 regular expression, the Rust
+objects, the fast path's table of whole tokens) are not text-dependent and are built before timing; their
+one-off cost is printed as "set-up". Repeats alternate the two paths so machine noise hits both; the
+table shows medians. Python runs on one thread; the rows "rust whole docs" run the Hugging Face pipeline
+alone on whole documents (no cache, no checks), one `encode` per document (one thread) and one
+`encode_batch` (Rust threads, as many as CPUs unless RAYON_NUM_THREADS says otherwise), to show what the
+library gives by itself.
+
+--all-corpora: every English corpus of the shared assets, whole (KJV verses grouped into chapters as the
+`kjv` reader does), through a fresh tokenizer of each path in one pass (the preprocessing case: caches
+start empty and fill as the corpus goes), for BERT, GPT-2 and, when roberta-vocab.json is in the shared
+vocabulary folder, RoBERTa. Every document's ids are compared.
+
+Exit status 1 when any document's ids differ between the paths.
 """
 
 from __future__ import annotations
@@ -15,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -24,67 +42,163 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 from data_utils.tokenizers import make_tokenizer  # noqa: E402
 
-CONFIGS = [('BERT bert-large-uncased', 'BertWordPieceTokenizer', 'bert-large-uncased'),
-           ('GPT-2 gpt2', 'GPT2BPETokenizer', 'gpt2')]
+CONFIGS = [('BERT', 'BertWordPieceTokenizer', 'bert-large-uncased'), ('GPT-2', 'GPT2BPETokenizer', 'gpt2')]
+ROBERTA = ('RoBERTa', 'GPT2BPETokenizer', 'roberta')
 
 
-def default_corpus() -> Path:
-    shared = Path(os.environ.get('GLM_SHARED_DIR') or ROOT.parent / 'shared')
-    return shared / 'assets' / 'corpora' / 'en_moby_dick.jsonl'
+def shared_dir() -> Path:
+    return Path(os.environ.get('GLM_SHARED_DIR') or ROOT.parent / 'shared')
 
 
-def timed_pass(encode, docs):
+def read_documents(path: Path) -> list[str]:
+    """The documents of a JSON-lines corpus: the `text` of each line; KJV verses (lines with `book` and
+    `chapter`) grouped by chapter, stripped and joined with single spaces, as data_utils.corpora's reader."""
+    rows = [json.loads(line) for line in path.read_text(encoding='utf-8').splitlines() if line.strip()]
+    if not rows or 'book' not in rows[0] or 'chapter' not in rows[0]:
+        return [row['text'] for row in rows]
+    docs, key, verses = [], None, []
+    for row in rows:
+        if (row['book'], row['chapter']) != key and verses:
+            docs.append(' '.join(verses))
+            verses = []
+        key = (row['book'], row['chapter'])
+        if row['text'].strip():
+            verses.append(row['text'].strip())
+    if verses:
+        docs.append(' '.join(verses))
+    return docs
+
+
+def build(tokenizer_type: str, model_type: str, fast: bool, vocab_dir: Path = None):
+    kwargs = {} if vocab_dir is None else {'tokenizer_path': str(vocab_dir)}
+    return make_tokenizer(tokenizer_type, model_type, fast=fast, add_block_symbols=True, add_task_mask=True,
+                          **kwargs)
+
+
+def encode_all(tokenizer, docs):
     start = time.perf_counter()
-    out = [encode(d) for d in docs]
-    return out, time.perf_counter() - start
+    ids = [tokenizer.EncodeAsIds(d).tokenization for d in docs]
+    return ids, time.perf_counter() - start
 
 
-def bench_config(label, tokenizer_type, model_type, docs):
-    rows = []
-    results = {}
-    for path in ('reference', 'fast'):
-        tok = make_tokenizer(tokenizer_type, model_type, fast=(path == 'fast'), add_block_symbols=True,
-                             add_task_mask=True)
-        tok.EncodeAsIds('x')  # one-time set-up (the reference GPT-2 regex tables) is not what we time
-        for run in ('1 cold', '2 warm'):
-            ids, seconds = timed_pass(lambda d: tok.EncodeAsIds(d).tokenization, docs)
-            rows.append([label, path, run, sum(map(len, ids)), seconds])
-            results[path] = ids
-        if path == 'fast':
-            hf = tok.text_tokenizer.hf
-            _, seconds = timed_pass(lambda d: hf.encode(d).ids, docs)
-            rows.append([label, 'rust alone', '-', rows[-1][3], seconds])
-    same = results['reference'] == results['fast']
+def set_up_seconds(tokenizer_type, model_type, fast):
+    """The first tokenizer of a path in this process, with the per-vocabulary tables it builds."""
+    start = time.perf_counter()
+    build(tokenizer_type, model_type, fast).EncodeAsIds('set up')
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    build(tokenizer_type, model_type, fast)
+    return first, time.perf_counter() - start
+
+
+def speed(label, tokenizer_type, model_type, docs, repeats):
+    """Rows (label, path, pass, tokens, median seconds) and whether the paths' ids agree everywhere."""
+    for fast in (False, True):
+        first, later = set_up_seconds(tokenizer_type, model_type, fast)
+        print(f'{label} {"fast" if fast else "reference"}: set-up {first:.2f} s for the first tokenizer in the '
+              f'process, {later:.3f} s for a later one')
+    times = {(path, run): [] for path in ('reference', 'fast') for run in ('cold', 'warm')}
+    ids = {}
+    for _ in range(repeats):
+        for path in ('reference', 'fast'):
+            tokenizer = build(tokenizer_type, model_type, path == 'fast')
+            ids[path], seconds = encode_all(tokenizer, docs)
+            times[path, 'cold'].append(seconds)
+            _, seconds = encode_all(tokenizer, docs)
+            times[path, 'warm'].append(seconds)
+    tokens = sum(map(len, ids['reference']))
+    rows = [(label, path, run, tokens, statistics.median(t)) for (path, run), t in times.items()]
+    same = ids['fast'] == ids['reference']
+    print(f'{label}: fast ids identical to reference ids on every document: {same}')
+
+    # What the Rust library gives alone, on whole documents (its ids are not checked against anything).
+    hf = build(tokenizer_type, model_type, True).text_tokenizer.hf
+    threads = os.environ.get('RAYON_NUM_THREADS') or os.cpu_count()
+    for what, run in (('1 thread', lambda: [hf.encode(d).ids for d in docs]),
+                      (f'batch, {threads} thr', lambda: [e.ids for e in hf.encode_batch(docs)])):
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            out = run()
+            seconds.append(time.perf_counter() - start)
+        rows.append((label, 'rust whole docs', what, sum(map(len, out)), statistics.median(seconds)))
+        print(f'{label} rust whole docs ({what}): ids equal to the reference: {out == ids["reference"]}')
     return rows, same
+
+
+def all_corpora(configs, vocab_dir):
+    """Rows (corpus, label, docs, tokens, differing docs, reference s, fast s), each path one cold pass."""
+    corpora = sorted((shared_dir() / 'assets' / 'corpora').glob('en_*.jsonl'))
+    if not corpora:
+        sys.exit(f'no English corpora under {shared_dir() / "assets" / "corpora"} (set GLM_SHARED_DIR)')
+    rows = []
+    for path in corpora:
+        docs = read_documents(path)
+        for label, tokenizer_type, model_type in configs:
+            ref_ids, ref_s = encode_all(build(tokenizer_type, model_type, False, vocab_dir), docs)
+            fast_ids, fast_s = encode_all(build(tokenizer_type, model_type, True, vocab_dir), docs)
+            differing = sum(a != b for a, b in zip(ref_ids, fast_ids))
+            rows.append((path.name, label, len(docs), sum(map(len, ref_ids)), differing, ref_s, fast_s))
+            print(f'{path.name} {label}: {len(docs)} documents, {sum(map(len, ref_ids)):,} tokens, '
+                  f'{differing} with different ids; reference {ref_s:.2f} s, fast {fast_s:.2f} s', flush=True)
+    return rows
+
+
+def table(title, header, rows):
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
+    line = '  '.join(f'{{:<{w}}}' if i == 0 or i == 1 else f'{{:>{w}}}' for i, w in enumerate(widths))
+    print()
+    print(title)
+    print(line.format(*header))
+    print(line.format(*['-' * w for w in widths]))
+    for row in rows:
+        print(line.format(*row))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--corpus', type=Path, default=default_corpus())
+    parser.add_argument('--corpus', type=Path, default=shared_dir() / 'assets' / 'corpora' / 'en_moby_dick.jsonl')
     parser.add_argument('--docs', type=int, default=0, help='use only the first N documents (0: all)')
+    parser.add_argument('--repeats', type=int, default=5, help='fresh tokenizers per path (median reported)')
+    parser.add_argument('--all-corpora', action='store_true',
+                        help='also compare the ids of both paths over every English corpus, whole')
     args = parser.parse_args(argv)
     if not args.corpus.is_file():
         sys.exit(f'corpus not found: {args.corpus} (pass --corpus or set GLM_SHARED_DIR)')
-    docs = [json.loads(line)['text'] for line in args.corpus.read_text(encoding='utf-8').splitlines() if line]
+    docs = read_documents(args.corpus)
     if args.docs:
         docs = docs[:args.docs]
     import tokenizers
-    print(f'corpus {args.corpus.name}: {len(docs)} documents, {sum(map(len, docs))} characters')
     print(f'python {platform.python_version()}, tokenizers {tokenizers.__version__}, {os.cpu_count()} CPUs, '
-          f'load average {os.getloadavg()[0]:.2f}')
-    table, all_same = [], True
+          f'load average {os.getloadavg()[0]:.2f}; Python side on one thread')
+
+    corpus_rows, all_same = [], True
+    if args.all_corpora:
+        vocab_dir = shared_dir() / 'assets' / 'vocab'
+        configs = CONFIGS + ([ROBERTA] if (vocab_dir / 'roberta-vocab.json').is_file() else [])
+        corpus_rows = all_corpora(configs, vocab_dir if vocab_dir.is_dir() else None)
+        all_same &= not any(row[4] for row in corpus_rows)
+
+    print(f'\ncorpus {args.corpus.name}: {len(docs)} documents, {sum(map(len, docs)):,} characters, '
+          f'{args.repeats} repeats')
+    rows = []
     for label, tokenizer_type, model_type in CONFIGS:
-        rows, same = bench_config(label, tokenizer_type, model_type, docs)
+        config_rows, same = speed(label, tokenizer_type, model_type, docs, args.repeats)
+        rows += config_rows
         all_same &= same
-        print(f'{label}: fast ids identical to reference ids on every document: {same}')
-        table.extend(rows)
-    reference_speed = {(r[0], r[2]): r[3] / r[4] for r in table if r[1] == 'reference'}
-    print()
-    print(f'{"tokenizer":<24} {"path":<11} {"pass":<7} {"tokens":>8} {"seconds":>8} {"tokens/s":>10} {"vs ref":>7}')
-    for label, path, run, tokens, seconds in table:
-        speed = tokens / seconds
-        ref = reference_speed.get((label, run), reference_speed[(label, '1 cold')])
-        print(f'{label:<24} {path:<11} {run:<7} {tokens:>8} {seconds:>8.3f} {speed:>10,.0f} {speed / ref:>6.1f}x')
+
+    if corpus_rows:
+        table('Whole English corpora, one cold pass per path (fresh tokenizer): ids and speed',
+              ['corpus', 'tokenizer', 'docs', 'tokens', 'docs differing', 'ref tok/s', 'fast tok/s', 'fast/ref'],
+              [(c, label, n, f'{t:,}', d, f'{t / r:,.0f}', f'{t / f:,.0f}', f'{r / f:.1f}x')
+               for c, label, n, t, d, r, f in corpus_rows])
+    reference = {(label, run): seconds for label, path, run, _, seconds in rows if path == 'reference'}
+    table(f'{args.corpus.name}: median of {args.repeats}; "vs ref" compares with the reference pass of the same '
+          'kind (rust rows: with the cold one)',
+          ['tokenizer', 'path', 'pass', 'tokens', 'seconds', 'tokens/s', 'vs ref'],
+          [(label, path, run, f'{tokens:,}', f'{seconds:.3f}', f'{tokens / seconds:,.0f}',
+            f'{reference.get((label, run), reference[label, "cold"]) / seconds:.1f}x')
+           for label, path, run, tokens, seconds in rows])
     return 0 if all_same else 1
 
 

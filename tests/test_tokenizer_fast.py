@@ -1,5 +1,9 @@
-"""The fast (Rust, cached) path gives exactly the reference (pure Python) path's ids and tokens: on samples
-of the English corpora, on generated text, and on every character of a wide Unicode sweep."""
+"""The fast (chunk cache + Rust) path gives exactly the reference (pure Python) path's ids and tokens: on
+samples of the English corpora, cold and warm, on generated text, and on every character of a wide Unicode
+sweep; and the tables and character verdicts its shortcuts rest on agree with the reference.
+
+`python bench/bench_tokenizers.py --all-corpora` compares the two paths over the whole of every English
+corpus; these tests take a sample so that they stay fast."""
 
 import json
 import os
@@ -52,13 +56,24 @@ def corpus_sample(name, n_docs=12, max_chars=4000):
     return [d[:max_chars] for d in picked]
 
 
+def fresh_fast(ref):
+    """A new fast tokenizer like `ref` (its chunk and piece caches empty)."""
+    tokenizer = make_tokenizer(type(ref).__name__, ref.model_type, fast=True, add_block_symbols=True,
+                               add_task_mask=True, add_decoder_mask=True, tokenizer_path=str(VOCAB_DIR))
+    assert len(tokenizer.text_tokenizer._cache) <= 6  # '' and BERT's five literal specials ([CLS], ...)
+    return tokenizer
+
+
 @pytest.mark.parametrize('corpus', ENGLISH)
 def test_corpus_samples(pair, corpus):
-    ref, fast = pair
-    for doc in corpus_sample(corpus):
-        assert fast.EncodeAsIds(doc).tokenization == ref.EncodeAsIds(doc).tokenization
-    doc = corpus_sample(corpus, n_docs=1)[0]
-    assert fast.EncodeAsTokens(doc).tokenization == ref.EncodeAsTokens(doc).tokenization
+    """Cold (a fresh tokenizer: every chunk new) and warm (the same documents again) give the reference ids."""
+    ref, _ = pair
+    fast = fresh_fast(ref)
+    docs = corpus_sample(corpus)
+    expected = [ref.EncodeAsIds(doc).tokenization for doc in docs]
+    assert [fast.EncodeAsIds(doc).tokenization for doc in docs] == expected
+    assert [fast.EncodeAsIds(doc).tokenization for doc in docs] == expected
+    assert fast.EncodeAsTokens(docs[0]).tokenization == ref.EncodeAsTokens(docs[0]).tokenization
 
 
 def test_ascii_agrees(pair):
@@ -83,6 +98,63 @@ def test_generated_text(pair, text):
     assert fast.EncodeAsTokens(text).tokenization == ref.EncodeAsTokens(text).tokenization
     # The text tokenizer alone (no command splitting, no whitespace-only shortcut).
     assert fast.text_tokenizer.encode_ids(text) == ref.text_tokenizer.encode_ids(text)
+
+
+# Words for the splitting rules the fast path applies itself: ASCII of every kind (control characters
+# included), and the non-ASCII characters next to it in English text -- punctuation, quotes, dashes, CJK
+# (stand-alone in BERT, "other" in GPT-2), and letters, accents, digits and spaces (which are not).
+WORD_CHARS = st.sampled_from(list(map(chr, range(128))) + list('—–“”‘’…«»¿¡·§¶†‰€£¥©®°±×÷。、中文々'
+                                                               'éÉñßİΣσςﬁǅ\u0301\u0300２½²\xa0\u2009\u200b\ufffd'))
+WORDS = st.lists(st.text(WORD_CHARS, min_size=1, max_size=12), min_size=1, max_size=30).map(' '.join)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(WORDS, min_size=1, max_size=4))
+def test_generated_words_cold(pair, texts):
+    """A fresh tokenizer: every chunk new (the fast path's own splitting rules, the Rust model, the Rust
+    pipeline, the reference), then the same texts again from the cache."""
+    ref, _ = pair
+    fast = fresh_fast(ref)
+    expected = [ref.text_tokenizer.encode_ids(t) for t in texts]
+    assert [fast.text_tokenizer.encode_ids(t) for t in texts] == expected
+    assert [fast.text_tokenizer.encode_ids(t) for t in texts] == expected
+
+
+def test_cased_bert_words():
+    """Without lower-casing (a '-cased' model type) accents and case stay: the splitting rules must too."""
+    kwargs = dict(add_block_symbols=True)
+    ref = make_tokenizer('BertWordPieceTokenizer', 'bert-base-cased', fast=False, **kwargs)
+    fast = make_tokenizer('BertWordPieceTokenizer', 'bert-base-cased', fast=True, **kwargs)
+    assert not fast.text_tokenizer.lower
+    text = 'Call me Ishmael. Some years ago—never mind how long precisely—“Café” NAÏVE ΣΑΣ 中文 x²'
+    assert fast.EncodeAsIds(text).tokenization == ref.EncodeAsIds(text).tokenization
+
+
+def test_simple_character_verdicts(pair):
+    """Which non-ASCII characters the fast path's own splitting rules take (the rest go to Rust)."""
+    _, fast = pair
+    backend = fast.text_tokenizer
+    if fast.model_type.startswith('bert'):
+        simple, not_simple = '—“”…¿。、中', 'éßΣ²\xa0\u200b\ufffd\u0301'
+    else:
+        simple, not_simple = '—“”…¿。、\ud800', 'é中ßΣ２²\xa0\u2009'
+    assert [c for c in simple if not backend._is_simple(c)] == []
+    assert [c for c in not_simple if backend._is_simple(c)] == []
+
+
+def test_whole_token_table(pair):
+    """A pre-token spelled like one of the `_whole` entries is that single token: for BPE, exactly the
+    entries the reference BPE leaves whole (checked over the whole vocabulary)."""
+    ref, fast = pair
+    backend = fast.text_tokenizer
+    if fast.model_type.startswith('bert'):
+        assert backend._whole == {t: i for t, i in ref.vocab.items() if len(t) <= 100}
+        return
+    bpe = ref.text_tokenizer.bpe
+    expected = {token: idx for token, idx in ref.encoder.items() if bpe(token) == [token]}
+    assert backend._whole == expected
+    # Only the special entries: <|endoftext|>, and RoBERTa's <s>, <pad>, </s>, <unk>, <mask>, madeupword000N
+    assert all(t[0] == '<' or t.startswith('madeupword') for t in set(ref.encoder) - set(expected))
 
 
 @pytest.mark.parametrize('text', ['a  b', ' a b ', '  lead', 'trail  ', 'x\n y', 'x \ny', 'a\x1cb c', 'a\x85 b',

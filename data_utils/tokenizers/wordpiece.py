@@ -4,7 +4,7 @@ The text tokenizer reproduces BERT's uncased pipeline: drop control characters, 
 put spaces around CJK ideographs, split on whitespace, then per word (except the five literal BERT specials)
 lower-case, strip accents (NFD without combining marks) and split off punctuation; finally greedy
 longest-match-first WordPiece with '##' continuations, a word that cannot be covered (or longer than 100
-characters) becoming [UNK]. The fast path (fast.py) runs the same pipeline in Rust.
+characters) becoming [UNK]. The fast path (fast.py) gives the same ids faster.
 """
 
 from __future__ import annotations
