@@ -16,12 +16,9 @@ import argparse
 import functools
 import json
 import logging
-import re
-import string
 import sys
-import unicodedata
-from collections import Counter
 
+from .. import answer_match
 from ..jsonl import TaskDataError
 from .retokenize import RETOKENIZERS, fix_tokenization
 
@@ -133,34 +130,20 @@ def rouge_from_files(hyps_path, refs_path, dataset="cnn_dm", duplicate_rate=DUPL
 
 
 # ------------------------------------------------------------------------------------------------- SQuAD
-def _strip_accents(text):
-    # The original transliterated with the ``unidecode`` package; dropping combining marks gives the
-    # same result for accented Latin letters without another dependency.
-    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
-
-
 def normalize_answer(text):
     """SQuAD normalisation: lower case, accents stripped, punctuation and articles removed, white
     space collapsed."""
-    text = _strip_accents(text.lower())
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
+    return answer_match.normalize_answer(text, accents=False)
 
 
 def exact_match_score(prediction, ground_truth):
     """1 if the normalised strings are equal, else 0."""
-    return float(normalize_answer(prediction) == normalize_answer(ground_truth))
+    return answer_match.exact_match_score(prediction, ground_truth, accents=False)
 
 
 def f1_score(prediction, ground_truth):
     """Bag-of-words F1 of the normalised strings."""
-    predicted, gold = normalize_answer(prediction).split(), normalize_answer(ground_truth).split()
-    common = sum((Counter(predicted) & Counter(gold)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(predicted), common / len(gold)
-    return 2 * precision * recall / (precision + recall)
+    return answer_match.f1_score(prediction, ground_truth, accents=False)
 
 
 def _is_no_answer(text):

@@ -6,9 +6,7 @@ and the matching :class:`~tasks.superglue.examples.InputExample` list.  Scales f
 and MultiRC EM as fractions.
 """
 
-import re
-import string
-from collections import Counter
+from ..answer_match import exact_match_score, f1_score, normalize_answer  # noqa: F401 (normalize_answer re-exported)
 
 
 def accuracy(predictions, labels, examples=None):
@@ -47,27 +45,6 @@ def multirc_em(predictions, labels, examples):
 
 
 # ---------------------------------------------------------------------------------------- ReCoRD
-def normalize_answer(text):
-    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def exact_match_score(prediction, truth):
-    return float(normalize_answer(prediction) == normalize_answer(truth))
-
-
-def f1_score(prediction, truth):
-    """Token-overlap F1 of two answer strings after normalisation."""
-    predicted, gold = normalize_answer(prediction).split(), normalize_answer(truth).split()
-    common = sum((Counter(predicted) & Counter(gold)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(predicted), common / len(gold)
-    return 2 * precision * recall / (precision + recall)
-
-
 def _best_over_answers(score, predictions, examples):
     """Mean (in percent) over examples of the best ``score`` of the chosen entity against any gold
     answer; an example without gold answers scores 0."""

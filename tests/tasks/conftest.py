@@ -27,3 +27,27 @@ def recorded_args(argv, data_dir, overrides=None):
     for key, value in (overrides or {}).items():
         setattr(args, key, value)
     return args
+
+
+# A tiny GLM with the BERT vocabulary, the model the finetuning end-to-end tests train.
+TINY_BERT_GLM = ["--block-lm", "--tokenizer-type", "BertWordPieceTokenizer", "--tokenizer-model-type",
+                 "bert-base-uncased", "--num-layers", "2", "--hidden-size", "32", "--num-attention-heads", "4",
+                 "--max-position-embeddings", "128"]
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory):
+    """A randomly initialised (seed 0) ``TINY_BERT_GLM`` saved as a pretrained checkpoint."""
+    import torch
+
+    from data_utils import prepare_tokenizer
+    from glm.arguments import get_args
+    from glm.checkpoint import save_model_checkpoint
+    from glm.training.model_setup import build_model
+
+    args = get_args(TINY_BERT_GLM + ["--seq-length", "64"])
+    prepare_tokenizer(args)
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("tiny_pretrained")
+    save_model_checkpoint(str(directory), "1", {"module": build_model(args).state_dict()})
+    return directory

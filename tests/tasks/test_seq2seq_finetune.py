@@ -8,30 +8,19 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 import finetune_glm
-from data_utils import prepare_tokenizer
-from glm.arguments import get_args
-from glm.checkpoint import save_model_checkpoint
-from glm.training.model_setup import build_model
 from tests.distributed.launcher import run_distributed
+from tests.tasks.conftest import TINY_BERT_GLM
 from tests.tasks.seq2seq.conftest import squad_document, write_json, write_lines
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = ["--block-lm", "--tokenizer-type", "BertWordPieceTokenizer", "--tokenizer-model-type", "bert-base-uncased",
-         "--num-layers", "2", "--hidden-size", "32", "--num-attention-heads", "4", "--max-position-embeddings", "128"]
+MODEL = TINY_BERT_GLM
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    """A randomly initialised tiny GLM saved as a pretrained checkpoint."""
-    args = get_args(MODEL + ["--seq-length", "64"])
-    prepare_tokenizer(args)
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("pretrained")
-    save_model_checkpoint(str(directory), "1", {"module": build_model(args).state_dict()})
-    return directory
+def pretrained(tiny_pretrained):
+    return tiny_pretrained
 
 
 def run(task, data_dir, out, pretrained, *extra, src=48, tgt=12):

@@ -7,18 +7,13 @@ import json
 import shutil
 
 import pytest
-import torch
 
 import finetune_glm
-from data_utils import prepare_tokenizer
-from glm.arguments import get_args
-from glm.checkpoint import save_model_checkpoint
-from glm.training.model_setup import build_model
 from tests.distributed.launcher import run_distributed
+from tests.tasks.conftest import TINY_BERT_GLM
 from tests.tasks.helpers_tasks import write_jsonl
 
-MODEL = ["--block-lm", "--tokenizer-type", "BertWordPieceTokenizer", "--tokenizer-model-type", "bert-base-uncased",
-         "--num-layers", "2", "--hidden-size", "32", "--num-attention-heads", "4", "--max-position-embeddings", "128"]
+MODEL = TINY_BERT_GLM
 FIT = ["--lr", "1e-2", "--warmup", "0.05", "--hidden-dropout", "0", "--attention-dropout", "0", "--seed", "5"]
 
 RTE = [("The cat sleeps on the red mat.", "A cat sleeps.", "entailment"),
@@ -49,13 +44,8 @@ def write_copa(folder):
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    args = get_args(MODEL + ["--seq-length", "64"])
-    prepare_tokenizer(args)
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("pretrained")
-    save_model_checkpoint(str(directory), "1", {"module": build_model(args).state_dict()})
-    return directory
+def pretrained(tiny_pretrained):
+    return tiny_pretrained
 
 
 def finetune(task, data_dir, out, weights, *extra, seq_length=64):
