@@ -98,8 +98,17 @@ def _global_rank() -> int:
     return 0
 
 
+def _reader_group():
+    """The process group of the ranks that read data together: with model parallelism only model-parallel
+    rank 0 of each group reads, and those ranks form global rank 0's data-parallel group; without it, every
+    rank (``None``: the default group)."""
+    from glm import mpu
+    return mpu.get_data_parallel_group() if mpu.model_parallel_is_initialized() else None
+
+
 def _ensure_caches(specs: Sequence[CorpusSpec], tokenizer, pre_tokenize: bool, echo) -> None:
-    """Global rank 0 builds missing caches; the others wait and get rank 0's error, if any (no hang)."""
+    """Global rank 0 builds missing caches; the other reading ranks wait and get rank 0's error, if any (no
+    hang).  Only the ranks that read data call this (model-parallel rank 0 of each group)."""
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     error = None
     if _global_rank() == 0:
@@ -112,7 +121,9 @@ def _ensure_caches(specs: Sequence[CorpusSpec], tokenizer, pre_tokenize: bool, e
                 raise
     if distributed:
         box = [error]
-        torch.distributed.broadcast_object_list(box, src=0)
+        # Within the reading ranks: a broadcast over all ranks would wait for model-parallel ranks > 0,
+        # which never get here.
+        torch.distributed.broadcast_object_list(box, src=0, group=_reader_group())
         error = box[0]
         if error is not None:
             raise CorpusError(f'building the corpus caches failed on rank 0: {error}')
