@@ -21,7 +21,8 @@ from glm.learning_rates import get_learning_rate_scheduler
 from glm.training.checkpointing import ResumeState, load_training_checkpoint, save_training_checkpoint
 from glm.training.distributed import barrier, initialize_distributed, is_rank_0
 from glm.training.engines import build_engine, autocast_dtype
-from glm.training.loop import (TrainingDiverged, cycle, evaluate, format_eval, pretrain_forward, train)
+from glm.training.loop import (TrainingDiverged, count_multi_task_iterations, cycle, evaluate_with_multi_task,
+                               format_eval, pretrain_forward, train)
 from glm.training.metrics import TrainingLogger, device_peak_flops, make_summary_writer
 from glm.training.model_setup import build_model, build_optimizer
 from glm.training.seed import set_random_seed
@@ -65,10 +66,46 @@ def check_global_batch(args):
             f"{dp} = {expected}; fix one of them (or drop train_batch_size from the JSON)")
 
 
+def check_multi_task_flags(args):
+    """Multi-task pretraining (``--multi-task-data``, spec 7.5): the tasks and their directories, or
+    ``None`` when no task is named.  Checked on every rank, so bad names or directories stop all ranks
+    alike (only model-parallel rank 0 reads the files)."""
+    ratio = args.multi_task_ratio
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"--multi-task-ratio must lie in [0, 1], got {ratio}")
+    if not args.multi_task_data:
+        if ratio > 0:
+            raise ValueError("--multi-task-ratio needs --multi-task-data (the tasks to draw batches from)")
+        return None
+    # Imported only here: plain pretraining never loads the task packages.
+    from tasks.superglue.multitask import resolve_multi_tasks
+    tasks = resolve_multi_tasks(args.multi_task_data, args.data_dir)
+    if ratio == 0 and is_rank_0():
+        print("note: --multi-task-data without --multi-task-ratio: the tasks are evaluated (Multi loss), "
+              "not trained on", flush=True)
+    return tasks
+
+
+def build_loaders(args, tokenizer, start, multi_tasks):
+    """``(train, valid, test, multi-task train, multi-task valid)`` loaders of this rank (``None`` where
+    absent), resumed at optimizer iteration ``start``.  With multi-task data each loader restarts
+    after the batches this rank drew from it before ``start`` (the choices are replayed)."""
+    from data_utils.configure_data import make_pretrain_loaders
+
+    ratio = args.multi_task_ratio if multi_tasks else 0.0
+    multi_start = count_multi_task_iterations(start, ratio, mpu.get_data_parallel_rank(),
+                                              mpu.get_data_parallel_world_size())
+    loaders = make_pretrain_loaders(args, tokenizer, start_iter=start - multi_start)
+    if not multi_tasks:
+        return (*loaders, None, None)
+    from tasks.superglue.multitask import build_multi_task_loaders
+    return (*loaders, *build_multi_task_loaders(args, tokenizer, multi_tasks, start_iter=multi_start,
+                                                train=ratio > 0))
+
+
 def setup(args):
     """Everything before the first step: devices, seeds, tokenizer, data, model, engine, resume."""
     from data_utils import prepare_tokenizer
-    from data_utils.configure_data import make_pretrain_loaders
 
     if not args.transformer_xl:
         args.mem_length = 0
@@ -82,6 +119,7 @@ def setup(args):
         raise SystemExit("--train-iters must be positive")
 
     check_global_batch(args)
+    multi_tasks = check_multi_task_flags(args)
     model = build_model(args, device)
     engine = build_engine(args, model, lambda m: build_optimizer(args, m),
                           lambda opt: get_learning_rate_scheduler(opt, args), device)
@@ -98,9 +136,9 @@ def setup(args):
     if iteration and not args.resume_dataloader and is_rank_0():
         print("note: resuming without --resume-dataloader restarts the data order from its beginning", flush=True)
     # Only model-parallel rank 0 reads data; the others receive batches by broadcast.
-    loaders = (None, None, None)
+    loaders = (None,) * 5
     if mpu.get_model_parallel_rank() == 0:
-        loaders = make_pretrain_loaders(args, tokenizer, start_iter=start)
+        loaders = build_loaders(args, tokenizer, start, multi_tasks)
     present = [loader is not None for loader in loaders]
     if mpu.get_model_parallel_world_size() > 1:
         torch.distributed.broadcast_object_list(present, src=mpu.get_model_parallel_src_rank(),
@@ -117,8 +155,8 @@ def main(argv=None):
         # Bad flags, data, vocabularies or checkpoints: one clear line, no traceback, nothing written.
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
-    train_loader, valid_loader, test_loader = loaders
-    has_train, has_valid, has_test = present
+    train_loader, valid_loader, test_loader, multi_train_loader, multi_valid_loader = loaders
+    has_train, has_valid, has_test, has_multi_train, has_multi_valid = present
     if not has_train:
         raise SystemExit("no training data: check --train-data and --split")
     if is_rank_0():
@@ -144,23 +182,29 @@ def main(argv=None):
 
     train_iterator = iter(train_loader) if train_loader is not None else iter(())
     valid_iterator = endless(valid_loader) if has_valid else None
+    multi_iterator = iter(multi_train_loader) if multi_train_loader is not None else iter(())
+    multi_valid_iterator = endless(multi_valid_loader) if has_multi_valid else None
     resume.restore_rng()  # last, so the streams continue exactly where the checkpoint left them
     iteration = resume.iteration
     save_fn = (lambda it: save_training_checkpoint(args, it, engine)) if args.save else None
 
     try:
         iteration = train(args, engine, train_iterator, forward, iteration, device, train_logger,
-                          valid_iterator=valid_iterator, save_fn=save_fn,
-                          writer=writer)
+                          valid_iterator=valid_iterator, save_fn=save_fn, writer=writer,
+                          multi_task_iterator=multi_iterator if has_multi_train else None,
+                          multi_task_ratio=args.multi_task_ratio, multi_task_valid_iterator=multi_valid_iterator)
     except TrainingDiverged as err:
         if is_rank_0():
             print(f"error: {err}", file=sys.stderr, flush=True)
         return 3
     if save_fn is not None and not (args.save_interval and iteration % args.save_interval == 0):
         save_fn(iteration)  # the loop has not just saved this iteration
-    for name, loader, present_here in (("validation", valid_loader, has_valid), ("test", test_loader, has_test)):
-        if present_here:
-            results = evaluate(engine, endless(loader), args.eval_iters, forward, device)
+    final = (("validation", endless(valid_loader) if has_valid else None,
+              endless(multi_valid_loader) if has_multi_valid else None),
+             ("test", endless(test_loader) if has_test else None, None))
+    for name, iterator, multi in final:
+        if iterator is not None or multi is not None:
+            results = evaluate_with_multi_task(engine, iterator, multi, args.eval_iters, forward, device)
             if is_rank_0():
                 print(format_eval(f"final {name}", iteration, results), flush=True)
     barrier()

@@ -3,6 +3,7 @@
 import itertools
 import logging
 import math
+import random
 import sys
 
 import torch
@@ -77,6 +78,36 @@ def evaluate(engine, data_iterator, eval_iters, forward_fn, device):
     return results
 
 
+def evaluate_with_multi_task(engine, valid_iterator, multi_task_iterator, eval_iters, forward_fn, device):
+    """:func:`evaluate` on the validation batches, plus ``Multi loss`` from ``eval_iters`` batches of
+    the multi-task validation set when there is one.  ``loss`` and ``PPL`` stay those of the
+    validation corpus, comparable with runs without multi-task data."""
+    results = evaluate(engine, valid_iterator, eval_iters, forward_fn, device) if valid_iterator is not None else {}
+    if multi_task_iterator is not None:
+        multi = evaluate(engine, multi_task_iterator, eval_iters, forward_fn, device)
+        key = MODE_NAMES["multi-task"]
+        if key in multi:
+            results[key] = multi[key]
+    return results
+
+
+def uses_multi_task(iteration, ratio, dp_rank=0, dp_world=1):
+    """Whether optimizer iteration ``iteration`` (counted from 0) takes its batches from the
+    multi-task data: probability ``ratio``, from ``random.Random(iteration * dp_world + dp_rank)`` as
+    the original, so a resumed run makes the same choices (at the same data-parallel size)."""
+    if ratio <= 0:
+        return False
+    return random.Random(iteration * dp_world + dp_rank).random() < ratio
+
+
+def count_multi_task_iterations(iterations, ratio, dp_rank=0, dp_world=1):
+    """How many of the first ``iterations`` optimizer iterations used multi-task batches on this
+    rank: where a resumed run's multi-task loader (and, by difference, its main loader) restarts."""
+    if ratio <= 0:
+        return 0
+    return sum(uses_multi_task(i, ratio, dp_rank, dp_world) for i in range(iterations))
+
+
 def format_eval(prefix, iteration, results):
     parts = [f"{prefix} at iteration {iteration}"]
     parts += [f"{k} {v:.4f}" for k, v in results.items()]
@@ -95,12 +126,17 @@ def cycle(loader):
 
 
 def train(args, engine, train_iterator, forward_fn, start_iteration, device, train_logger, *,
-          valid_iterator=None, save_fn=None, writer=None, tokens_per_sample=None):
+          valid_iterator=None, save_fn=None, writer=None, tokens_per_sample=None,
+          multi_task_iterator=None, multi_task_ratio=0.0, multi_task_valid_iterator=None):
     """Run optimizer steps from ``start_iteration`` to ``--train-iters``.
 
     Logs every ``--log-interval``, evaluates every ``--eval-interval`` (when a validation iterator is
     given), saves every ``--save-interval`` (when ``save_fn`` is given).  Raises
     :class:`TrainingDiverged` after ``--max-nan-steps`` consecutive non-finite losses.
+
+    With ``multi_task_iterator``, an iteration takes all its micro-batches from it with probability
+    ``multi_task_ratio`` (:func:`uses_multi_task`), else from ``train_iterator``; evaluation adds the
+    ``Multi loss`` of ``multi_task_valid_iterator``.
     """
     iteration = start_iteration
     consecutive_nonfinite = 0
@@ -108,9 +144,15 @@ def train(args, engine, train_iterator, forward_fn, start_iteration, device, tra
     if is_rank_0() and sys.stderr.isatty():
         from tqdm import tqdm
         progress = tqdm(total=args.train_iters, initial=iteration, desc="train", dynamic_ncols=True)
-    dp_world = mpu.get_data_parallel_world_size()
+    dp_world, dp_rank = mpu.get_data_parallel_world_size(), mpu.get_data_parallel_rank()
+    if multi_task_iterator is None:
+        multi_task_ratio = 0.0
+    evaluates = valid_iterator is not None or multi_task_valid_iterator is not None
     while iteration < args.train_iters:
-        micro_batches = [get_batch(train_iterator, device) for _ in range(args.gradient_accumulation_steps)]
+        # Seeded by the iteration about to run, so every micro-batch of it comes from the same data.
+        source = multi_task_iterator if uses_multi_task(iteration, multi_task_ratio, dp_rank, dp_world) \
+            else train_iterator
+        micro_batches = [get_batch(source, device) for _ in range(args.gradient_accumulation_steps)]
         result = engine.train_batch(micro_batches, forward_fn)
         iteration += 1
         if result.nonfinite:
@@ -134,8 +176,9 @@ def train(args, engine, train_iterator, forward_fn, start_iteration, device, tra
             train_logger.report(iteration, lr)
         if save_fn is not None and args.save_interval and iteration % args.save_interval == 0:
             save_fn(iteration)
-        if valid_iterator is not None and args.eval_interval and iteration % args.eval_interval == 0:
-            results = evaluate(engine, valid_iterator, args.eval_iters, forward_fn, device)
+        if evaluates and args.eval_interval and iteration % args.eval_interval == 0:
+            results = evaluate_with_multi_task(engine, valid_iterator, multi_task_valid_iterator, args.eval_iters,
+                                               forward_fn, device)
             if is_rank_0():
                 print(format_eval("validation", iteration, results), flush=True)
                 if writer is not None:

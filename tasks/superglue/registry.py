@@ -7,6 +7,7 @@ The training/evaluation driver needs only this module and :mod:`tasks.superglue.
     spec.is_multi_token(args)                   # GLMForMultiTokenCloze vs GLMForSingleTokenCloze
     spec.choice_to_label(choice)                # WSC: choice 0 (the referent) means "True"
     write_predictions(args.task, predictions, examples, log_dir, "test")
+    pretraining_task("squad")                   # multi-task pretraining: also the cloze-only tasks
 """
 
 import dataclasses
@@ -16,13 +17,18 @@ from typing import Callable, Optional, Tuple
 from . import metrics
 from .errors import TaskConfigError
 from .predictions import prediction_filename, write_records
-from .processors import (AfqmcProcessor, AxBProcessor, AxGProcessor, BoolQProcessor, CbProcessor, ClueWscProcessor,
-                         CopaProcessor, MultiRcProcessor, RecordProcessor, RteProcessor, TnewsProcessor,
-                         WicProcessor, Wsc1Processor, WscProcessor)
-from .pvp import (AfqmcPVP, BoolQPVP, CbPVP, ClueWscPVP, CopaPVP, MultiRcPVP, RecordPVP, RtePVP, TnewsPVP, WicPVP,
-                  WscPVP)
+from .processors import (AfqmcProcessor, AgnewsProcessor, AxBProcessor, AxGProcessor, BoolQProcessor, CbProcessor,
+                         ClueWscProcessor, ColaProcessor, CopaProcessor, MnliMismatchedProcessor, MnliProcessor,
+                         MrpcProcessor, MultiRcProcessor, QnliProcessor, QqpProcessor, RaceProcessor,
+                         RecordProcessor, RteProcessor, SquadClozeProcessor, Sst2Processor, TnewsProcessor,
+                         WicProcessor, Wsc1Processor, WscProcessor, YahooAnswersProcessor, YelpFullProcessor,
+                         YelpPolarityProcessor)
+from .pvp import (AfqmcPVP, AgnewsPVP, BoolQPVP, CbPVP, ClueWscPVP, ColaPVP, CopaPVP, MnliPVP, MrpcPVP, MultiRcPVP,
+                  QnliPVP, QqpPVP, RacePVP, RecordPVP, RtePVP, SquadClozePVP, Sst2PVP, TnewsPVP, WicPVP, WscPVP,
+                  YahooPVP, YelpFullPVP, YelpPolarityPVP)
 
 ACCURACY = (("accuracy", metrics.accuracy),)
+ACCURACY_F1 = ACCURACY + (("f1", metrics.f1),)  # GLUE reports both for the paraphrase tasks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +108,27 @@ TASKS = {spec.name: spec for spec in (
     TaskSpec("afqmc", AfqmcProcessor, AfqmcPVP),
     TaskSpec("tnews", TnewsProcessor, TnewsPVP),
     TaskSpec("cluewsc", ClueWscProcessor, ClueWscPVP),
+    # GLUE and PET's classification sets, and RACE: the tasks of multi-task pretraining (spec 7.5),
+    # finetunable too.
+    TaskSpec("mnli", MnliProcessor, MnliPVP),
+    TaskSpec("mnli-mm", MnliMismatchedProcessor, MnliPVP),
+    TaskSpec("cola", ColaProcessor, ColaPVP),
+    TaskSpec("sst2", Sst2Processor, Sst2PVP),
+    TaskSpec("mrpc", MrpcProcessor, MrpcPVP, metrics=ACCURACY_F1),
+    TaskSpec("qqp", QqpProcessor, QqpPVP, metrics=ACCURACY_F1),
+    TaskSpec("qnli", QnliProcessor, QnliPVP),
+    TaskSpec("agnews", AgnewsProcessor, AgnewsPVP),
+    TaskSpec("yahoo", YahooAnswersProcessor, YahooPVP),
+    TaskSpec("yelp-polarity", YelpPolarityProcessor, YelpPolarityPVP),
+    TaskSpec("yelp-full", YelpFullProcessor, YelpFullPVP),
+    TaskSpec("race", RaceProcessor, RacePVP, multi_choice=True),
+)}
+
+# Tasks only multi-task pretraining reads.  Cloze SQuAD (the gold answer generated into a blank) has
+# one answer per question, so there is nothing to finetune a choice over; and ``--task squad`` on
+# finetune_glm.py is extractive QA as generation (tasks/seq2seq).  Kept out of TASKS and task_names().
+PRETRAINING_ONLY_TASKS = {spec.name: spec for spec in (
+    TaskSpec("squad", SquadClozeProcessor, SquadClozePVP),
 )}
 
 
@@ -115,6 +142,17 @@ def get_task(name):
     spec = TASKS.get(str(name).lower()) if name is not None else None
     if spec is None:
         raise TaskConfigError(f"unknown SuperGLUE/CLUE task {name!r}; known tasks: {', '.join(task_names())}")
+    return spec
+
+
+def pretraining_task(name):
+    """The :class:`TaskSpec` multi-task pretraining uses for ``name``: a pretraining-only task (cloze
+    SQuAD) or any ``--task`` name; unknown names raise a :class:`TaskConfigError` listing both."""
+    key = str(name).lower()
+    spec = PRETRAINING_ONLY_TASKS.get(key) or TASKS.get(key)
+    if spec is None:
+        known = ", ".join(sorted(set(TASKS) | set(PRETRAINING_ONLY_TASKS)))
+        raise TaskConfigError(f"unknown task {name!r}; known tasks: {known}")
     return spec
 
 
