@@ -77,25 +77,37 @@ def chunked_head_scores(model, batch):
     return torch.cat(parts, dim=1)
 
 
+def _head_scores_and_mask(model, batch):
+    return chunked_head_scores(model, batch), batch.get("loss_mask")
+
+
 @torch.no_grad()
-def predict_choices(model, dataset, batch_size, device, collate_fn=collate_choices):
-    """``(predictions, scores)`` for every sample of ``dataset``: the argmax over the sample's own
-    choices (padding choices ignored) and the list of its choice scores."""
+def predict_choices(model, dataset, batch_size, device, collate_fn=collate_choices, scores_fn=None):
+    """``(predictions, scores, labels)`` for every sample of ``dataset``: the argmax over the sample's
+    own choices (padding choices never win), the list of its choice scores, and its ``label``.
+    ``scores_fn(model, batch) -> (scores [B, C], choice mask [B, C] or None)`` defaults to the head's
+    scores (:func:`chunked_head_scores`) with the batch's ``loss_mask``."""
+    scores_fn = scores_fn or _head_scores_and_mask
+
     def compute(batch):
         batch = batch_to_device(batch, device)
-        scores = chunked_head_scores(model, batch).float().cpu()
-        counts = batch["loss_mask"].sum(-1).tolist() if "loss_mask" in batch else [scores.size(1)] * len(scores)
-        return [row[:int(n)].tolist() for row, n in zip(scores, counts)]
+        scores, mask = scores_fn(model, batch)
+        scores = scores.float().cpu()
+        counts = mask.sum(-1).tolist() if mask is not None else [scores.size(1)] * len(scores)
+        labels = batch["label"].tolist() if "label" in batch else [None] * len(scores)
+        # Padding choices repeat choice 0 at the end of the row, so a sample's own are the first ``count``.
+        return [(row[:int(n)].tolist(), label) for row, n, label in zip(scores, counts, labels)]
 
     was_training = model.training
     model.eval()
     try:
         with full_vocabulary_logits(model):
-            scores = map_in_order(dataset, compute, batch_size, collate_fn)
+            results = map_in_order(dataset, compute, batch_size, collate_fn)
     finally:
         model.train(was_training)
+    scores = [s for s, _ in results]
     predictions = [max(range(len(s)), key=s.__getitem__) for s in scores]
-    return predictions, scores
+    return predictions, scores, [label for _, label in results]
 
 
 def seq2seq_decode_config(args, tokenizer):

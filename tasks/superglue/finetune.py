@@ -23,7 +23,7 @@ from glm.training.loop import pretrain_forward
 from glm.training.model_setup import build_task_model
 
 from ..batching import batch_to_device, collate_choices
-from ..eval_utils import chunked_head_scores, full_vocabulary_logits, head_scores, map_in_order
+from ..eval_utils import chunked_head_scores, full_vocabulary_logits, head_scores, map_in_order, predict_choices
 from ..finetune import FinetuneTask
 from ..jsonl import MissingSplitError
 from ..scoring import score_batch
@@ -81,37 +81,33 @@ class ClozeEvaluation:
         return self.datasets[split]
 
     def _predict(self, model, dataset, device):
-        """``[(prediction, label), ...]`` in dataset order."""
+        """``(predictions, labels)`` in dataset order: label indices (WSC's choice 0 means True)."""
+        batch_size = self.args.eval_batch_size or self.args.batch_size
         collate = functools.partial(collate_choices, choice_mask=dataset.variable_num_choices)
+        if not self.generative:
+            choices, _, labels = predict_choices(model, dataset, batch_size, device, collate,
+                                                 scores_fn=functools.partial(choice_scores, chunked=True))
+            return [self.spec.choice_to_label(c) for c in choices], labels
 
-        def compute(batch):
+        def compute(batch):   # generative WSC: True when the referent is reproduced greedily at the blank
             batch = batch_to_device(batch, device)
-            labels = batch["label"].tolist()
-            if self.generative:   # True when the referent is reproduced greedily at the blank
-                _, _, all_correct = score_batch(model, batch)
-                return [(int(c), label) for c, label in zip(all_correct.tolist(), labels)]
-            scores, mask = choice_scores(model, batch, chunked=True)
-            if mask is not None:
-                scores = scores.masked_fill(mask == 0, float("-inf"))
-            choices = scores.float().argmax(dim=-1).tolist()
-            return [(self.spec.choice_to_label(c) if not self.generative else c, label)
-                    for c, label in zip(choices, labels)]
+            _, _, all_correct = score_batch(model, batch)
+            return list(zip(all_correct.long().tolist(), batch["label"].tolist()))
 
         was_training = model.training
         model.eval()
         try:
             with torch.no_grad(), full_vocabulary_logits(model):
-                return map_in_order(dataset, compute, self.args.eval_batch_size or self.args.batch_size, collate)
+                pairs = map_in_order(dataset, compute, batch_size, collate)
         finally:
             model.train(was_training)
+        return [p for p, _ in pairs], [label for _, label in pairs]
 
     def __call__(self, model, split):
         dataset = self.dataset(split)
         if dataset is None or len(dataset) == 0:
             return None, None
-        pairs = self._predict(model, dataset, self.device_of(model))
-        predictions = [p for p, _ in pairs]
-        labels = [label for _, label in pairs]
+        predictions, labels = self._predict(model, dataset, self.device_of(model))
         metrics = {}
         # Test files of the benchmarks carry no labels: predictions only (the original scored them
         # against placeholder labels, which gave meaningless numbers).
