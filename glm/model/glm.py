@@ -64,7 +64,9 @@ class GLMModel(nn.Module):
                 layer.requires_grad_(True)
 
     def forward(self, input_ids, position_ids, attention_mask, *mems, return_memory=False, detach_memory=True,
-                prompt_pos=None):
+                prompt_pos=None, return_hidden=False):
+        """``return_hidden`` (new): return the final hidden states instead of the logits, for callers
+        that project only some positions onto the vocabulary (:meth:`project`)."""
         embeddings = self.word_embeddings(input_ids)
         if prompt_pos is not None:
             embeddings = embeddings.clone()
@@ -73,13 +75,18 @@ class GLMModel(nn.Module):
             embeddings[rows, prompt_pos] = prompts
         hidden, new_mems = self.transformer(embeddings, position_ids, attention_mask, *mems,
                                             return_memory=return_memory, detach_memory=detach_memory)
-        if self.output_predict:
-            hidden = mpu.copy_to_model_parallel_region(hidden, self.group)
-            logits = F.linear(hidden, self.word_embeddings.weight)
-            if not self.parallel_output:
-                logits = mpu.gather_from_model_parallel_region(logits, self.group)
-            return (logits, *new_mems)
+        if self.output_predict and not return_hidden:
+            return (self.project(hidden), *new_mems)
         return (hidden, *new_mems)
+
+    def project(self, hidden):
+        """Logits of final hidden states ``[..., hidden]`` through the tied word embeddings: this
+        rank's vocabulary shard, or the whole vocabulary unless ``parallel_output``."""
+        hidden = mpu.copy_to_model_parallel_region(hidden, self.group)
+        logits = F.linear(hidden, self.word_embeddings.weight)
+        if not self.parallel_output:
+            logits = mpu.gather_from_model_parallel_region(logits, self.group)
+        return logits
 
     # -- accounting -----------------------------------------------------------------------------
     def num_parameters(self, exclude_embeddings=False):

@@ -37,10 +37,19 @@ class _DelegatingHead(nn.Module):
         return self.model.named_parameters(prefix=prefix, recurse=recurse, remove_duplicate=remove_duplicate)
 
 
-def _gather_target_scores(log_probs, target_ids, logit_mask):
-    """Sum over positions of ``log_probs[b, t, target_ids[b, t]] * logit_mask[b, t]``."""
-    scores = log_probs.gather(-1, target_ids.unsqueeze(-1)).squeeze(-1)
-    return (scores * logit_mask).sum(dim=-1)
+def _answer_scores(model, hidden, target_ids, logit_mask, take_softmax):
+    """Per row, the sum over scored positions ``t`` of ``log p(target_ids[t]) * logit_mask[t]`` (or of
+    the raw logit without ``take_softmax``).  Only the scored positions are projected onto the
+    vocabulary: an answer has a few tokens, the sequence hundreds, and the projection plus its
+    softmax over ~30k-50k ids per position would dominate the head's cost."""
+    selected = logit_mask != 0
+    logits = model.project(hidden[selected])
+    if take_softmax:
+        logits = F.log_softmax(logits.float(), dim=-1)
+    token_scores = logits.gather(-1, target_ids[selected].unsqueeze(-1)).squeeze(-1)
+    token_scores = token_scores * logit_mask[selected].to(token_scores.dtype)
+    rows = selected.nonzero(as_tuple=True)[0]
+    return token_scores.new_zeros(logit_mask.size(0)).index_add_(0, rows, token_scores)
 
 
 class GLMForMultiTokenCloze(_DelegatingHead):
@@ -57,10 +66,8 @@ class GLMForMultiTokenCloze(_DelegatingHead):
             return self.model(input_ids, position_ids, attention_mask, prompt_pos=prompt_pos)
         choices, (input_ids, position_ids, attention_mask, target_ids, logit_mask, prompt_pos) = _flatten_choices(
             input_ids, position_ids, attention_mask, target_ids, logit_mask, prompt_pos)
-        outputs, *mems = self.model(input_ids, position_ids, attention_mask, prompt_pos=prompt_pos)
-        if self.take_softmax:
-            outputs = F.log_softmax(outputs.float(), dim=-1)
-        logits = _gather_target_scores(outputs, target_ids, logit_mask.to(outputs.dtype))
+        hidden, *mems = self.model(input_ids, position_ids, attention_mask, prompt_pos=prompt_pos, return_hidden=True)
+        logits = _answer_scores(self.model, hidden, target_ids, logit_mask, self.take_softmax)
         if self.length_penalty > 0.0:
             logits = logits / logit_mask.sum(dim=-1).to(logits.dtype) ** self.length_penalty
         if choices is not None:
@@ -81,9 +88,9 @@ class GLMForSingleTokenCloze(_DelegatingHead):
             return self.model(input_ids, position_ids, attention_mask, prompt_pos=prompt_pos)
         if input_ids.dim() != 2:
             raise ValueError(f"GLMForSingleTokenCloze expects input_ids [B, L], got {list(input_ids.shape)}")
-        outputs, *mems = self.model(input_ids, position_ids, attention_mask, prompt_pos=prompt_pos)
+        hidden, *mems = self.model(input_ids, position_ids, attention_mask, prompt_pos=prompt_pos, return_hidden=True)
         rows = torch.arange(input_ids.size(0), device=input_ids.device)
-        target_logits = outputs[rows, attention_mask.reshape(-1)]
+        target_logits = self.model.project(hidden[rows, attention_mask.reshape(-1)])   # only the [sop] positions
         scores = F.log_softmax(target_logits.float(), dim=-1) if self.take_softmax else target_logits
         output = scores.gather(-1, target_ids)
         return (output, target_logits, *mems)
@@ -112,16 +119,14 @@ class GLMForMultiTokenClozeFast(nn.Module):
         causal = torch.ones(dec_length, dec_length, dtype=torch.bool, device=sep.device).tril()
         mask = torch.cat([memory_visible, causal.expand(batch * choices, -1, -1)], dim=-1).unsqueeze(1)
 
-        outputs, *_ = self.model(dec_input_ids.reshape(-1, dec_length),
-                                 dec_position_ids.reshape(-1, *dec_position_ids.shape[2:]),
-                                 mask.long(), *mems)
-        if self.take_softmax:
-            outputs = F.log_softmax(outputs.float(), dim=-1)
+        hidden, *_ = self.model(dec_input_ids.reshape(-1, dec_length),
+                                dec_position_ids.reshape(-1, *dec_position_ids.shape[2:]),
+                                mask.long(), *mems, return_hidden=True)
         target = dec_target_ids.reshape(-1, dec_length)
-        logit_mask = dec_logit_mask.reshape(-1, dec_length).to(outputs.dtype)
-        logits = _gather_target_scores(outputs, target, logit_mask)
+        logit_mask = dec_logit_mask.reshape(-1, dec_length)
+        logits = _answer_scores(self.model, hidden, target, logit_mask, self.take_softmax)
         if self.length_penalty > 0.0:
-            logits = logits / logit_mask.sum(dim=-1) ** self.length_penalty
+            logits = logits / logit_mask.sum(dim=-1).to(logits.dtype) ** self.length_penalty
         return (logits.view(-1, choices),)
 
 
