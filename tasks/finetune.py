@@ -20,6 +20,7 @@ Outputs go to ``<summary-dir>/runs/<experiment-name>/`` (metrics, predictions) a
 ``<save>/<experiment-name>/`` (checkpoints).
 """
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -99,6 +100,16 @@ def load_pretrained(model, path):
             f"{tag_dir} does not match the model: missing {missing[:5]}, unexpected {meta['_unexpected_keys'][:5]}; "
             "check the model flags (--num-layers, --hidden-size, ...) against the checkpoint")
     return meta
+
+
+def evaluation_precision(args, device):
+    """Evaluation under the training precision: ``torch.autocast`` to bf16/fp16 on GPUs when the
+    flags ask for it (a no-op on CPU, where autocast would only slow fp32 models down)."""
+    from glm.training.engines import autocast_dtype
+    dtype = autocast_dtype(args)
+    if dtype is None or device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def _trainable_state(model):
@@ -214,7 +225,8 @@ class _Trainer:
                                  data_state={"epoch": epoch, "best_score": self.best_score})
 
     def end_of_epoch(self, iteration, epoch):
-        metrics, _ = self.task.evaluate(self.engine.module, "dev")
+        with evaluation_precision(self.args, self.device):
+            metrics, _ = self.task.evaluate(self.engine.module, "dev")
         if metrics is None:
             return
         if is_rank_0():
@@ -295,13 +307,14 @@ def _has_best(args):
     return os.path.isdir(os.path.join(save_directory(args), BEST_TAG))
 
 
-def final_evaluation(args, task, model):
+def final_evaluation(args, task, model, device):
     """Evaluate the test split (and dev with ``--eval-valid``), write predictions and
     ``test_results.json``; returns ``{split: metrics}``."""
     results = {}
     splits = ["test"] + (["dev"] if args.eval_valid else [])
     for split in splits:
-        metrics, predictions = task.evaluate(model, split)
+        with evaluation_precision(args, device):
+            metrics, predictions = task.evaluate(model, split)
         if metrics is None:
             continue
         results[split] = metrics
@@ -335,7 +348,7 @@ def finetune(args, task, device):
         if args.load:
             load_model_state(model, args.load)
         model.eval()
-        return final_evaluation(args, task, model)
+        return final_evaluation(args, task, model, device)
     if task.train_dataset is None:
         raise FinetuneError(f"task {task.name} has no training data; pass --epochs 0 to evaluate only")
     trainer = _Trainer(args, task, model, device)
@@ -347,7 +360,7 @@ def finetune(args, task, device):
     trainer.run(start_iteration)
     trainer.restore_best()
     trainer.engine.eval()
-    results = final_evaluation(args, task, trainer.engine.module)
+    results = final_evaluation(args, task, trainer.engine.module, device)
     if is_rank_0():
         print(f"finetuning done in {time.time() - start:.0f} s", flush=True)
     return results
