@@ -40,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
+from bench.common import print_table  # noqa: E402
 from data_utils.tokenizers import make_tokenizer  # noqa: E402
 
 CONFIGS = [('BERT', 'BertWordPieceTokenizer', 'bert-large-uncased'), ('GPT-2', 'GPT2BPETokenizer', 'gpt2')]
@@ -144,17 +145,6 @@ def all_corpora(configs, vocab_dir):
     return rows
 
 
-def table(title, header, rows):
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
-    line = '  '.join(f'{{:<{w}}}' if i == 0 or i == 1 else f'{{:>{w}}}' for i, w in enumerate(widths))
-    print()
-    print(title)
-    print(line.format(*header))
-    print(line.format(*['-' * w for w in widths]))
-    for row in rows:
-        print(line.format(*row))
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--corpus', type=Path, default=shared_dir() / 'assets' / 'corpora' / 'en_moby_dick.jsonl')
@@ -188,17 +178,17 @@ def main(argv=None):
         all_same &= same
 
     if corpus_rows:
-        table('Whole English corpora, one cold pass per path (fresh tokenizer): ids and speed',
+        print_table('Whole English corpora, one cold pass per path (fresh tokenizer): ids and speed',
               ['corpus', 'tokenizer', 'docs', 'tokens', 'docs differing', 'ref tok/s', 'fast tok/s', 'fast/ref'],
               [(c, label, n, f'{t:,}', d, f'{t / r:,.0f}', f'{t / f:,.0f}', f'{r / f:.1f}x')
-               for c, label, n, t, d, r, f in corpus_rows])
+               for c, label, n, t, d, r, f in corpus_rows], right_aligned_from=2)
     reference = {(label, run): seconds for label, path, run, _, seconds in rows if path == 'reference'}
-    table(f'{args.corpus.name}: median of {args.repeats}; "vs ref" compares with the reference pass of the same '
+    print_table(f'{args.corpus.name}: median of {args.repeats}; "vs ref" compares with the reference pass of the same '
           'kind (rust rows: with the cold one)',
           ['tokenizer', 'path', 'pass', 'tokens', 'seconds', 'tokens/s', 'vs ref'],
           [(label, path, run, f'{tokens:,}', f'{seconds:.3f}', f'{tokens / seconds:,.0f}',
             f'{reference.get((label, run), reference[label, "cold"]) / seconds:.1f}x')
-           for label, path, run, tokens, seconds in rows])
+           for label, path, run, tokens, seconds in rows], right_aligned_from=2)
     return 0 if all_same else 1
 
 

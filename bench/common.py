@@ -61,10 +61,12 @@ def median_time(fn, repeats):
     return statistics.median(times)
 
 
-def print_table(title, header, rows):
-    """A short fixed-width table; benchmarks print one last."""
+def print_table(title, header, rows, right_aligned_from=None):
+    """A short fixed-width table; benchmarks print one last.  Columns from index
+    ``right_aligned_from`` on (figures) are right-aligned."""
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = "  ".join("{:<%d}" % w for w in widths)
+    first_right = len(widths) if right_aligned_from is None else right_aligned_from
+    line = "  ".join(("{:>%d}" if i >= first_right else "{:<%d}") % w for i, w in enumerate(widths))
     print()
     print(title)
     print(line.format(*header))

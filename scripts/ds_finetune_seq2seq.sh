@@ -11,16 +11,10 @@ source "$(dirname "$0")/finetune_common.sh"
 launcher=(deepspeed --num_nodes "${NUM_WORKERS:-1}" --num_gpus "$N_GPU" --master_port "${MASTER_PORT:-29500}")
 if [ -n "${HOST_FILE_PATH:-}" ]; then launcher+=(--hostfile "$HOST_FILE_PATH"); fi
 # shellcheck disable=SC2086
-exec "${launcher[@]}" finetune_glm.py \
+exec "${launcher[@]}" finetune_glm.py "${TASK_FLAGS[@]}" \
     --deepspeed \
     --deepspeed_config "${DS_CONFIG:-config_tasks/config_blocklm_10B_cnndm.json}" \
-    --finetune \
-    --experiment-name "$EXPERIMENT_NAME" \
-    --task "$TASK_NAME" \
-    --data-dir "$DATA_PATH" \
     --checkpoint-activations \
     --num-workers 1 \
     --no-load-lr-scheduler \
-    --summary-dir "${SUMMARY_DIR:-.}" \
-    --overwrite \
     $SAVE_ARGS $MODEL_ARGS $TRAIN_ARGS $COMMON_ARGS $TASK_ARGS $PRECISION "${EXTRA_ARGS[@]}"

@@ -16,14 +16,10 @@ source "$(dirname "$0")/finetune_common.sh"
 default_json=config_tasks/config_blocklm_10B.json
 if [ "${TASK_NAME,,}" = "record" ]; then default_json=config_tasks/config_blocklm_10B_record.json; fi
 # shellcheck disable=SC2086
-exec deepspeed --num_nodes 1 --num_gpus "$N_GPU" --master_port "${MASTER_PORT:-29500}" finetune_glm.py \
+exec deepspeed --num_nodes 1 --num_gpus "$N_GPU" --master_port "${MASTER_PORT:-29500}" finetune_glm.py "${TASK_FLAGS[@]}" \
     --deepspeed \
     --deepspeed_config "${DS_CONFIG:-$default_json}" \
-    --finetune \
     --cloze-eval \
-    --experiment-name "$EXPERIMENT_NAME" \
-    --task "$TASK_NAME" \
-    --data-dir "$DATA_PATH" \
     --seq-length "$MAX_SEQ_LEN" \
     --checkpoint-activations \
     --eval-batch-size 16 \
@@ -32,6 +28,4 @@ exec deepspeed --num_nodes 1 --num_gpus "$N_GPU" --master_port "${MASTER_PORT:-2
     --no-load-optim \
     --no-load-lr-scheduler \
     --epochs "$XXLARGE_EPOCH" \
-    --summary-dir "${SUMMARY_DIR:-.}" \
-    --overwrite \
     $SAVE_ARGS $MODEL_ARGS $TRAIN_ARGS $COMMON_ARGS $PRECISION ${PROMPT_ARGS:-} "${EXTRA_ARGS[@]}"

@@ -3,7 +3,8 @@
 # arguments), leaves the remaining arguments in EXTRA_ARGS, and sets
 #   N_GPU      ranks to launch (default: the visible GPUs, or 1 CPU process),
 #   PRECISION  --fp16 on GPUs (as the released scripts), nothing on CPU,
-#   SAVE_ARGS  --save $SAVE_PATH when SAVE_PATH is set (checkpoints go to $SAVE_PATH/<experiment>).
+#   SAVE_ARGS  --save $SAVE_PATH when SAVE_PATH is set (checkpoints go to $SAVE_PATH/<experiment>),
+#   TASK_FLAGS the finetune_glm.py flags every launcher passes (task, data, experiment, summary dir).
 # Paths come from the environment: CHECKPOINT_PATH (model configs), DATA_ROOT (task configs).
 if [ $# -lt 2 ]; then
     echo "usage: bash $0 MODEL_CONFIG.sh TASK_CONFIG.sh [extra finetune_glm.py flags]" >&2
@@ -25,4 +26,6 @@ else
 fi
 SAVE_ARGS=""
 if [ -n "${SAVE_PATH:-}" ]; then SAVE_ARGS="--save ${SAVE_PATH}"; fi
+TASK_FLAGS=(--finetune --experiment-name "$EXPERIMENT_NAME" --task "$TASK_NAME" --data-dir "$DATA_PATH"
+            --summary-dir "${SUMMARY_DIR:-.}" --overwrite)
 export N_GPU PRECISION SAVE_ARGS

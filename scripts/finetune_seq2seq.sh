@@ -12,15 +12,9 @@ set -euo pipefail
 # shellcheck source=scripts/finetune_common.sh
 source "$(dirname "$0")/finetune_common.sh"
 # shellcheck disable=SC2086
-exec torchrun --nproc-per-node "$N_GPU" --master-port "${MASTER_PORT:-29500}" finetune_glm.py \
-    --finetune \
-    --experiment-name "$EXPERIMENT_NAME" \
-    --task "$TASK_NAME" \
-    --data-dir "$DATA_PATH" \
+exec torchrun --nproc-per-node "$N_GPU" --master-port "${MASTER_PORT:-29500}" finetune_glm.py "${TASK_FLAGS[@]}" \
     --checkpoint-activations \
     --num-workers 1 \
     --no-load-lr-scheduler \
     --batch-size $(( ${BATCH_SIZE:-8} / N_GPU > 0 ? ${BATCH_SIZE:-8} / N_GPU : 1 )) \
-    --summary-dir "${SUMMARY_DIR:-.}" \
-    --overwrite \
     $SAVE_ARGS $MODEL_ARGS $TRAIN_ARGS $COMMON_ARGS $TASK_ARGS $PRECISION "${EXTRA_ARGS[@]}"

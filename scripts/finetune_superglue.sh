@@ -10,18 +10,12 @@ set -euo pipefail
 # shellcheck source=scripts/finetune_common.sh
 source "$(dirname "$0")/finetune_common.sh"
 # shellcheck disable=SC2086
-exec torchrun --nproc-per-node "$N_GPU" --master-port "${MASTER_PORT:-29500}" finetune_glm.py \
-    --finetune \
+exec torchrun --nproc-per-node "$N_GPU" --master-port "${MASTER_PORT:-29500}" finetune_glm.py "${TASK_FLAGS[@]}" \
     --cloze-eval \
-    --experiment-name "$EXPERIMENT_NAME" \
-    --task "$TASK_NAME" \
-    --data-dir "$DATA_PATH" \
     --seq-length "$MAX_SEQ_LEN" \
     --eval-batch-size 16 \
     --save-epoch 100000 \
     --batch-size $((BATCH_SIZE / N_GPU)) \
     --epochs "$EPOCH_SINGLE" \
     --lr "$LR_SINGLE" \
-    --summary-dir "${SUMMARY_DIR:-.}" \
-    --overwrite \
     $SAVE_ARGS $MODEL_ARGS $TRAIN_ARGS $COMMON_ARGS $PRECISION "${EXTRA_ARGS[@]}"

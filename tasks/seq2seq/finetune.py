@@ -150,14 +150,10 @@ def build_task(args, tokenizer):
     return FinetuneTask(
         name=args.task,
         build_model=lambda a, device: build_task_model(a, device, "generation"),
-        forward_step=functools.partial(_forward, label_smoothing=args.label_smoothing),
+        forward_step=functools.partial(pretrain_forward, label_smoothing=args.label_smoothing),
         evaluate=evaluation,
         metric_names=tuple(evaluation.metrics),
         train_dataset=train,
         valid_dataset=valid,
         write_predictions=write_predictions,
     )
-
-
-def _forward(model, batch, label_smoothing=0.0):
-    return pretrain_forward(model, batch, label_smoothing)

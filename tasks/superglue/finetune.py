@@ -140,7 +140,7 @@ def build_task(args, tokenizer):
         evaluation.dataset("dev")   # read now: a missing dev file stops the run before training
     if generative:
         model_type, multi_token, num_labels, spell_length = "generation", True, 2, None
-        forward = functools.partial(_lm_forward, label_smoothing=0.0)
+        forward = pretrain_forward
     else:
         model_type, multi_token, num_labels, spell_length = model_kind(args, spec)
         forward = functools.partial(cloze_forward, loss_func=args.loss_func, adapet=args.adapet)
@@ -168,7 +168,4 @@ def build_task(args, tokenizer):
         prompt_token_ids=prompt_ids,
     )
 
-
-def _lm_forward(model, batch, label_smoothing=0.0):
-    return pretrain_forward(model, batch, label_smoothing)
 
