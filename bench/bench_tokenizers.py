@@ -3,6 +3,7 @@ whether they give identical ids.
 
     python bench/bench_tokenizers.py                  # en_moby_dick.jsonl, BERT and GPT-2
     python bench/bench_tokenizers.py --all-corpora    # also: every English corpus, whole, ids compared
+    python bench/bench_tokenizers.py --steady         # also: after another corpus (a long preprocessing run)
     python bench/bench_tokenizers.py --corpus my.jsonl --repeats 3 --docs 50
 
 Speed (on --corpus, default en_moby_dick.jsonl from ../shared/assets/corpora or $GLM_SHARED_DIR/assets/corpora):
@@ -10,7 +11,10 @@ each repeat builds a fresh tokenizer of each path and encodes every document wit
 "cold" is the first pass of a fresh object: every cache it has starts empty (the fast path's chunk and
 piece caches, and the reference GPT-2 BPE cache, which makes the reference's own second pass faster too).
 Pass "warm" is the second pass of the same object. Each is compared with the reference's pass of the same
-kind. Per-vocabulary tables built once per process (the reference GPT-2 regular expression, the Rust
+kind. With --steady, pass "steady" is the first pass over --corpus of a fresh tokenizer that has just
+encoded another corpus (--steady-corpus, default en_austen_chapters.jsonl; not timed): the situation of a
+tokenizer deep into preprocessing a long corpus, whose caches hold many chunks but not this text's own.
+Per-vocabulary tables built once per process (the reference GPT-2 regular expression, the Rust
 objects, the fast path's table of whole tokens) are not text-dependent and are built before timing; their
 one-off cost is printed as "set-up". Repeats alternate the two paths so machine noise hits both; the
 table shows medians. Python runs on one thread; the rows "rust whole docs" run the Hugging Face pipeline
@@ -92,13 +96,14 @@ def set_up_seconds(tokenizer_type, model_type, fast):
     return first, time.perf_counter() - start
 
 
-def speed(label, tokenizer_type, model_type, docs, repeats):
+def speed(label, tokenizer_type, model_type, docs, repeats, steady_docs=None):
     """Rows (label, path, pass, tokens, median seconds) and whether the paths' ids agree everywhere."""
     for fast in (False, True):
         first, later = set_up_seconds(tokenizer_type, model_type, fast)
         print(f'{label} {"fast" if fast else "reference"}: set-up {first:.2f} s for the first tokenizer in the '
               f'process, {later:.3f} s for a later one')
-    times = {(path, run): [] for path in ('reference', 'fast') for run in ('cold', 'warm')}
+    runs = ('cold', 'warm') + (('steady',) if steady_docs else ())
+    times = {(path, run): [] for path in ('reference', 'fast') for run in runs}
     ids = {}
     for _ in range(repeats):
         for path in ('reference', 'fast'):
@@ -107,6 +112,12 @@ def speed(label, tokenizer_type, model_type, docs, repeats):
             times[path, 'cold'].append(seconds)
             _, seconds = encode_all(tokenizer, docs)
             times[path, 'warm'].append(seconds)
+            if steady_docs:
+                tokenizer = build(tokenizer_type, model_type, path == 'fast')
+                encode_all(tokenizer, steady_docs)
+                steady_ids, seconds = encode_all(tokenizer, docs)
+                times[path, 'steady'].append(seconds)
+                assert steady_ids == ids[path], f'{label} {path}: ids after another corpus differ'
     tokens = sum(map(len, ids['reference']))
     rows = [(label, path, run, tokens, statistics.median(t)) for (path, run), t in times.items()]
     same = ids['fast'] == ids['reference']
@@ -150,6 +161,10 @@ def main(argv=None):
     parser.add_argument('--corpus', type=Path, default=shared_dir() / 'assets' / 'corpora' / 'en_moby_dick.jsonl')
     parser.add_argument('--docs', type=int, default=0, help='use only the first N documents (0: all)')
     parser.add_argument('--repeats', type=int, default=5, help='fresh tokenizers per path (median reported)')
+    parser.add_argument('--steady', action='store_true',
+                        help='also time --corpus on fresh tokenizers that have first encoded --steady-corpus')
+    parser.add_argument('--steady-corpus', type=Path,
+                        default=shared_dir() / 'assets' / 'corpora' / 'en_austen_chapters.jsonl')
     parser.add_argument('--all-corpora', action='store_true',
                         help='also compare the ids of both paths over every English corpus, whole')
     args = parser.parse_args(argv)
@@ -171,9 +186,16 @@ def main(argv=None):
 
     print(f'\ncorpus {args.corpus.name}: {len(docs)} documents, {sum(map(len, docs)):,} characters, '
           f'{args.repeats} repeats')
+    steady_docs = None
+    if args.steady:
+        if not args.steady_corpus.is_file():
+            sys.exit(f'--steady-corpus not found: {args.steady_corpus}')
+        steady_docs = read_documents(args.steady_corpus)
+        print(f'steady: each fresh tokenizer first encodes {args.steady_corpus.name} ({len(steady_docs)} documents, '
+              f'{sum(map(len, steady_docs)):,} characters), untimed')
     rows = []
     for label, tokenizer_type, model_type in CONFIGS:
-        config_rows, same = speed(label, tokenizer_type, model_type, docs, args.repeats)
+        config_rows, same = speed(label, tokenizer_type, model_type, docs, args.repeats, steady_docs)
         rows += config_rows
         all_same &= same
 
