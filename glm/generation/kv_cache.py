@@ -12,10 +12,9 @@ step then costs one token's worth of projections.
 the decoders reorder and repeat it like the model's memory.  With ``last_logits_only`` (default)
 the logits are those of the last position only (``[B, 1, V]``): a long context is then not
 projected onto the whole vocabulary for nothing.  It calls the model's own modules, so
-tensor parallelism and the attention backends behave as in the model.
+tensor parallelism and the attention backends behave as in the model (``forward_cached`` of its layers).
 """
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -39,44 +38,20 @@ class KVCacheModel(nn.Module):
         self.max_memory_length = limit  # 0: keep everything
         self.last_logits_only = last_logits_only  # decoders read the last position only
 
-    def _attend(self, layer, hidden, mask, key_cache, value_cache):
-        attention = layer.attention
-        normed = layer.input_layernorm(hidden)
-        query, key, value = torch.chunk(attention.query_key_value(normed), 3, dim=-1)
-        if key_cache is not None:
-            key = torch.cat([key_cache, key], dim=1)
-            value = torch.cat([value_cache, value], dim=1)
-        q, k, v = attention._heads(query), attention._heads(key), attention._heads(value)
-        if mask.dtype == torch.bool and attention.attention_backend != "reference":
-            context = attn.sdpa_attention(q, k, v, mask, 0.0)
-        else:
-            context = attn.reference_attention(q, k, v, mask, lambda p: p, attention.attention_scale)
-        context = context.transpose(1, 2).reshape(hidden.size(0), hidden.size(1), attention.hidden_size_per_partition)
-        out = hidden + attention.output_dropout(attention.dense(context))
-        out = out + layer.mlp(layer.post_attention_layernorm(out))
-        return out, key, value
-
     def forward(self, input_ids, position_ids, attention_mask, *cache):
         model, transformer = self.model, self.model.transformer
         batch, length = input_ids.shape
         if cache and len(cache) != 2 * transformer.num_layers:
             raise ValueError(f"expected {2 * transformer.num_layers} cache tensors, got {len(cache)}")
         memory_length = cache[0].size(1) if cache else 0
-        hidden = model.word_embeddings(input_ids)
-        transformer._check_positions(position_ids, batch, length)
-        if transformer.block_position_encoding:
-            hidden = (hidden + transformer.position_embeddings(position_ids[:, 0])
-                      + transformer.block_position_embeddings(position_ids[:, 1]))
-        else:
-            hidden = hidden + transformer.position_embeddings(position_ids)
-        hidden = transformer.embedding_dropout(hidden)
+        hidden = transformer.embed_positions(model.word_embeddings(input_ids), position_ids)
         mask = attn.prepare_mask(attention_mask, batch, length, memory_length, hidden.dtype)
         new_cache = []
         keep = self.max_memory_length
         for i, layer in enumerate(transformer.layers):
             key_cache = cache[2 * i] if cache else None
             value_cache = cache[2 * i + 1] if cache else None
-            hidden, key, value = self._attend(layer, hidden, mask, key_cache, value_cache)
+            hidden, key, value = layer.forward_cached(hidden, mask, key_cache, value_cache)
             if keep and key.size(1) > keep:
                 key, value = key[:, -keep:], value[:, -keep:]
             new_cache += [key.contiguous(), value.contiguous()]  # reordered per beam: keep them dense

@@ -86,19 +86,33 @@ class ParallelSelfAttention(nn.Module):
         return x.view(batch, length, self.num_heads_per_partition, self.head_dim).transpose(1, 2)
 
     def forward(self, hidden_states, mask, mem=None, position_embeddings=None, r_w_bias=None, r_r_bias=None):
+        """Attention of ``hidden_states`` over ``[mem, hidden_states]`` (both already normed)."""
         query_length = hidden_states.size(1)
         full = hidden_states if mem is None else torch.cat([mem, hidden_states], dim=1)
-        mixed = self.query_key_value(full)
-        query, key, value = torch.chunk(mixed, 3, dim=-1)
-        query = self._heads(query[:, -query_length:])
-        key, value = self._heads(key), self._heads(value)
+        query, key, value = torch.chunk(self.query_key_value(full), 3, dim=-1)
+        return self._attend(query[:, -query_length:], key, value, mask, position_embeddings, r_w_bias, r_r_bias)
 
+    def forward_cached(self, hidden_states, mask, key_cache=None, value_cache=None):
+        """Attention of ``hidden_states`` (normed) over cached keys and values followed by its own:
+        ``(output, keys, values)``, the last two ``[B, K, hidden / model-parallel size]`` to cache.
+        Keys and values depend on their own position only, so this equals ``forward`` with the
+        memory the cache was built from (absolute positions only)."""
+        query, key, value = torch.chunk(self.query_key_value(hidden_states), 3, dim=-1)
+        if key_cache is not None:
+            key = torch.cat([key_cache, key], dim=1)
+            value = torch.cat([value_cache, value], dim=1)
+        return self._attend(query, key, value, mask), key, value
+
+    def _attend(self, query, key, value, mask, position_embeddings=None, r_w_bias=None, r_r_bias=None):
+        """The attention kernel chosen by the backend and the mask, then the output projection.
+        ``query`` ``[B, L, h]``, ``key``/``value`` ``[B, K, h]`` with ``h`` this rank's hidden part."""
+        batch, query_length = query.shape[:2]
+        query, key, value = self._heads(query), self._heads(key), self._heads(value)
         dropout_rng = self._dropout_rng()
         if isinstance(mask, attn.FlexMask):
             if not self.relative_encoding and not (self.training and self.attention_dropout.p > 0):
                 context = attn.flex_attention(query, key, value, mask.block)
-                context = context.transpose(1, 2).reshape(hidden_states.size(0), query_length,
-                                                          self.hidden_size_per_partition)
+                context = context.transpose(1, 2).reshape(batch, query_length, self.hidden_size_per_partition)
                 return self.output_dropout(self.dense(context))
             mask = mask.dense  # FlexAttention has no dropout on the probabilities: use SDPA then
         if self.relative_encoding:
@@ -111,7 +125,7 @@ class ParallelSelfAttention(nn.Module):
             with dropout_rng:
                 context = attn.reference_attention(query, key, value, mask, self.attention_dropout,
                                                    self.attention_scale)
-        context = context.transpose(1, 2).reshape(hidden_states.size(0), query_length, self.hidden_size_per_partition)
+        context = context.transpose(1, 2).reshape(batch, query_length, self.hidden_size_per_partition)
         return self.output_dropout(self.dense(context))
 
     def _relative_attention(self, query, key, value, mask, position_embeddings, r_w_bias, r_r_bias):
@@ -158,6 +172,14 @@ class ParallelTransformerLayer(nn.Module):
         normed_mem = self.input_layernorm(mem) if mem is not None else None
         x = hidden_states + self.attention(normed, mask, normed_mem, position_embeddings, r_w_bias, r_r_bias)
         return x + self.mlp(self.post_attention_layernorm(x))
+
+    def forward_cached(self, hidden_states, mask, key_cache=None, value_cache=None):
+        """The layer with a key/value cache instead of a hidden-state memory: ``(output, keys, values)``
+        (see ``ParallelSelfAttention.forward_cached``)."""
+        context, key, value = self.attention.forward_cached(self.input_layernorm(hidden_states), mask,
+                                                            key_cache, value_cache)
+        x = hidden_states + context
+        return x + self.mlp(self.post_attention_layernorm(x)), key, value
 
 
 class GLMTransformer(nn.Module):
@@ -245,6 +267,16 @@ class GLMTransformer(nn.Module):
         return length
 
     # -- forward ----------------------------------------------------------------------------------
+    def embed_positions(self, hidden_states, position_ids):
+        """Word embeddings plus absolute (plain or 2D block) position embeddings, then dropout."""
+        self._check_positions(position_ids, *hidden_states.shape[:2])
+        if self.block_position_encoding:
+            hidden_states = (hidden_states + self.position_embeddings(position_ids[:, 0])
+                             + self.block_position_embeddings(position_ids[:, 1]))
+        else:
+            hidden_states = hidden_states + self.position_embeddings(position_ids)
+        return self.embedding_dropout(hidden_states)
+
     def forward(self, hidden_states, position_ids, attention_mask, *mems, return_memory=False, detach_memory=True):
         batch, query_length = hidden_states.shape[:2]
         memory_length = self._check_mems(mems, batch)
@@ -256,14 +288,9 @@ class GLMTransformer(nn.Module):
         if self.relative_encoding:
             distances = torch.arange(memory_length + query_length - 1, -1, -1.0, device=hidden_states.device)
             position_embeddings = self.embedding_dropout(self.position_embeddings(distances).to(hidden_states.dtype))
+            hidden_states = self.embedding_dropout(hidden_states)
         else:
-            self._check_positions(position_ids, batch, query_length)
-            if self.block_position_encoding:
-                hidden_states = (hidden_states + self.position_embeddings(position_ids[:, 0])
-                                 + self.block_position_embeddings(position_ids[:, 1]))
-            else:
-                hidden_states = hidden_states + self.position_embeddings(position_ids)
-        hidden_states = self.embedding_dropout(hidden_states)
+            hidden_states = self.embed_positions(hidden_states, position_ids)
 
         keep_memory = self.max_memory_length > 0 or return_memory
         layer_inputs = [hidden_states] if keep_memory else []
