@@ -185,3 +185,23 @@ def test_tensorboard_scalars_are_written(tmp_path):
     events = EventAccumulator(str(run_dir))
     events.Reload()
     assert {"Train/lr", "Train/train_loss", "Train/mfu"} <= set(events.Tags()["scalars"])
+
+
+def test_measured_peak_is_the_fastest_product(monkeypatch):
+    """On a CPU the MFU divides by a matmul measured at start-up: the fastest of five timed products, so a
+    slow moment of a shared machine cannot make the peak low and the MFU high."""
+    from glm.training import metrics
+
+    durations = iter([1.0, 0.25, 2.0, 0.5, 1.0])  # seconds of the five timed products
+    clock = {"now": 0.0, "start": True}
+
+    def fake_perf_counter():
+        if not clock["start"]:
+            clock["now"] += next(durations)
+        clock["start"] = not clock["start"]
+        return clock["now"]
+
+    monkeypatch.setattr(metrics.time, "perf_counter", fake_perf_counter)
+    peak, label = metrics.device_peak_flops(DEVICE, torch.float32)
+    assert peak == pytest.approx(2 * 1024 ** 3 / 0.25)
+    assert "fastest of 5" in label
