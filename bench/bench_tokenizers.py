@@ -6,6 +6,9 @@ whether they give identical ids.
     python bench/bench_tokenizers.py --steady         # also: after another corpus (a long preprocessing run)
     python bench/bench_tokenizers.py --corpus my.jsonl --repeats 3 --docs 50
 
+Paths: "reference" (pure Python), "fast" (the compiled helper in front of the Python fast path, when the
+helper builds here; the run says whether it does) and "fast, Python only" (the fast path without it).
+
 Speed (on --corpus, default en_moby_dick.jsonl from ../shared/assets/corpora or $GLM_SHARED_DIR/assets/corpora):
 each repeat builds a fresh tokenizer of each path and encodes every document with EncodeAsIds twice. Pass
 "cold" is the first pass of a fresh object: every cache it has starts empty (the fast path's chunk and
@@ -74,10 +77,18 @@ def read_documents(path: Path) -> list[str]:
     return docs
 
 
-def build(tokenizer_type: str, model_type: str, fast: bool, vocab_dir: Path = None):
+PATHS = ('reference', 'fast', 'fast, Python only')
+
+
+def build(tokenizer_type: str, model_type: str, fast, vocab_dir: Path = None):
+    """A tokenizer of one path: fast=False or 'reference', True or 'fast' (with the compiled helper when it
+    builds), or 'fast, Python only' (the fast path without the helper)."""
     kwargs = {} if vocab_dir is None else {'tokenizer_path': str(vocab_dir)}
-    return make_tokenizer(tokenizer_type, model_type, fast=fast, add_block_symbols=True, add_task_mask=True,
-                          **kwargs)
+    tokenizer = make_tokenizer(tokenizer_type, model_type, fast=fast not in (False, 'reference'),
+                               add_block_symbols=True, add_task_mask=True, **kwargs)
+    if fast == 'fast, Python only':
+        tokenizer.text_tokenizer._native = None
+    return tokenizer
 
 
 def encode_all(tokenizer, docs):
@@ -98,30 +109,32 @@ def set_up_seconds(tokenizer_type, model_type, fast):
 
 def speed(label, tokenizer_type, model_type, docs, repeats, steady_docs=None):
     """Rows (label, path, pass, tokens, median seconds) and whether the paths' ids agree everywhere."""
-    for fast in (False, True):
-        first, later = set_up_seconds(tokenizer_type, model_type, fast)
-        print(f'{label} {"fast" if fast else "reference"}: set-up {first:.2f} s for the first tokenizer in the '
-              f'process, {later:.3f} s for a later one')
+    for path in PATHS[:2]:
+        first, later = set_up_seconds(tokenizer_type, model_type, path)
+        print(f'{label} {path}: set-up {first:.2f} s for the first tokenizer in the process (the fast path: '
+              f'with the build or load of the compiled helper), {later:.3f} s for a later one')
+    native = build(tokenizer_type, model_type, 'fast').text_tokenizer._native is not None
+    print(f'{label}: the compiled helper is {"in use" if native else "NOT available: both fast rows are Python only"}')
     runs = ('cold', 'warm') + (('steady',) if steady_docs else ())
-    times = {(path, run): [] for path in ('reference', 'fast') for run in runs}
+    times = {(path, run): [] for path in PATHS for run in runs}
     ids = {}
     for _ in range(repeats):
-        for path in ('reference', 'fast'):
-            tokenizer = build(tokenizer_type, model_type, path == 'fast')
+        for path in PATHS:
+            tokenizer = build(tokenizer_type, model_type, path)
             ids[path], seconds = encode_all(tokenizer, docs)
             times[path, 'cold'].append(seconds)
             _, seconds = encode_all(tokenizer, docs)
             times[path, 'warm'].append(seconds)
             if steady_docs:
-                tokenizer = build(tokenizer_type, model_type, path == 'fast')
+                tokenizer = build(tokenizer_type, model_type, path)
                 encode_all(tokenizer, steady_docs)
                 steady_ids, seconds = encode_all(tokenizer, docs)
                 times[path, 'steady'].append(seconds)
                 assert steady_ids == ids[path], f'{label} {path}: ids after another corpus differ'
     tokens = sum(map(len, ids['reference']))
     rows = [(label, path, run, tokens, statistics.median(t)) for (path, run), t in times.items()]
-    same = ids['fast'] == ids['reference']
-    print(f'{label}: fast ids identical to reference ids on every document: {same}')
+    same = ids['fast'] == ids['reference'] == ids['fast, Python only']
+    print(f'{label}: fast ids (with and without the helper) identical to reference ids on every document: {same}')
 
     # What the Rust library gives alone, on whole documents (its ids are not checked against anything).
     hf = build(tokenizer_type, model_type, True).text_tokenizer.hf

@@ -1,6 +1,7 @@
 """The fast (chunk cache + Rust) path gives exactly the reference (pure Python) path's ids and tokens: on
 samples of the English corpora, cold and warm, on generated text, and on every character of a wide Unicode
-sweep; and the tables and character verdicts its shortcuts rest on agree with the reference.
+sweep; and the tables and character verdicts its shortcuts rest on agree with the reference. Each check
+runs twice: with the compiled helper (native.py, `_native.c`) in front, and with the Python fast path alone.
 
 `python bench/bench_tokenizers.py --all-corpora` compares the two paths over the whole of every English
 corpus; these tests take a sample so that they stay fast."""
@@ -8,6 +9,8 @@ corpus; these tests take a sample so that they stay fast."""
 import json
 import os
 import random
+import shutil
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -26,15 +29,34 @@ CONFIGS = [('BertWordPieceTokenizer', 'bert-large-uncased'), ('GPT2BPETokenizer'
            ('GPT2BPETokenizer', 'roberta')]
 
 
-@pytest.fixture(scope='module', params=CONFIGS, ids=lambda c: c[1])
+def native_expected() -> bool:
+    """Whether the compiled helper must build here: a C compiler and the Python headers (CI has both)."""
+    compiler = (sysconfig.get_config_var('CC') or 'cc').split()[0]
+    return shutil.which(compiler) is not None and (Path(sysconfig.get_paths()['include']) / 'Python.h').is_file()
+
+
+def set_native(tokenizer, use_native: bool):
+    """Keep or drop the compiled helper of a fast tokenizer (dropped: the Python fast path alone)."""
+    backend = tokenizer.text_tokenizer
+    if not use_native:
+        backend._native = None
+    elif backend._native is None:
+        assert not native_expected(), 'a C compiler and Python.h are here, but the compiled helper did not build'
+        pytest.skip('no C compiler or Python headers: the compiled helper cannot be built here')
+    return tokenizer
+
+
+@pytest.fixture(scope='module', params=[(c, n) for c in CONFIGS for n in (True, False)],
+                ids=lambda p: p[0][1] + ('-native' if p[1] else '-python'))
 def pair(request):
-    """(reference, fast) tokenizers of one configuration, with every command token."""
-    tokenizer_type, model_type = request.param
+    """(reference, fast) tokenizers of one configuration, with every command token; the fast one with or
+    without the compiled helper."""
+    (tokenizer_type, model_type), use_native = request.param
     if model_type == 'roberta' and not (VOCAB_DIR / 'roberta-vocab.json').is_file():
         pytest.skip(f'roberta-vocab.json is not shipped and {VOCAB_DIR} does not have it')
     kwargs = dict(add_block_symbols=True, add_task_mask=True, add_decoder_mask=True, tokenizer_path=str(VOCAB_DIR))
     ref = make_tokenizer(tokenizer_type, model_type, fast=False, **kwargs)
-    fast = make_tokenizer(tokenizer_type, model_type, fast=True, **kwargs)
+    fast = set_native(make_tokenizer(tokenizer_type, model_type, fast=True, **kwargs), use_native)
     assert (ref.backend, fast.backend) == ('reference', 'fast')
     return ref, fast
 
@@ -56,11 +78,14 @@ def corpus_sample(name, n_docs=12, max_chars=4000):
     return [d[:max_chars] for d in picked]
 
 
-def fresh_fast(ref):
-    """A new fast tokenizer like `ref` (its chunk and piece caches empty)."""
+def fresh_fast(pair):
+    """A new fast tokenizer like the pair's (its chunk and piece caches empty)."""
+    ref, fast = pair
     tokenizer = make_tokenizer(type(ref).__name__, ref.model_type, fast=True, add_block_symbols=True,
                                add_task_mask=True, add_decoder_mask=True, tokenizer_path=str(VOCAB_DIR))
-    assert len(tokenizer.text_tokenizer._cache) <= 6  # '' and BERT's five literal specials ([CLS], ...)
+    backend = set_native(tokenizer, fast.text_tokenizer._native is not None).text_tokenizer
+    assert len(backend._cache) <= 6  # '' and BERT's five literal specials ([CLS], ...)
+    assert backend._native is None or backend._native_module.cache_size(backend._native) == 0
     return tokenizer
 
 
@@ -68,7 +93,7 @@ def fresh_fast(ref):
 def test_corpus_samples(pair, corpus):
     """Cold (a fresh tokenizer: every chunk new) and warm (the same documents again) give the reference ids."""
     ref, _ = pair
-    fast = fresh_fast(ref)
+    fast = fresh_fast(pair)
     docs = corpus_sample(corpus)
     expected = [ref.EncodeAsIds(doc).tokenization for doc in docs]
     assert [fast.EncodeAsIds(doc).tokenization for doc in docs] == expected
@@ -114,17 +139,18 @@ def test_generated_words_cold(pair, texts):
     """A fresh tokenizer: every chunk new (the fast path's own splitting rules, the Rust model, the Rust
     pipeline, the reference), then the same texts again from the cache."""
     ref, _ = pair
-    fast = fresh_fast(ref)
+    fast = fresh_fast(pair)
     expected = [ref.text_tokenizer.encode_ids(t) for t in texts]
     assert [fast.text_tokenizer.encode_ids(t) for t in texts] == expected
     assert [fast.text_tokenizer.encode_ids(t) for t in texts] == expected
 
 
-def test_cased_bert_words():
+@pytest.mark.parametrize('use_native', [True, False], ids=['native', 'python'])
+def test_cased_bert_words(use_native):
     """Without lower-casing (a '-cased' model type) accents and case stay: the splitting rules must too."""
     kwargs = dict(add_block_symbols=True)
     ref = make_tokenizer('BertWordPieceTokenizer', 'bert-base-cased', fast=False, **kwargs)
-    fast = make_tokenizer('BertWordPieceTokenizer', 'bert-base-cased', fast=True, **kwargs)
+    fast = set_native(make_tokenizer('BertWordPieceTokenizer', 'bert-base-cased', fast=True, **kwargs), use_native)
     assert not fast.text_tokenizer.lower
     text = 'Call me Ishmael. Some years ago—never mind how long precisely—“Café” NAÏVE ΣΑΣ 中文 x²'
     assert fast.EncodeAsIds(text).tokenization == ref.EncodeAsIds(text).tokenization
@@ -175,3 +201,65 @@ def test_unicode_sweep(pair):
         block = [chr(cp) for cp in points[start:start + 64]]
         text = ' '.join(f'a{c}b {c}{c}' for c in block)
         assert fast.text_tokenizer.encode_ids(text) == ref.text_tokenizer.encode_ids(text), block
+
+
+def test_compiled_helper_builds_where_it_can(tmp_path, monkeypatch):
+    """Where a C compiler and the Python headers exist (CI), the helper builds; with GLM_TOKENIZER_NATIVE=0
+    it is not tried; a build that cannot happen leaves the Python fast path, with the same ids."""
+    from data_utils.tokenizers import native
+    if not native_expected():
+        pytest.skip('no C compiler or Python headers here')
+    monkeypatch.setattr(native, '_loaded', {})
+    monkeypatch.setenv(native.NATIVE_DIR_ENV, str(tmp_path / 'build'))
+    module = native.load()
+    assert module is not None and list((tmp_path / 'build').glob('*/_glm_tokenizers_native*'))
+    monkeypatch.setattr(native, '_loaded', {})
+    monkeypatch.setenv(native.NATIVE_ENV, '0')
+    assert native.load() is None
+    monkeypatch.delenv(native.NATIVE_ENV)
+    monkeypatch.setattr(native, '_loaded', {})
+    monkeypatch.setattr(native, 'SOURCE', tmp_path / 'missing.c')
+    assert native.load() is None  # warned, not raised
+    tokenizer = make_tokenizer('BertWordPieceTokenizer', 'bert-large-uncased', fast=True)
+    assert tokenizer.text_tokenizer._native is None
+    reference = make_tokenizer('BertWordPieceTokenizer', 'bert-large-uncased', fast=False)
+    assert tokenizer.EncodeAsIds('Call me Ishmael.').tokenization == reference.EncodeAsIds('Call me Ishmael.').tokenization
+
+
+def test_compiled_helper_cache_and_fallback():
+    """The helper remembers every chunk (its own and the Python path's), can be emptied, and hands the
+    Python path whole texts it does not cut itself (BERT: characters it deletes instead of splitting on)."""
+    tokenizer = make_tokenizer('BertWordPieceTokenizer', 'bert-large-uncased', fast=True)
+    backend = set_native(tokenizer, True).text_tokenizer
+    module, handle = backend._native_module, backend._native
+    seen = []
+    text = 'Whale, whale! caf\u00e9 whale'
+    ids = module.encode(handle, text, lambda chunk: seen.append(chunk) or backend._encode_ids_python(chunk))
+    assert ids == make_tokenizer('BertWordPieceTokenizer', 'bert-large-uncased', fast=False).text_tokenizer.encode_ids(text)
+    assert seen == ['caf\u00e9'] and module.cache_size(handle) == 4  # Whale, / whale! / café / whale
+    module.clear(handle)
+    assert module.cache_size(handle) == 0
+    assert module.encode(handle, 'a\x0bb', backend._encode_ids_python) is None
+    with pytest.raises(ZeroDivisionError):
+        module.encode(handle, 'na\u00efve', lambda chunk: 1 / 0)
+
+
+def test_pickled_tokenizer_builds_its_own_helper(pair):
+    """A fast tokenizer sent to a spawned worker is pickled: the copy leaves the C encoder behind and, when
+    the original had one, builds its own (an empty chunk cache); the ids stay the reference's."""
+    import pickle
+    ref, fast = pair
+    text = 'Call me Ishmael. Some years ago—never mind how long precisely—having little money.'
+    fast.EncodeAsIds(text)
+    copy = pickle.loads(pickle.dumps(fast))
+    backend = copy.text_tokenizer
+    assert (backend._native is None) == (fast.text_tokenizer._native is None)
+    assert backend._native is None or backend._native_module.cache_size(backend._native) == 0
+    assert copy.EncodeAsIds(text).tokenization == ref.EncodeAsIds(text).tokenization
+
+
+@pytest.mark.parametrize('text', ['a' * 300, 'x ' + 'ab1' * 120 + ' y', 'short ' + '!' * 400 + ' words', ' ' * 300 + 'z'])
+def test_long_runs(pair, text):
+    """Runs longer than the compiled helper's BPE limit (256 bytes) and than BERT's word limit (100)."""
+    ref, fast = pair
+    assert fast.text_tokenizer.encode_ids(text) == ref.text_tokenizer.encode_ids(text)

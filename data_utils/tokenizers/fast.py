@@ -26,6 +26,11 @@ classified differently. Every distinct non-ASCII character sent to Rust is compa
 (normalisation and splitting of small probe strings) and the verdict remembered; a chunk holding a
 character the two disagree on is tokenized by the reference path. So the ids are the reference's ids.
 
+In front of all this, when it builds, sits the compiled helper (native.py, `_native.c`): it does the
+splitting, the chunk cache and the printable-ASCII chunks in C, with the same rules, and hands every other
+chunk to `_encode_ids_python` below (the Python layer), caching the answer. GLM_TOKENIZER_NATIVE=0 turns it
+off; without a C compiler the Python layer does everything, with the same ids.
+
 Selection: `fast=None` (default) uses this path when the library imports, unless the environment variable
 GLM_TOKENIZER_FAST is '0'; `fast=True` insists on it; `fast=False` uses the reference path.
 """
@@ -159,6 +164,8 @@ class _ChunkCacheBackend:
     _whole: dict[str, int]
 
     def __init__(self, hf, reference, id_to_token: dict[int, str]):
+        self._native = None  # the compiled helper's encoder, when native.load() builds one (subclasses)
+        self._native_module = None
         self.hf = hf
         self._model = hf.model  # each `hf.model` access builds a new Python wrapper
         self.reference = reference
@@ -252,8 +259,47 @@ class _ChunkCacheBackend:
         raise NotImplementedError
 
     # -- text ------------------------------------------------------------------------------------------
+    def _use_native(self) -> None:
+        """Set up the compiled helper (native.py), unless it is off or unavailable."""
+        from . import native
+        module = native.load()
+        if module is None:
+            return
+        try:
+            self._native = self._build_native(module)
+        except (KeyError, ValueError) as error:  # a vocabulary the helper cannot represent
+            logger.warning('%s: the compiled helper is not used (%s)', type(self).__name__, error)
+            return
+        self._native_module = module
+
+    def _build_native(self, module):
+        """The helper's encoder for this vocabulary (a capsule)."""
+        raise NotImplementedError
+
+    def __getstate__(self):
+        # The helper's encoder is a C object: pickling (e.g. to a spawned worker) leaves it out, and the
+        # copy builds its own, with an empty chunk cache.
+        state = dict(self.__dict__)
+        state['_native'] = state['_native_module'] = None
+        state['_native_wanted'] = self._native is not None
+        return state
+
+    def __setstate__(self, state):
+        wanted = state.pop('_native_wanted', False)
+        self.__dict__.update(state)
+        if wanted:
+            self._use_native()
+
     def encode_ids(self, text: str) -> list[int]:
-        """The reference path's ids for `text`."""
+        """The reference path's ids for `text`: through the compiled helper, which hands every chunk it
+        does not encode itself to the Python path, or through the Python path alone."""
+        if self._native is not None:
+            ids = self._native_module.encode(self._native, text, self._encode_ids_python)
+            if ids is not None:
+                return ids
+        return self._encode_ids_python(text)
+
+    def _encode_ids_python(self, text: str) -> list[int]:
         raise NotImplementedError
 
     def tokenize(self, text: str) -> list[str]:
@@ -282,6 +328,12 @@ class FastWordPiece(_ChunkCacheBackend):
         self.lower = lower
         # A word that is exactly [CLS], [MASK], ... stays whole in BERT (the splitting rules would split it).
         self._cache.update({w: (vocab[w],) for w in reference.NEVER_SPLIT if w in vocab})
+        self._use_native()
+
+    def _build_native(self, module):
+        ref = self.reference
+        specials = {w: ref.vocab[w] for w in ref.NEVER_SPLIT if w in ref.vocab}
+        return module.wordpiece_new(ref.vocab, self.lower, ref.vocab[ref.unk_token], ref.MAX_CHARS_PER_WORD, specials)
 
     def _is_simple(self, ch: str) -> bool:
         # Stands alone and unchanged whatever its neighbours (punctuation, CJK ideographs): a piece of its
@@ -312,8 +364,7 @@ class FastWordPiece(_ChunkCacheBackend):
             return tuple(self.reference.encode_ids(chunk))
         return self._encode_pipeline(chunk)
 
-    def encode_ids(self, text: str) -> list[int]:
-        """The reference path's ids for `text`."""
+    def _encode_ids_python(self, text: str) -> list[int]:
         if any([c in text for c in _BERT_DELETED_SPACES]):
             return self._cache.ids(_BERT_SEPARATORS.split(text))
         return self._cache.ids(text.split())
@@ -345,6 +396,14 @@ class FastByteLevelBPE(_ChunkCacheBackend):
         self._spelled_space = reference.byte_encoder[ord(' ')]
         super().__init__(hf, reference, reference.decoder)
         self._lead = _ChunkCache(self._encode_after_space)  # ' ' + part, keyed by part: see encode_ids
+        self._use_native()
+
+    def _build_native(self, module):
+        encoder, spelled = self.reference.encoder, [self.reference.byte_encoder[b] for b in range(256)]
+        merges = sorted(self.reference.ranks, key=self.reference.ranks.__getitem__)
+        # KeyError when a merge builds a string that is not a token: the reference could not encode it either
+        merge_ids = [(encoder[a], encoder[b], encoder[a + b]) for a, b in merges]
+        return module.bpe_new(self._whole, [encoder[c] for c in spelled], spelled, merge_ids)
 
     def _is_simple(self, ch: str) -> bool:
         # The reference's "other" class: the expression's catch-all class then classifies it right.
@@ -385,8 +444,7 @@ class FastByteLevelBPE(_ChunkCacheBackend):
         spelled = self._spelled_space + part  # printable ASCII but the space is spelled as it is written
         return self._piece_ids(spelled) if part.isalpha() else self._resolve(_GPT2_SPELLED_PIECES.findall(spelled))
 
-    def encode_ids(self, text: str) -> list[int]:
-        """The reference path's ids for `text`."""
+    def _encode_ids_python(self, text: str) -> list[int]:
         if _GPT2_SPACE_AFTER_SPACE.search(text) is not None:
             return self._cache.ids(_GPT2_CHUNK_START.split(text))
         # Every chunk after the first is ' ' + part: `_lead` caches them by part, to save building strings.
