@@ -184,7 +184,8 @@ def test_whole_token_table(pair):
 
 
 @pytest.mark.parametrize('text', ['a  b', ' a b ', '  lead', 'trail  ', 'x\n y', 'x \ny', 'a\x1cb c', 'a\x85 b',
-                                  '\x0bword', 'tab\t word', 'end.\n\nNew', "it's  'll", '[MASK]  [MASK]. [MASK]'])
+                                  '\x0bword', 'tab\t word', 'end.\n\nNew', "it's  'll", '[MASK]  [MASK]. [MASK]',
+                                  '[MASK]中文', '中[SEP]', 'x[MASK]中', '[CLS]—', '[MASK]。'])
 def test_chunk_boundaries(pair, text):
     ref, fast = pair
     assert fast.text_tokenizer.encode_ids(text) == ref.text_tokenizer.encode_ids(text)

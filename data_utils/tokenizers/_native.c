@@ -239,6 +239,19 @@ static int encode_chunk(Encoder *enc, const char *s, size_t n, PyObject *fallbac
     return rc;
 }
 
+/* A Python list of the ids in `v`, which is freed. */
+static PyObject *take_list(IntVec *v) {
+    PyObject *list = PyList_New((Py_ssize_t)v->len);
+    for (size_t k = 0; list && k < v->len; k++) {
+        PyObject *id = PyLong_FromLong(v->data[k]);
+        if (!id) { Py_CLEAR(list); break; }
+        PyList_SET_ITEM(list, (Py_ssize_t)k, id);
+    }
+    PyMem_Free(v->data);
+    v->data = NULL; v->len = v->cap = 0;
+    return list;
+}
+
 /* ---- BERT: lower-casing, punctuation split, WordPiece --------------------------------------------- */
 
 static int is_alnum(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -317,14 +330,7 @@ static PyObject *bert_encode(Encoder *enc, const char *s, size_t n, PyObject *fa
             return NULL;
         }
     }
-    PyObject *list = PyList_New((Py_ssize_t)out.len);
-    for (size_t k = 0; list && k < out.len; k++) {
-        PyObject *id = PyLong_FromLong(out.data[k]);
-        if (!id) { Py_CLEAR(list); break; }
-        PyList_SET_ITEM(list, (Py_ssize_t)k, id);
-    }
-    PyMem_Free(out.data);
-    return list;
+    return take_list(&out);
 }
 
 /* ---- GPT-2: the splitting expression on ASCII, byte-level BPE ------------------------------------- */
@@ -432,14 +438,7 @@ static PyObject *gpt2_encode(Encoder *enc, const char *s, size_t n, PyObject *fa
         if (encode_chunk(enc, s + start, i - start, fallback, &out) < 0) { PyMem_Free(out.data); return NULL; }
         start = i;
     }
-    PyObject *list = PyList_New((Py_ssize_t)out.len);
-    for (size_t k = 0; list && k < out.len; k++) {
-        PyObject *id = PyLong_FromLong(out.data[k]);
-        if (!id) { Py_CLEAR(list); break; }
-        PyList_SET_ITEM(list, (Py_ssize_t)k, id);
-    }
-    PyMem_Free(out.data);
-    return list;
+    return take_list(&out);
 }
 
 /* ---- Python interface ----------------------------------------------------------------------------- */

@@ -358,9 +358,11 @@ class FastWordPiece(_ChunkCacheBackend):
             if chunk.isprintable():
                 word = chunk.lower() if self.lower else chunk
                 return self._piece_ids(word) if word.isalnum() else self._resolve(_BERT_PIECES.findall(word))
-        elif chunk.isprintable() and self._only_simple(chunk):
+        elif chunk.isprintable() and '[' not in chunk and self._only_simple(chunk):
             return self._resolve(_BERT_PIECES.findall(chunk.lower() if self.lower else chunk))
-        if '[' in chunk:  # might be a literal [CLS]/[MASK]/... once BERT drops control characters or U+FFFD
+        # With '[': might be a literal [CLS]/[MASK]/... once BERT drops control characters or U+FFFD, or puts
+        # spaces around a CJK character next to it ('[MASK]中' keeps [MASK] whole).
+        if '[' in chunk:
             return tuple(self.reference.encode_ids(chunk))
         return self._encode_pipeline(chunk)
 
