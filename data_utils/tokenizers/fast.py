@@ -398,14 +398,19 @@ class FastByteLevelBPE(_ChunkCacheBackend):
         self._spelled_space = reference.byte_encoder[ord(' ')]
         super().__init__(hf, reference, reference.decoder)
         self._lead = _ChunkCache(self._encode_after_space)  # ' ' + part, keyed by part: see encode_ids
+        self._vocabulary_key = key
         self._use_native()
 
     def _build_native(self, module):
         encoder, spelled = self.reference.encoder, [self.reference.byte_encoder[b] for b in range(256)]
-        merges = sorted(self.reference.ranks, key=self.reference.ranks.__getitem__)
-        # KeyError when a merge builds a string that is not a token: the reference could not encode it either
-        merge_ids = [(encoder[a], encoder[b], encoder[a + b]) for a, b in merges]
-        return module.bpe_new(self._whole, [encoder[c] for c in spelled], spelled, merge_ids)
+
+        def merge_ids():
+            # KeyError when a merge builds a string that is not a token: the reference could not encode it
+            merges = sorted(self.reference.ranks, key=self.reference.ranks.__getitem__)
+            return [(encoder[a], encoder[b], encoder[a + b]) for a, b in merges]
+        key = self._vocabulary_key
+        merges = _shared(None if key is None else ('bytebpe-merge-ids', key), merge_ids)
+        return module.bpe_new(self._whole, [encoder[c] for c in spelled], spelled, merges)
 
     def _is_simple(self, ch: str) -> bool:
         # The reference's "other" class: the expression's catch-all class then classifies it right.
