@@ -3,8 +3,9 @@
  * It does in C what dominates the pure-Python fast path: cutting a text into chunks, looking chunks up in
  * a cache, and encoding the chunks made of printable ASCII -- BERT's lower-casing, punctuation split and
  * WordPiece; GPT-2's splitting expression and byte-level BPE, both exactly as the reference path does them.
- * Every other chunk (any non-ASCII byte, control characters) is handed to a Python callable, the pure-
- * Python fast path, and its answer cached like the rest. So the ids are the reference's: the C code only
+ * Every other chunk (any non-ASCII byte; for BERT also control characters; for GPT-2 a pre-token longer
+ * than LONG_PIECE) is handed to a Python callable, the pure-Python fast path, and its answer cached like
+ * the rest. So the ids are the reference's: the C code only
  * ever handles characters whose treatment is plain ASCII rules, and the tests compare it with the
  * reference on the same inputs as the Python fast path.
  *
