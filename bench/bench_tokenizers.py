@@ -80,13 +80,13 @@ def read_documents(path: Path) -> list[str]:
 PATHS = ('reference', 'fast', 'fast, Python only')
 
 
-def build(tokenizer_type: str, model_type: str, fast, vocab_dir: Path = None):
-    """A tokenizer of one path: fast=False or 'reference', True or 'fast' (with the compiled helper when it
-    builds), or 'fast, Python only' (the fast path without the helper)."""
+def build(tokenizer_type: str, model_type: str, path: str, vocab_dir: Path = None):
+    """A tokenizer of one of PATHS: 'reference', 'fast' (with the compiled helper when it builds) or
+    'fast, Python only' (the fast path without the helper)."""
     kwargs = {} if vocab_dir is None else {'tokenizer_path': str(vocab_dir)}
-    tokenizer = make_tokenizer(tokenizer_type, model_type, fast=fast not in (False, 'reference'),
-                               add_block_symbols=True, add_task_mask=True, **kwargs)
-    if fast == 'fast, Python only':
+    tokenizer = make_tokenizer(tokenizer_type, model_type, fast=path != 'reference', add_block_symbols=True,
+                               add_task_mask=True, **kwargs)
+    if path == 'fast, Python only':
         tokenizer.text_tokenizer._native = None
     return tokenizer
 
@@ -97,13 +97,13 @@ def encode_all(tokenizer, docs):
     return ids, time.perf_counter() - start
 
 
-def set_up_seconds(tokenizer_type, model_type, fast):
+def set_up_seconds(tokenizer_type, model_type, path):
     """The first tokenizer of a path in this process, with the per-vocabulary tables it builds."""
     start = time.perf_counter()
-    build(tokenizer_type, model_type, fast).EncodeAsIds('set up')
+    build(tokenizer_type, model_type, path).EncodeAsIds('set up')
     first = time.perf_counter() - start
     start = time.perf_counter()
-    build(tokenizer_type, model_type, fast)
+    build(tokenizer_type, model_type, path)
     return first, time.perf_counter() - start
 
 
@@ -137,7 +137,7 @@ def speed(label, tokenizer_type, model_type, docs, repeats, steady_docs=None):
     print(f'{label}: fast ids (with and without the helper) identical to reference ids on every document: {same}')
 
     # What the Rust library gives alone, on whole documents (its ids are not checked against anything).
-    hf = build(tokenizer_type, model_type, True).text_tokenizer.hf
+    hf = build(tokenizer_type, model_type, 'fast').text_tokenizer.hf
     threads = os.environ.get('RAYON_NUM_THREADS') or os.cpu_count()
     for what, run in (('1 thread', lambda: [hf.encode(d).ids for d in docs]),
                       (f'batch, {threads} thr', lambda: [e.ids for e in hf.encode_batch(docs)])):
@@ -160,8 +160,8 @@ def all_corpora(configs, vocab_dir):
     for path in corpora:
         docs = read_documents(path)
         for label, tokenizer_type, model_type in configs:
-            ref_ids, ref_s = encode_all(build(tokenizer_type, model_type, False, vocab_dir), docs)
-            fast_ids, fast_s = encode_all(build(tokenizer_type, model_type, True, vocab_dir), docs)
+            ref_ids, ref_s = encode_all(build(tokenizer_type, model_type, 'reference', vocab_dir), docs)
+            fast_ids, fast_s = encode_all(build(tokenizer_type, model_type, 'fast', vocab_dir), docs)
             differing = sum(a != b for a, b in zip(ref_ids, fast_ids))
             rows.append((path.name, label, len(docs), sum(map(len, ref_ids)), differing, ref_s, fast_s))
             print(f'{path.name} {label}: {len(docs)} documents, {sum(map(len, ref_ids)):,} tokens, '
