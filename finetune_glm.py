@@ -114,7 +114,7 @@ def load_evaluation_model(args, device):
     model_args = argparse.Namespace(**vars(args))
     model_args.seq_length = min(args.seq_length, args.max_position_embeddings)
     model = build_model(model_args, device, parallel_output=False)
-    load_model_state(model, path)
+    load_model_state(model, path, unsafe_unpickle=args.unsafe_unpickle)
     if device.type == "cuda" and (args.fp16 or args.bf16):
         model = model.to(torch.float16 if args.fp16 else torch.bfloat16)
     return model.eval()

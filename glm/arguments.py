@@ -253,6 +253,10 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                        help="When loading, skip the RNG states.")
     group.add_argument("--no-load-lr-scheduler", action="store_true",
                        help="When loading, skip the LR scheduler state (start a new schedule from the flags).")
+    group.add_argument("--unsafe-unpickle", action="store_true",
+                       help="(new) Read checkpoint files (--load, --load-pretrained) with full unpickling, which "
+                            "can run code stored in them. Only for files you trust: by default only tensors, "
+                            "containers and numpy RNG states are read, and anything else is refused.")
     group.add_argument("--no-deepspeed-load", action="store_true",
                        help="Load checkpoints with the plain loader even under DeepSpeed (needed to start "
                             "from released checkpoints that carry no optimizer state).")

@@ -88,11 +88,11 @@ def _glm(model):
     return getattr(model, "model", model)
 
 
-def load_pretrained(model, path):
+def load_pretrained(model, path, unsafe_unpickle=False):
     """Load pretrained GLM weights (``--load-pretrained``) into the task model.  Heads that wrap the
     GLM under ``model.`` get the weights of their inner model; the new parts (P-tuning prompt encoder,
     classification layers) keep their initialisation.  Anything else that does not match is an error."""
-    meta = load_model_state(_glm(model), path, strict=False)
+    meta = load_model_state(_glm(model), path, strict=False, unsafe_unpickle=unsafe_unpickle)
     tag_dir = meta["_resolved"].tag_dir
     missing = [k for k in meta["_missing_keys"] if not k.startswith("prompt_spell.")]
     if missing or meta["_unexpected_keys"]:
@@ -339,14 +339,14 @@ def finetune(args, task, device):
             os.makedirs(args.save, exist_ok=True)
     model = task.build_model(args, device)
     if args.load_pretrained:
-        load_pretrained(model, args.load_pretrained)
+        load_pretrained(model, args.load_pretrained, args.unsafe_unpickle)
         if is_rank_0():
             print(f"loaded pretrained weights from {args.load_pretrained}", flush=True)
     if args.continuous_prompt and args.prompt_init and getattr(_glm(model), "prompt_spell", None) is not None:
         _glm(model).prompt_spell.init_embedding(_glm(model).word_embeddings, task.prompt_token_ids)
     if not args.epochs:
         if args.load:
-            load_model_state(model, args.load)
+            load_model_state(model, args.load, unsafe_unpickle=args.unsafe_unpickle)
         model.eval()
         return final_evaluation(args, task, model, device)
     if task.train_dataset is None:

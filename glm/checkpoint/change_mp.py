@@ -19,7 +19,8 @@ import tempfile
 import torch
 
 from .errors import CheckpointError
-from .io import atomic_torch_save, atomic_write_text, load_checkpoint_file, staged_directory
+from .io import (UNSAFE_FLAG, atomic_torch_save, atomic_write_text, check_output_directory, load_checkpoint_file,
+                 staged_directory)
 from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, model_file_name, read_tracker, resolve_checkpoint
 from .layout_inference import check_target_size, checkpoint_layout
 from ..mpu.partition import merge_shards, shard_tensor
@@ -35,8 +36,9 @@ def default_output_dir(checkpoint_dir, target_mp):
     return os.path.normpath(checkpoint_dir) + f"_MP{target_mp}"
 
 
-def _load_shards(resolved):
-    checkpoints = [load_checkpoint_file(resolved.model_file(r)) for r in range(resolved.mp_size)]
+def _load_shards(resolved, unsafe_unpickle=False):
+    checkpoints = [load_checkpoint_file(resolved.model_file(r), unsafe_unpickle=unsafe_unpickle)
+                   for r in range(resolved.mp_size)]
     for rank, ckpt in enumerate(checkpoints):
         if not isinstance(ckpt, dict) or MODULE_KEY not in ckpt:
             raise CheckpointError(f"{resolved.model_file(rank)} has no '{MODULE_KEY}' entry; not a GLM model checkpoint")
@@ -105,18 +107,21 @@ def reshard_module(shards, layout, target_mp, rank, release=False):
 
 
 def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=False, num_attention_heads=None,
-                          log=print):
-    """Write ``checkpoint_dir`` re-cut for ``target_mp`` ranks; returns the output directory."""
+                          log=print, unsafe_unpickle=False, protect=()):
+    """Write ``checkpoint_dir`` re-cut for ``target_mp`` ranks; returns the output directory.
+
+    The output may not be, contain or lie inside ``checkpoint_dir`` or any folder in ``protect`` (the
+    user's original input when ``checkpoint_dir`` is an intermediate), whatever ``overwrite`` says."""
     target_mp = int(target_mp)
     if not os.path.isdir(checkpoint_dir):
         raise CheckpointError(f"{checkpoint_dir} is not a directory; change_mp.py takes a checkpoint directory")
     resolved = resolve_checkpoint(checkpoint_dir)
     has_tracker = read_tracker(checkpoint_dir) is not None
     output_dir = output_dir or default_output_dir(checkpoint_dir, target_mp)
-    if os.path.exists(output_dir) and not overwrite:
-        raise CheckpointError(f"output directory {output_dir} already exists; remove it or pass --overwrite")
+    inputs = (checkpoint_dir, *protect)
+    check_output_directory(output_dir, inputs, overwrite)
 
-    checkpoints = _load_shards(resolved)
+    checkpoints = _load_shards(resolved, unsafe_unpickle)
     shards = [c[MODULE_KEY] for c in checkpoints]
     layout, info = checkpoint_layout(shards[0], resolved.mp_size, num_attention_heads)
     check_target_size(info, layout, shards, target_mp)
@@ -134,7 +139,7 @@ def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=
             "(optimizer moments restart from zero).")
     del checkpoints
 
-    with staged_directory(output_dir) as staging:
+    with staged_directory(output_dir, inputs) as staging:
         tag_dir = os.path.join(staging, resolved.tag) if has_tracker else staging
         os.makedirs(tag_dir, exist_ok=True)
         for rank in range(target_mp):
@@ -167,6 +172,9 @@ def build_parser():
                         help="CHECKPOINT_DIR is a DeepSpeed ZeRO save directory: write its fp32 weights as a "
                         "module-only checkpoint in the original layout (then re-cut to TARGET_MP)")
     parser.add_argument("--tag", default=None, help="with --consolidate-zero: the tag to read (default: 'latest')")
+    parser.add_argument(UNSAFE_FLAG, action="store_true",
+                        help="read checkpoint files with full unpickling, which can run code stored in them; only for "
+                        "files you trust (by default only tensors, containers and numpy RNG states are read)")
     return parser
 
 
@@ -177,17 +185,21 @@ def main(argv=None):
         if args.consolidate_zero:
             from .zero import consolidate_zero_checkpoint
             output = args.output or default_output_dir(args.checkpoint_dir, args.target_mp)
+            check_output_directory(output, [args.checkpoint_dir], args.overwrite)
             if args.target_mp == 1:
-                consolidate_zero_checkpoint(args.checkpoint_dir, output, tag=args.tag, overwrite=args.overwrite)
+                consolidate_zero_checkpoint(args.checkpoint_dir, output, tag=args.tag, overwrite=args.overwrite,
+                                            unsafe_unpickle=args.unsafe_unpickle)
             else:
                 with tempfile.TemporaryDirectory() as tmp:
                     fp32 = os.path.join(tmp, "fp32")
-                    consolidate_zero_checkpoint(args.checkpoint_dir, fp32, tag=args.tag)
-                    change_model_parallel(fp32, args.target_mp, output, args.overwrite, args.num_attention_heads)
+                    consolidate_zero_checkpoint(args.checkpoint_dir, fp32, tag=args.tag,
+                                                unsafe_unpickle=args.unsafe_unpickle)
+                    change_model_parallel(fp32, args.target_mp, output, args.overwrite, args.num_attention_heads,
+                                          unsafe_unpickle=args.unsafe_unpickle, protect=[args.checkpoint_dir])
             print(f"change_mp: consolidated fp32 weights written to {output}")
         else:
             change_model_parallel(args.checkpoint_dir, args.target_mp, args.output, args.overwrite,
-                                  args.num_attention_heads)
+                                  args.num_attention_heads, unsafe_unpickle=args.unsafe_unpickle)
     except CheckpointError as err:
         print(f"change_mp.py: error: {err}", file=sys.stderr)
         return 2

@@ -35,7 +35,7 @@ import torch
 
 from .change_mp import _load_shards, change_model_parallel, reshard_module
 from .errors import CheckpointError
-from .io import atomic_torch_save, atomic_write_text, staged_directory
+from .io import atomic_torch_save, atomic_write_text, check_output_directory, staged_directory
 from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, model_file_name, resolve_checkpoint
 from .layout_inference import checkpoint_layout
 
@@ -173,8 +173,7 @@ def export_to_hf(checkpoint, output_dir, model_name=None, num_attention_heads=No
     if model_name is not None and model_name not in HUB_MODELS:
         raise CheckpointError(f"unknown model name {model_name!r}; known: {', '.join(HUB_MODELS)} "
                               "(or leave it out and pass --num-attention-heads and --tokenizer)")
-    if os.path.exists(output_dir) and os.listdir(output_dir) and not overwrite:
-        raise CheckpointError(f"output directory {output_dir} already exists; remove it or pass --overwrite")
+    check_output_directory(output_dir, [checkpoint], overwrite, allow_empty=True)
     module, info, _ = load_full_module(checkpoint)
     hub = HUB_MODELS.get(model_name)
     if hub is not None:
@@ -203,7 +202,7 @@ def export_to_hf(checkpoint, output_dir, model_name=None, num_attention_heads=No
     stored_dtype = next((v.dtype for v in tensors.values() if v.is_floating_point()), torch.float32)
 
     from safetensors.torch import save_file
-    with staged_directory(output_dir) as staging:
+    with staged_directory(output_dir, [checkpoint]) as staging:
         save_file(tensors, os.path.join(staging, SAFETENSORS_NAME), metadata={"format": "pt"})
         torch.save(tensors, os.path.join(staging, BIN_NAME))
         with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as f:
@@ -240,8 +239,7 @@ def read_hf_state_dict(hf_dir):
 
 def import_from_hf(hf_dir, output_dir, mp_size=1, num_attention_heads=None, overwrite=False, log=print):
     """Write a Hugging Face GLM folder as ``output_dir/release/mp_rank_XX_model_states.pt``."""
-    if os.path.exists(output_dir) and not overwrite:
-        raise CheckpointError(f"output directory {output_dir} already exists; remove it or pass --overwrite")
+    check_output_directory(output_dir, [hf_dir], overwrite)
     module = read_hf_state_dict(hf_dir)
     if num_attention_heads is None and os.path.isfile(os.path.join(hf_dir, "config.json")):
         with open(os.path.join(hf_dir, "config.json"), encoding="utf-8") as f:
@@ -253,6 +251,6 @@ def import_from_hf(hf_dir, output_dir, mp_size=1, num_attention_heads=None, over
         for name in (TRACKER_FILENAME, DEEPSPEED_TRACKER_FILENAME):
             atomic_write_text(os.path.join(single, name), "release\n")
         change_model_parallel(single, mp_size, output_dir, overwrite=overwrite,
-                              num_attention_heads=num_attention_heads, log=lambda *a: None)
+                              num_attention_heads=num_attention_heads, log=lambda *a: None, protect=[hf_dir])
     log(f"hf_import: wrote {output_dir} (model-parallel size {mp_size}, tag 'release')")
     return output_dir

@@ -1,45 +1,105 @@
-"""Reading checkpoint files with clear errors, and writing them atomically."""
+"""Reading checkpoint files safely and with clear errors, and writing them atomically.
+
+Reading never runs code from the file by default.  ``torch.load(weights_only=True)`` unpickles only
+tensors, plain containers and the few classes named in :data:`SAFE_CHECKPOINT_GLOBALS`: the numpy
+RNG state that the original (and DeepSpeed's client state) stores.  Anything else is refused with a
+message; ``unsafe_unpickle=True`` (the ``--unsafe-unpickle`` flag of the entry points) reads such a
+file with full unpickling, which can run arbitrary code and is meant only for files you trust.
+"""
 
 import contextlib
+import glob
 import logging
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import zipfile
 
+import numpy
 import torch
 
 from .errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 
+UNSAFE_FLAG = "--unsafe-unpickle"
 
-def load_checkpoint_file(path, map_location="cpu", allow_pickle=True):
-    """``torch.load`` a checkpoint file, turning low-level failures into a readable error.
+#: Module-level names a checkpoint may reference besides tensors and containers.  numpy's RNG state
+#: (``np.random.get_state()``: an ndarray of uint32 plus scalars) pickles through these; numpy 1.x
+#: wrote them under ``numpy.core``, numpy 2 under ``numpy._core``.
+SAFE_CHECKPOINT_GLOBALS = {
+    "numpy.ndarray": numpy.ndarray,
+    "numpy.dtype": numpy.dtype,
+    "numpy._core.multiarray._reconstruct": numpy._core.multiarray._reconstruct,
+    "numpy.core.multiarray._reconstruct": numpy._core.multiarray._reconstruct,
+    "numpy._core.multiarray.scalar": numpy._core.multiarray.scalar,
+    "numpy.core.multiarray.scalar": numpy._core.multiarray.scalar,
+}
+SAFE_CHECKPOINT_GLOBALS.update({f"numpy.dtypes.{cls.__name__}": cls for cls in vars(numpy.dtypes).values()
+                                if isinstance(cls, type) and issubclass(cls, numpy.dtype)})
 
-    Files are read with ``weights_only=True`` first.  Checkpoints written by the original with
-    RNG states contain numpy arrays, which that mode refuses; those are re-read with full
-    unpickling when ``allow_pickle`` is true (only load checkpoints you trust).
-    """
+#: Classes inside DeepSpeed's ZeRO optimizer shards.  DeepSpeed reads those files itself (with full
+#: unpickling), so they are only checked by name before it does: :func:`check_checkpoint_globals`.
+DEEPSPEED_SHARD_GLOBALS = frozenset({
+    "deepspeed.runtime.fp16.loss_scaler.LossScaler",
+    "deepspeed.runtime.fp16.loss_scaler.DynamicLossScaler",
+    "deepspeed.runtime.zero.config.ZeroStageEnum",
+    "deepspeed.utils.tensor_fragment.fragment_address",
+})
+
+
+def _safe_globals():
+    return [(obj, name) for name, obj in SAFE_CHECKPOINT_GLOBALS.items()]
+
+
+def _refused(path, err):
+    return CheckpointError(
+        f"{path} holds Python objects that a weights-only load refuses ({err}). Unpickling them could run "
+        f"code stored in the file. If you trust where the file came from, pass {UNSAFE_FLAG} to read it with "
+        "full unpickling")
+
+
+def load_checkpoint_file(path, map_location="cpu", unsafe_unpickle=False):
+    """``torch.load`` a checkpoint file without running code from it, turning low-level failures
+    into a readable error (see the module docstring)."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file {path} does not exist")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights_only" not in str(err) and "Weights only" not in str(err):
+    if unsafe_unpickle:
+        logger.warning("%s: reading with full unpickling (%s); this can run code stored in the file",
+                       path, UNSAFE_FLAG)
+        try:
+            return torch.load(path, map_location=map_location, weights_only=False)
+        except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError, pickle.UnpicklingError) as err:
             raise _damaged(path, err) from err
-        if not allow_pickle:
-            raise CheckpointError(
-                f"{path} contains Python objects beyond tensors and plain containers; "
-                "pass allow_pickle=True if you trust the file") from err
-        logger.warning("%s holds non-tensor objects (e.g. numpy RNG states); loading it with full unpickling", path)
+    try:
+        with torch.serialization.safe_globals(_safe_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch names a refused class as "... GLOBAL module.name ..."; anything else is a broken file.
+        refused = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if refused:
+            raise _refused(path, f"it imports {refused.group(1)}") from err
+        raise _damaged(path, err) from err
     except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise _damaged(path, err) from err
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError, pickle.UnpicklingError) as err:
-        raise _damaged(path, err) from err
+
+
+def check_checkpoint_globals(paths, unsafe_unpickle=False, allowed=DEEPSPEED_SHARD_GLOBALS):
+    """Refuse files that another library (DeepSpeed) is about to unpickle in full when they name
+    globals beyond :data:`SAFE_CHECKPOINT_GLOBALS` and ``allowed``.  Reads the pickle's opcodes only;
+    nothing in the file runs."""
+    if unsafe_unpickle:
+        return
+    for path in paths:
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception as err:  # not a zip checkpoint: torch's reader says why
+            raise _damaged(path, err) from err
+        bad = sorted(set(names) - set(SAFE_CHECKPOINT_GLOBALS) - set(allowed))
+        if bad:
+            raise _refused(path, f"it imports {', '.join(bad)}")
 
 
 def _damaged(path, err):
@@ -49,10 +109,13 @@ def _damaged(path, err):
         f"({type(err).__name__}: {err}). Re-download or re-create it.")
 
 
+TEMP_PREFIX = ".tmp-"
+
+
 def _atomic_write(path, write):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + os.path.basename(path) + "-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -76,14 +139,57 @@ def atomic_write_text(path, text):
     _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
+def remove_interrupted_writes(directory):
+    """Delete the temporary files that writes killed mid-way (SIGKILL, power loss) left anywhere
+    under ``directory``; returns their paths.  Call it only while no other process writes there
+    (a training run does so under its run lock)."""
+    leftovers = glob.glob(os.path.join(glob.escape(directory), "**", TEMP_PREFIX + "*"), recursive=True)
+    for path in leftovers:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    return leftovers
+
+
+def _real(path):
+    return os.path.realpath(os.path.abspath(path))
+
+
+def check_output_directory(output_dir, inputs, overwrite=False, allow_empty=False):
+    """Refuse an output folder that would destroy data: one that is, contains or lies inside one of
+    ``inputs`` (whatever ``overwrite`` says), one that is a file, or an existing one without
+    ``overwrite``."""
+    out = _real(output_dir)
+    for source in inputs:
+        src = _real(source)
+        if out == src:
+            relation = "is"
+        elif src.startswith(out + os.sep):
+            relation = "contains"
+        elif out.startswith(src + os.sep):
+            relation = "lies inside"
+        else:
+            continue
+        raise CheckpointError(
+            f"output directory {output_dir} {relation} the input {source}; writing it would replace or mix with "
+            "the input (other checkpoints, optimizer state and logs there would be lost). Choose an output "
+            "folder outside the input")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise CheckpointError(f"output path {output_dir} is a file, not a folder; choose another --output")
+    if os.path.exists(output_dir) and not overwrite and not (allow_empty and not os.listdir(output_dir)):
+        raise CheckpointError(f"output directory {output_dir} already exists; remove it or pass --overwrite")
+
+
 @contextlib.contextmanager
-def staged_directory(output_dir):
+def staged_directory(output_dir, inputs):
     """Build a whole output folder under a temporary name beside ``output_dir`` and move it into
     place only when the body finishes: a crash leaves no half-written folder under the real name.
-    An existing ``output_dir`` is replaced (callers decide whether that is allowed)."""
+    An existing ``output_dir`` is replaced (callers decide whether that is allowed with
+    :func:`check_output_directory`); one that is, holds or lies inside an input never is."""
+    check_output_directory(output_dir, inputs, overwrite=True)
     parent = os.path.dirname(os.path.abspath(output_dir))
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix="." + os.path.basename(os.path.normpath(output_dir)) + ".tmp-", dir=parent)
+    staging = tempfile.mkdtemp(prefix="." + os.path.basename(os.path.normpath(output_dir)) + TEMP_PREFIX,
+                               dir=parent)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; give it a normal folder's mode

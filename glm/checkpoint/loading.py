@@ -58,23 +58,26 @@ def _fit_to_model(state_dict, model_state, extend_position_tables):
     return fitted
 
 
-def load_model_state(model, path, strict=True, extend_position_tables=True, tag=None, key="module"):
+def load_model_state(model, path, strict=True, extend_position_tables=True, tag=None, key="module",
+                     unsafe_unpickle=False):
     """Load the checkpoint at ``path`` into ``model`` and return the checkpoint dict of this rank
     (without its ``module`` entry) for the caller's other state.
 
     ``path`` may be a save directory (tracker file), a directory of ``mp_rank_XX`` files or one
-    such file.  When the checkpoint was saved at another model-parallel size, every shard is
-    read, merged and re-cut for this rank using the model's own layout.  fp16 weights load into
-    models of any dtype.
+    such file.  Files are read without running code from them unless ``unsafe_unpickle``
+    (:func:`~glm.checkpoint.io.load_checkpoint_file`).  When the checkpoint was saved at another
+    model-parallel size, every shard is read, merged and re-cut for this rank using the model's own
+    layout.  fp16 weights load into models of any dtype.
     """
     resolved = resolve_checkpoint(path, tag=tag)
     rank, world = _model_parallel(model)
     if resolved.mp_size == world:
-        checkpoint = load_checkpoint_file(resolved.model_file(rank))
+        checkpoint = load_checkpoint_file(resolved.model_file(rank), unsafe_unpickle=unsafe_unpickle)
         state_dict = read_model_state_dict(checkpoint, key)
     else:
         logger.info("resharding %s from model-parallel size %d to %d", resolved.tag_dir, resolved.mp_size, world)
-        checkpoints = [load_checkpoint_file(resolved.model_file(r)) for r in range(resolved.mp_size)]
+        checkpoints = [load_checkpoint_file(resolved.model_file(r), unsafe_unpickle=unsafe_unpickle)
+                       for r in range(resolved.mp_size)]
         shards = [read_model_state_dict(c, key) for c in checkpoints]
         state_dict = reshard_state_dicts(shards, partition_layout(model), world, rank)
         checkpoint = checkpoints[0]

@@ -18,7 +18,8 @@ import torch
 
 from .change_mp import PRESERVED_KEYS
 from .errors import CheckpointError
-from .io import atomic_torch_save, atomic_write_text, load_checkpoint_file, staged_directory
+from .io import (atomic_torch_save, atomic_write_text, check_checkpoint_globals, check_output_directory,
+                 load_checkpoint_file, staged_directory)
 from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, list_model_files, model_file_name
 
 
@@ -34,7 +35,7 @@ def _zero_tag(save_dir, tag):
         return f.read().strip()
 
 
-def zero_fp32_state_dict(save_dir, tag=None):
+def zero_fp32_state_dict(save_dir, tag=None, unsafe_unpickle=False):
     """``(fp32 state dict, tag, client state of mp_rank_00)`` of the ZeRO checkpoint ``save_dir/tag``."""
     try:
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
@@ -52,22 +53,24 @@ def zero_fp32_state_dict(save_dir, tag=None):
         raise CheckpointError(
             f"{tag_dir} has model-parallel ranks {ranks}; consolidation handles model-parallel size 1 "
             "(DeepSpeed's zero_to_fp32 reads mp_rank_00 only)")
+    # DeepSpeed unpickles the shards in full: check what they would import before it does.
+    check_checkpoint_globals([os.path.join(tag_dir, name) for name in sorted(os.listdir(tag_dir))
+                              if name.endswith(".pt")], unsafe_unpickle)
     state_dict = get_fp32_state_dict_from_zero_checkpoint(save_dir, tag=tag)
-    client = load_checkpoint_file(os.path.join(tag_dir, model_file_name(0)))
+    client = load_checkpoint_file(os.path.join(tag_dir, model_file_name(0)), unsafe_unpickle=unsafe_unpickle)
     return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in state_dict.items()}, \
         tag, client
 
 
-def consolidate_zero_checkpoint(save_dir, output_dir, tag=None, overwrite=False):
+def consolidate_zero_checkpoint(save_dir, output_dir, tag=None, overwrite=False, unsafe_unpickle=False):
     """Write the fp32 weights of a ZeRO checkpoint as ``output_dir/<tag>/mp_rank_00_model_states.pt``."""
-    if os.path.exists(output_dir) and not overwrite:
-        raise CheckpointError(f"output directory {output_dir} already exists; remove it or pass --overwrite")
-    module, tag, client = zero_fp32_state_dict(save_dir, tag)
+    check_output_directory(output_dir, [save_dir], overwrite)
+    module, tag, client = zero_fp32_state_dict(save_dir, tag, unsafe_unpickle)
     state = {k: client[k] for k in PRESERVED_KEYS if k in client}
     state.setdefault("iteration", int(tag) if tag.isdigit() else client.get("global_steps", 0))
     state["mp_world_size"] = 1
     state["module"] = module
-    with staged_directory(output_dir) as staging:
+    with staged_directory(output_dir, [save_dir]) as staging:
         atomic_torch_save(state, os.path.join(staging, tag, model_file_name(0)))
         for name in (TRACKER_FILENAME, DEEPSPEED_TRACKER_FILENAME):
             atomic_write_text(os.path.join(staging, name), tag + "\n")

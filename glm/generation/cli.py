@@ -61,7 +61,7 @@ def build_generation_model(args, device=None):
     path = args.load_pretrained or args.load
     if path:
         from ..checkpoint import load_model_state
-        load_model_state(model, path)
+        load_model_state(model, path, unsafe_unpickle=args.unsafe_unpickle)
     else:
         logger.warning("no --load-pretrained/--load given: generating with randomly initialised weights")
     if device is not None:

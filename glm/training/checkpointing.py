@@ -10,6 +10,7 @@ killed at any moment therefore resumes from the last complete checkpoint.
 """
 
 import dataclasses
+import glob
 import logging
 import os
 
@@ -17,7 +18,7 @@ import torch
 import torch.distributed as dist
 
 from .. import mpu
-from ..checkpoint import (CheckpointError, atomic_torch_save, load_checkpoint_file, load_model_state,
+from ..checkpoint import (CheckpointError, atomic_torch_save, check_checkpoint_globals, load_model_state,
                           model_file_name, resolve_checkpoint)
 from ..checkpoint.saving import update_tracker_files
 from .distributed import barrier, is_rank_0
@@ -79,7 +80,7 @@ def load_training_checkpoint(args, engine):
     weights_only_load = resolved.release or args.finetune
     if engine.name == "deepspeed" and not args.no_deepspeed_load and not weights_only_load:
         return _load_deepspeed(args, engine, resolved)
-    meta = load_model_state(engine.module, args.load)
+    meta = load_model_state(engine.module, args.load, unsafe_unpickle=args.unsafe_unpickle)
     same_layout = resolved.mp_size == mpu.get_model_parallel_world_size()
     if not weights_only_load and not args.no_load_optim:
         if not same_layout:
@@ -109,6 +110,9 @@ def _restore_client_state(args, engine, meta, weights_only_load):
 
 
 def _load_deepspeed(args, engine, resolved):
+    # DeepSpeed unpickles its files in full: check what they would import before it reads them.
+    check_checkpoint_globals(sorted(glob.glob(os.path.join(glob.escape(resolved.tag_dir), "*.pt"))),
+                             args.unsafe_unpickle)
     try:
         _, client = engine.engine.load_checkpoint(
             resolved.load_dir, tag=resolved.tag, load_optimizer_states=not args.no_load_optim,

@@ -140,7 +140,7 @@ def test_prompt_spell_round_trip(tmp_path, spell_func):
 def test_xl_and_main_round_trip(reference_dir, tmp_path):
     for name, sizes in (("glm_main", (4, 2, 8, 1)), ("glm_xl", (4, 2, 1))):  # glm_xl has 4 heads
         src = _copy(reference_dir / "model" / "checkpoints" / name, tmp_path / name)
-        *_, mp1 = _round_trip(src, tmp_path / name, sizes=sizes)
+        *_, mp1 = _round_trip(src, tmp_path / f"{name}_outputs", sizes=sizes)  # beside the input, not inside
         assert_same_checkpoint(mp1, src, check_order=False)
 
 

@@ -108,8 +108,9 @@ def test_refusals(reference_dir, tmp_path):
     with pytest.raises(CheckpointError, match="glm-large is"):
         export_to_hf(str(reference_dir / "model/checkpoints/glm_main"), str(tmp_path / "b"),
                      model_name="glm-large", **QUIET)
+    (tmp_path / "not_hf").mkdir()
     with pytest.raises(CheckpointError, match="neither"):
-        import_from_hf(str(tmp_path), str(tmp_path / "c"), **QUIET)
+        import_from_hf(str(tmp_path / "not_hf"), str(tmp_path / "c"), **QUIET)
 
 
 def test_cli(reference_dir, tmp_path):
