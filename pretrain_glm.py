@@ -7,7 +7,7 @@
 Every original flag works (docs/flags.md); docs/training.md describes the run, its outputs and resume.
 """
 
-import datetime
+import copy
 import json
 import logging
 import os
@@ -18,13 +18,17 @@ import torch
 from glm import mpu
 from glm.arguments import format_resolved_config, get_args, save_resolved_config
 from glm.learning_rates import get_learning_rate_scheduler
+from glm.checkpoint import CheckpointError, resolve_checkpoint
+from glm.checkpoint.layout import read_tracker
 from glm.training.checkpointing import ResumeState, load_training_checkpoint, save_training_checkpoint
+from glm.training.interrupt import StopRequest
 from glm.training.distributed import barrier, initialize_distributed, is_rank_0
 from glm.training.engines import build_engine, autocast_dtype
 from glm.training.loop import (TrainingDiverged, count_multi_task_iterations, cycle, evaluate_with_multi_task,
                                format_eval, pretrain_forward, train)
 from glm.training.metrics import TrainingLogger, device_peak_flops, make_summary_writer
 from glm.training.model_setup import build_model, build_optimizer
+from glm.training.run_directory import prepare_run_directory
 from glm.training.seed import set_random_seed
 
 logger = logging.getLogger("pretrain_glm")
@@ -33,22 +37,59 @@ logger = logging.getLogger("pretrain_glm")
 def _user_errors():
     from data_utils.corpora import CorpusError
     from glm.checkpoint import CheckpointError
-    return (CorpusError, CheckpointError, FileNotFoundError, ValueError)
+    return (CorpusError, CheckpointError, FileNotFoundError, ValueError)  # RunDirectoryError is a ValueError
 
 
 USER_ERRORS = _user_errors()
 
 
 def resolve_save_directory(args):
-    """The original's naming: ``--experiment-name`` plus a timestamp, or the name of the ``--load``
-    directory when resuming into it (unless ``--new-save-directory``)."""
-    if args.load and not args.new_save_directory:
+    """The original's naming: ``--experiment-name`` plus a timestamp (to the second, with ``-2``...
+    when two runs start in the same second), or the name of the ``--load`` directory when resuming
+    into it (unless ``--new-save-directory``).  The folder is created and locked for this run; returns
+    the lock (``None`` without ``--save`` and on ranks other than 0)."""
+    resume_into = bool(args.load) and not args.new_save_directory
+    if resume_into:
         args.experiment_name = os.path.basename(os.path.normpath(args.load))
-    elif not getattr(args, "_experiment_name_resolved", False):
-        args.experiment_name = args.experiment_name + datetime.datetime.now().strftime("-%m-%d-%H-%M")
-    args._experiment_name_resolved = True
-    if args.save:
-        args.save = os.path.join(args.save, args.experiment_name)
+    if not args.save:
+        return None
+    log = print if is_rank_0() else (lambda *a: None)
+    args.save, lock = prepare_run_directory(args.save, args.experiment_name, resume_into, log)
+    args.experiment_name = os.path.basename(args.save)
+    return lock
+
+
+def check_resume(args, engine, resume, flags_schedule):
+    """What a resumed run would do silently otherwise: train nothing, save nothing, continue a
+    finetuning run as pretraining, or keep a schedule the flags no longer describe."""
+    if resume.data_state.get("epoch") is not None:
+        raise ValueError(f"{args.load} was written by finetuning (epoch {resume.data_state['epoch']}); pretraining "
+                         "cannot resume from it. To start pretraining from its weights, add --finetune (weights only, "
+                         "iteration 0)")
+    if resume.iteration >= args.train_iters:
+        raise ValueError(f"the checkpoint in {args.load} is at iteration {resume.iteration} and --train-iters is "
+                         f"{args.train_iters}: nothing is left to train. Raise --train-iters to continue training")
+    if not is_rank_0():
+        return
+    if not args.save:
+        print(f"note: no --save: this resumed run saves nothing. To keep its checkpoints in the same folder pass "
+              f"--save {os.path.dirname(os.path.normpath(args.load)) or '.'}", flush=True)
+    scheduler = engine.lr_scheduler
+    if scheduler is not None and flags_schedule is not None and \
+            (scheduler.end_iter, scheduler.warmup_iter) != (flags_schedule.end_iter, flags_schedule.warmup_iter):
+        print(f"note: the checkpoint's LR schedule (warmup {scheduler.warmup_iter:g} + decay {scheduler.end_iter:g} "
+              f"iterations) differs from the flags' (warmup {flags_schedule.warmup_iter:g} + decay "
+              f"{flags_schedule.end_iter:g}, from --train-iters/--lr-decay-iters/--warmup); the checkpoint's is kept. "
+              "Pass --no-load-lr-scheduler to start the flags' schedule, or --switch-linear to decay linearly over "
+              "the remaining iterations", flush=True)
+
+
+def last_checkpoint_note(args):
+    """Which checkpoint a stopped run resumes from, in words."""
+    tag = read_tracker(args.save) if args.save and os.path.isdir(args.save) else None
+    if tag is None:
+        return "no checkpoint was saved" + ("" if args.save else " (no --save)")
+    return f"the last complete checkpoint is {os.path.join(args.save, tag)}: resume with --load {args.save}"
 
 
 def check_global_batch(args):
@@ -110,7 +151,7 @@ def setup(args):
     if not args.transformer_xl:
         args.mem_length = 0
     device = initialize_distributed(args)
-    resolve_save_directory(args)
+    run_lock = resolve_save_directory(args)
     set_random_seed(args.seed)
     tokenizer = prepare_tokenizer(args)
     if not args.block_lm:
@@ -125,9 +166,11 @@ def setup(args):
                           lambda opt: get_learning_rate_scheduler(opt, args), device)
     resume = ResumeState()
     if args.load:
+        flags_schedule = copy.copy(engine.lr_scheduler) if engine.lr_scheduler is not None else None
         resume = load_training_checkpoint(args, engine)
+        check_resume(args, engine, resume, flags_schedule)
         if is_rank_0():
-            print(f"resumed from {args.load} at iteration {resume.iteration}", flush=True)
+            print(f"resumed from {resolve_checkpoint(args.load).tag_dir} at iteration {resume.iteration}", flush=True)
     iteration = resume.iteration
     if args.switch_linear and engine.lr_scheduler is not None:
         engine.lr_scheduler.switch_linear(args)
@@ -143,14 +186,14 @@ def setup(args):
     if mpu.get_model_parallel_world_size() > 1:
         torch.distributed.broadcast_object_list(present, src=mpu.get_model_parallel_src_rank(),
                                                 group=mpu.get_model_parallel_group())
-    return device, tokenizer, engine, resume, loaders, present
+    return device, tokenizer, engine, resume, loaders, present, run_lock
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = get_args(argv)
     try:
-        device, tokenizer, engine, resume, loaders, present = setup(args)
+        device, tokenizer, engine, resume, loaders, present, run_lock = setup(args)
     except USER_ERRORS as err:
         # Bad flags, data, vocabularies or checkpoints: one clear line, no traceback, nothing written.
         print(f"error: {err}", file=sys.stderr, flush=True)
@@ -188,17 +231,35 @@ def main(argv=None):
     iteration = resume.iteration
     save_fn = (lambda it: save_training_checkpoint(args, it, engine)) if args.save else None
 
+    stop = StopRequest(announce=is_rank_0()).install()
     try:
         iteration = train(args, engine, train_iterator, forward, iteration, device, train_logger,
                           valid_iterator=valid_iterator, save_fn=save_fn, writer=writer,
                           multi_task_iterator=multi_iterator if has_multi_train else None,
-                          multi_task_ratio=args.multi_task_ratio, multi_task_valid_iterator=multi_valid_iterator)
+                          multi_task_ratio=args.multi_task_ratio, multi_task_valid_iterator=multi_valid_iterator,
+                          stop_request=stop)
+        saved_now = args.save_interval and iteration % args.save_interval == 0
+        if save_fn is not None and not saved_now and not (stop.signum and args.no_save_on_interrupt):
+            save_fn(iteration)  # the loop has not just saved this iteration
     except TrainingDiverged as err:
         if is_rank_0():
             print(f"error: {err}", file=sys.stderr, flush=True)
         return 3
-    if save_fn is not None and not (args.save_interval and iteration % args.save_interval == 0):
-        save_fn(iteration)  # the loop has not just saved this iteration
+    except CheckpointError as err:  # a save failed: disk full, permissions...
+        if is_rank_0():
+            print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once, without saving
+        if is_rank_0():
+            print(f"\nstopped at once by a second Ctrl-C; {last_checkpoint_note(args)}", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        stop.restore()
+    if stop.signum:
+        if is_rank_0():
+            print(f"stopped by {stop.name} after iteration {iteration}; {last_checkpoint_note(args)}",
+                  file=sys.stderr, flush=True)
+        return stop.exit_code
     final = (("validation", endless(valid_loader) if has_valid else None,
               endless(multi_valid_loader) if has_multi_valid else None),
              ("test", endless(test_loader) if has_test else None, None))

@@ -245,6 +245,9 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                        help="Do not store optimizer state in checkpoints.")
     group.add_argument("--no-save-rng", action="store_true",
                        help="Do not store RNG states in checkpoints.")
+    group.add_argument("--no-save-on-interrupt", action="store_true",
+                       help="(new) On Ctrl-C or SIGTERM stop after the current step without saving (by default "
+                            "a checkpoint of that step is saved first, when --save is given).")
     group.add_argument("--load", type=str, default=None,
                        help="Directory to resume from (reads latest_checkpointed_iteration.txt there).")
     group.add_argument("--no-load-optim", action="store_true",

@@ -111,7 +111,8 @@ def test_new_flags_defaults_and_marking():
         (False, "auto", False, 10, False)
     new = {a.option_strings[0] for a in build_parser()._actions if (a.help or "").startswith("(new)")}
     assert new == {"--bf16", "--attention-backend", "--lr-schedule-compat", "--max-nan-steps", "--tensorboard",
-                   "--compile", "--corpus-registry", "--unsafe-unpickle"}
+                   "--compile", "--corpus-registry", "--unsafe-unpickle",
+                   "--no-save-on-interrupt"}
 
 
 def test_every_flag_has_help_and_help_renders():

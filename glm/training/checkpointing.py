@@ -13,6 +13,7 @@ import dataclasses
 import glob
 import logging
 import os
+import shutil
 
 import torch
 import torch.distributed as dist
@@ -20,6 +21,7 @@ import torch.distributed as dist
 from .. import mpu
 from ..checkpoint import (CheckpointError, atomic_torch_save, check_checkpoint_globals, load_model_state,
                           model_file_name, resolve_checkpoint)
+from ..checkpoint.layout import read_tracker
 from ..checkpoint.saving import update_tracker_files
 from .distributed import barrier, is_rank_0
 from .seed import get_rng_state, set_rng_state
@@ -42,9 +44,41 @@ class ResumeState:
             self.rng_state = None
 
 
+class CheckpointSaveError(CheckpointError):
+    """A checkpoint could not be written (disk full, permissions...); the previous one is intact."""
+
+
+def _any_rank(flag):
+    """Whether ``flag`` is true on any rank (every rank learns the same answer)."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return flag
+    # gloo reduces CPU tensors; NCCL needs the rank's GPU.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def _save_failure(save_dir, tag_dir, error):
+    free = shutil.disk_usage(save_dir).free if os.path.isdir(save_dir) else None
+    space = f"; {free / 2**20:.0f} MiB free on that file system" if free is not None else ""
+    previous = read_tracker(save_dir) if os.path.isdir(save_dir) else None
+    resume = (f"The previous complete checkpoint {os.path.join(save_dir, previous)} is untouched and the tracker "
+              f"still names it: fix the cause, then resume with --load {save_dir}" if previous else
+              "No earlier checkpoint of this run exists")
+    return CheckpointSaveError(f"could not write checkpoint {tag_dir}: {error or 'failed on another rank'}{space}. "
+                               f"{resume}")
+
+
 def save_training_checkpoint(args, iteration, engine, data_state=None):
-    """Write a checkpoint of ``iteration`` under ``args.save`` and point the trackers at it."""
+    """Write a checkpoint of ``iteration`` under ``args.save`` and point the trackers at it.
+
+    When any rank fails to write its part, every rank raises :class:`CheckpointSaveError` naming the
+    path and the cause, the trackers keep naming the previous checkpoint, and a new tag folder that
+    the failed save created is removed (DeepSpeed writes its files in place)."""
     tag = str(iteration)
+    tag_dir = os.path.join(args.save, tag)
+    new_folder = not os.path.exists(tag_dir)
     client = {"iteration": iteration, "data_state": data_state or {},
               "mp_world_size": mpu.get_model_parallel_world_size(),
               "dp_world_size": mpu.get_data_parallel_world_size()}
@@ -52,20 +86,30 @@ def save_training_checkpoint(args, iteration, engine, data_state=None):
         client["lr_scheduler"] = engine.lr_scheduler.state_dict()
     if not args.no_save_rng:
         client.update(get_rng_state())
-    if engine.name == "deepspeed":
-        client["client_lr_scheduler"] = client.pop("lr_scheduler", None)
-        engine.engine.save_checkpoint(args.save, tag=tag, client_state=client, save_latest=False)
-    elif mpu.get_data_parallel_rank() == 0:
-        state = dict(client, module=engine.module.state_dict())
-        if not args.no_save_optim:
-            state.update(engine.state_dict())
-        path = os.path.join(args.save, tag, model_file_name(mpu.get_model_parallel_rank()))
-        atomic_torch_save(state, path)
-    barrier()
+    error = None
+    try:
+        if engine.name == "deepspeed":
+            client["client_lr_scheduler"] = client.pop("lr_scheduler", None)
+            engine.engine.save_checkpoint(args.save, tag=tag, client_state=client, save_latest=False)
+        elif mpu.get_data_parallel_rank() == 0:
+            state = dict(client, module=engine.module.state_dict())
+            if not args.no_save_optim:
+                state.update(engine.state_dict())
+            atomic_torch_save(state, os.path.join(tag_dir, model_file_name(mpu.get_model_parallel_rank())))
+    except (OSError, RuntimeError) as err:  # torch reports a full disk as RuntimeError ("unexpected pos")
+        error = f"{type(err).__name__}: {err}"
+    if not _any_rank(error is not None) and is_rank_0():
+        try:  # every part is complete: only now may the trackers name the new tag
+            update_tracker_files(args.save, tag)
+        except OSError as err:
+            error = f"{type(err).__name__}: {err}"
+    if _any_rank(error is not None):
+        if is_rank_0() and new_folder and read_tracker(args.save) != tag:
+            shutil.rmtree(tag_dir, ignore_errors=True)
+        barrier()
+        raise _save_failure(args.save, tag_dir, error)
     if is_rank_0():
-        update_tracker_files(args.save, tag)
-        logger.info("saved checkpoint %s", os.path.join(args.save, tag))
-    barrier()
+        logger.info("saved checkpoint %s", tag_dir)
 
 
 def load_training_checkpoint(args, engine):

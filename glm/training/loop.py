@@ -127,7 +127,7 @@ def cycle(loader):
 
 def train(args, engine, train_iterator, forward_fn, start_iteration, device, train_logger, *,
           valid_iterator=None, save_fn=None, writer=None, tokens_per_sample=None,
-          multi_task_iterator=None, multi_task_ratio=0.0, multi_task_valid_iterator=None):
+          multi_task_iterator=None, multi_task_ratio=0.0, multi_task_valid_iterator=None, stop_request=None):
     """Run optimizer steps from ``start_iteration`` to ``--train-iters``.
 
     Logs every ``--log-interval``, evaluates every ``--eval-interval`` (when a validation iterator is
@@ -137,6 +137,9 @@ def train(args, engine, train_iterator, forward_fn, start_iteration, device, tra
     With ``multi_task_iterator``, an iteration takes all its micro-batches from it with probability
     ``multi_task_ratio`` (:func:`uses_multi_task`), else from ``train_iterator``; evaluation adds the
     ``Multi loss`` of ``multi_task_valid_iterator``.
+
+    With ``stop_request`` (:class:`~glm.training.interrupt.StopRequest`) the loop also ends after
+    the first step at which any rank received SIGINT/SIGTERM; the caller reads the request to tell.
     """
     iteration = start_iteration
     consecutive_nonfinite = 0
@@ -184,6 +187,8 @@ def train(args, engine, train_iterator, forward_fn, start_iteration, device, tra
                 if writer is not None:
                     for key, value in results.items():
                         writer.add_scalar(f"Train/valid_{key.replace(' ', '_')}", value, iteration)
+        if stop_request is not None and stop_request.requested(device):
+            break
     if progress is not None:
         progress.close()
     return iteration

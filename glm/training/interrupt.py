@@ -1,0 +1,63 @@
+"""Ctrl-C and SIGTERM as a request to stop at the next step boundary.
+
+A scheduler sends SIGTERM some time before it kills a job, and a user presses Ctrl-C; either way the
+run should end at a clean point (never inside a step or a save), optionally save, and say which
+checkpoint to resume from.  The handler only records the signal; the training loop asks
+:meth:`StopRequest.requested` after every step.  In a multi-rank job the ranks agree by an all-reduce,
+so they all stop after the same step even when the signal reached only some of them.  A second
+Ctrl-C stops at once (``KeyboardInterrupt``), for a user who does not want to wait.
+"""
+
+import signal
+import sys
+
+import torch
+import torch.distributed as dist
+
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
+
+
+class StopRequest:
+    """Records SIGINT/SIGTERM between :meth:`install` and :meth:`restore`."""
+
+    def __init__(self, announce=True):
+        self.signum = None
+        self.announce = announce
+        self._previous = {}
+
+    def install(self):
+        for signum in SIGNAL_NAMES:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def restore(self):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.signum is None and self.announce:
+            print(f"\n{SIGNAL_NAMES[signum]} received: stopping after the current step "
+                  "(press Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+        self.signum = self.signum or signum
+
+    def requested(self, device=None):
+        """Whether any rank received a stop signal (a collective call when several ranks run)."""
+        if not (dist.is_initialized() and dist.get_world_size() > 1):
+            return self.signum is not None
+        flag = torch.tensor([self.signum or 0], dtype=torch.int64, device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if self.signum is None and flag.item():
+            self.signum = int(flag.item())
+        return bool(flag.item())
+
+    @property
+    def name(self):
+        return SIGNAL_NAMES.get(self.signum, str(self.signum))
+
+    @property
+    def exit_code(self):
+        """The shell's convention for a process ended by a signal: 128 + its number."""
+        return 128 + int(self.signum)
