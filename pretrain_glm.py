@@ -8,7 +8,6 @@ Every original flag works (docs/flags.md); docs/training.md describes the run, i
 """
 
 import copy
-import json
 import logging
 import os
 import sys
@@ -53,8 +52,12 @@ def resolve_save_directory(args):
         args.experiment_name = os.path.basename(os.path.normpath(args.load))
     if not args.save:
         return None
+    def write_config(path):
+        args.save = path
+        save_resolved_config(args, os.path.join(path, "config.json"))
+
     log = print if is_rank_0() else (lambda *a: None)
-    args.save, lock = prepare_run_directory(args.save, args.experiment_name, resume_into, log)
+    args.save, lock = prepare_run_directory(args.save, args.experiment_name, resume_into, log, write_config)
     args.experiment_name = os.path.basename(args.save)
     return lock
 
@@ -151,7 +154,6 @@ def setup(args):
     if not args.transformer_xl:
         args.mem_length = 0
     device = initialize_distributed(args)
-    run_lock = resolve_save_directory(args)
     set_random_seed(args.seed)
     tokenizer = prepare_tokenizer(args)
     if not args.block_lm:
@@ -168,7 +170,7 @@ def setup(args):
     if args.load:
         flags_schedule = copy.copy(engine.lr_scheduler) if engine.lr_scheduler is not None else None
         resume = load_training_checkpoint(args, engine)
-        check_resume(args, engine, resume, flags_schedule)
+        check_resume(args, engine, resume, flags_schedule)  # before --save is resolved: args.save is the root
         if is_rank_0():
             print(f"resumed from {resolve_checkpoint(args.load).tag_dir} at iteration {resume.iteration}", flush=True)
     iteration = resume.iteration
@@ -186,6 +188,10 @@ def setup(args):
     if mpu.get_model_parallel_world_size() > 1:
         torch.distributed.broadcast_object_list(present, src=mpu.get_model_parallel_src_rank(),
                                                 group=mpu.get_model_parallel_group())
+    if not present[0]:
+        raise ValueError("no training data: check --train-data and --split")
+    # Last, so that bad flags, data or checkpoints leave nothing behind under --save.
+    run_lock = resolve_save_directory(args)
     return device, tokenizer, engine, resume, loaders, present, run_lock
 
 
@@ -198,17 +204,21 @@ def main(argv=None):
         # Bad flags, data, vocabularies or checkpoints: one clear line, no traceback, nothing written.
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
+    try:
+        return run(args, device, engine, resume, loaders, present)
+    finally:
+        if run_lock is not None:
+            run_lock.release()
+
+
+def run(args, device, engine, resume, loaders, present):
+    """Train, save and evaluate after :func:`setup`; returns the exit code."""
     train_loader, valid_loader, test_loader, multi_train_loader, multi_valid_loader = loaders
-    has_train, has_valid, has_test, has_multi_train, has_multi_valid = present
-    if not has_train:
-        raise SystemExit("no training data: check --train-data and --split")
+    _, has_valid, has_test, has_multi_train, has_multi_valid = present
     if is_rank_0():
         print(format_resolved_config(args), flush=True)
         print(f"model: {engine.module.num_parameters():,} parameters; engine: {engine.name}; device: {device}",
               flush=True)
-        if args.save:
-            os.makedirs(args.save, exist_ok=True)
-            save_resolved_config(args, os.path.join(args.save, "config.json"))
 
     dtype = autocast_dtype(args) or torch.float32
     peak, peak_label = device_peak_flops(device, dtype)

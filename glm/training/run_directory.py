@@ -83,9 +83,9 @@ class RunLock:
             self._fd = None
 
 
-def _prepare_on_rank_0(save_root, experiment_name, resume_into, log):
-    """Create (or reuse, when resuming into it) the run folder, lock it and clear interrupted
-    writes.  Returns ``(path, lock)``."""
+def _prepare_on_rank_0(save_root, experiment_name, resume_into, log, write_files):
+    """Create (or reuse, when resuming into it) the run folder, lock it, clear interrupted writes and
+    write the run's first files.  Returns ``(path, lock)``."""
     try:
         if resume_into:
             path = os.path.join(save_root, experiment_name)
@@ -96,26 +96,33 @@ def _prepare_on_rank_0(save_root, experiment_name, resume_into, log):
         lock = RunLock(path)
     except OSError as err:
         raise _unwritable(save_root, err) from err
-    leftovers = remove_interrupted_writes(path)
-    if leftovers:
-        log(f"removed {len(leftovers)} temporary file(s) left by an interrupted save: "
-            + ", ".join(os.path.relpath(p, path) for p in leftovers))
+    try:
+        leftovers = remove_interrupted_writes(path)
+        if leftovers:
+            log(f"removed {len(leftovers)} temporary file(s) left by an interrupted save: "
+                + ", ".join(os.path.relpath(p, path) for p in leftovers))
+        if write_files is not None:
+            write_files(path)
+    except OSError as err:
+        lock.release()
+        raise _unwritable(path, err) from err
     return path, lock
 
 
-def prepare_run_directory(save_root, experiment_name, resume_into=False, log=print):
+def prepare_run_directory(save_root, experiment_name, resume_into=False, log=print, write_files=None):
     """The run's save folder under ``save_root``, created and locked; returns ``(path, lock)`` where
     ``lock`` is a :class:`RunLock` on global rank 0 and ``None`` elsewhere (keep it for the run's life).
 
     A new run gets ``<experiment_name>-MM-DD-HH-MM-SS`` (with ``-2``, ``-3``... when two runs start in
     the same second); ``resume_into`` reuses ``<save_root>/<experiment_name>`` (the original's
-    "resume into the --load folder").  Raises :class:`RunDirectoryError` on every rank when the folder
+    "resume into the --load folder").  ``write_files(path)`` writes the run's first files (its
+    configuration) on rank 0 under the lock.  Raises :class:`RunDirectoryError` on every rank when the folder
     cannot be had."""
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
     path, lock, error = None, None, None
     if rank0:
         try:
-            path, lock = _prepare_on_rank_0(save_root, experiment_name, resume_into, log)
+            path, lock = _prepare_on_rank_0(save_root, experiment_name, resume_into, log, write_files)
         except RunDirectoryError as err:
             error = str(err)
     if dist.is_initialized() and dist.get_world_size() > 1:

@@ -86,7 +86,7 @@ def test_sigkill_then_resume_gives_identical_losses(corpus, tmp_path):
 
     resumed = run(flags(corpus, tmp_path / "cache", "--save", str(save), "--load", run_dir))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resumed from {run_dir} at iteration {resumed_from}" in resumed.stdout
+    assert f"resumed from {run_dir}/{resumed_from} at iteration {resumed_from}" in resumed.stdout
     after = losses(save)
     for iteration in range(resumed_from + 1, 13):
         assert after[iteration] == reference[iteration], f"iteration {iteration} after resume from {resumed_from}"
