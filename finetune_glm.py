@@ -102,7 +102,8 @@ def resolve_task(args):
 def load_evaluation_model(args, device):
     """The flags' GLMModel returning full-vocabulary logits, with the pretrained weights loaded
     (resharded on the fly when the checkpoint's model-parallel size differs)."""
-    from glm.checkpoint import load_model_state
+    from glm.checkpoint import load_pretrained_weights
+    from glm.training.distributed import is_rank_0
     from glm.training.model_setup import build_model
 
     path = args.load_pretrained or args.load
@@ -114,7 +115,8 @@ def load_evaluation_model(args, device):
     model_args = argparse.Namespace(**vars(args))
     model_args.seq_length = min(args.seq_length, args.max_position_embeddings)
     model = build_model(model_args, device, parallel_output=False)
-    load_model_state(model, path, unsafe_unpickle=args.unsafe_unpickle)
+    load_pretrained_weights(model, path, unsafe_unpickle=args.unsafe_unpickle,
+                            log=print if is_rank_0() else (lambda *a: None))
     if device.type == "cuda" and (args.fp16 or args.bf16):
         model = model.to(torch.float16 if args.fp16 else torch.bfloat16)
     return model.eval()

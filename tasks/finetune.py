@@ -34,15 +34,14 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from glm import mpu
-from glm.checkpoint import CheckpointError, load_model_state, model_file_name
+from glm.checkpoint import CheckpointError, load_model_state, load_pretrained_weights, model_file_name
 from glm.checkpoint.io import atomic_torch_save, atomic_write_text
+from glm.checkpoint.layout import BEST_TAG
 from glm.training.distributed import barrier, is_rank_0
 
 from .batching import batch_to_device, collate_choices
 
 logger = logging.getLogger(__name__)
-
-BEST_TAG = "best"
 
 
 @dataclasses.dataclass
@@ -92,7 +91,8 @@ def load_pretrained(model, path, unsafe_unpickle=False):
     """Load pretrained GLM weights (``--load-pretrained``) into the task model.  Heads that wrap the
     GLM under ``model.`` get the weights of their inner model; the new parts (P-tuning prompt encoder,
     classification layers) keep their initialisation.  Anything else that does not match is an error."""
-    meta = load_model_state(_glm(model), path, strict=False, unsafe_unpickle=unsafe_unpickle)
+    meta = load_pretrained_weights(_glm(model), path, strict=False, unsafe_unpickle=unsafe_unpickle,
+                                   log=print if is_rank_0() else (lambda *a: None))
     tag_dir = meta["_resolved"].tag_dir
     missing = [k for k in meta["_missing_keys"] if not k.startswith("prompt_spell.")]
     if missing or meta["_unexpected_keys"]:
@@ -340,8 +340,6 @@ def finetune(args, task, device):
     model = task.build_model(args, device)
     if args.load_pretrained:
         load_pretrained(model, args.load_pretrained, args.unsafe_unpickle)
-        if is_rank_0():
-            print(f"loaded pretrained weights from {args.load_pretrained}", flush=True)
     if args.continuous_prompt and args.prompt_init and getattr(_glm(model), "prompt_spell", None) is not None:
         _glm(model).prompt_spell.init_embedding(_glm(model).word_embeddings, task.prompt_token_ids)
     if not args.epochs:

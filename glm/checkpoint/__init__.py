@@ -17,5 +17,5 @@ from .layout import (
 from .io import (UNSAFE_FLAG, atomic_torch_save, atomic_write_text, check_checkpoint_globals, check_output_directory,
                  load_checkpoint_file, remove_interrupted_writes)
 from .reshard import partition_layout, merge_state_dicts, split_state_dict, reshard_state_dicts
-from .loading import load_model_state, read_model_state_dict
+from .loading import load_model_state, load_pretrained_weights, read_model_state_dict
 from .saving import save_model_checkpoint

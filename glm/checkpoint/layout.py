@@ -7,6 +7,8 @@ import re
 from .errors import CheckpointError
 
 TRACKER_FILENAME = "latest_checkpointed_iteration.txt"
+#: The tag under which finetuning keeps the weights of its best dev score.
+BEST_TAG = "best"
 DEEPSPEED_TRACKER_FILENAME = "latest"
 _MODEL_FILE = re.compile(r"^mp_rank_(\d+)_model_states\.pt$")
 

@@ -1,13 +1,14 @@
 """Loading a checkpoint into a (possibly model-parallel) model."""
 
 import logging
+import os
 
 import torch
 
 from .. import mpu
 from .errors import CheckpointError
 from .io import load_checkpoint_file
-from .layout import resolve_checkpoint
+from .layout import BEST_TAG, list_model_files, read_tracker, resolve_checkpoint
 from .reshard import partition_layout, reshard_state_dicts
 
 logger = logging.getLogger(__name__)
@@ -91,4 +92,22 @@ def load_model_state(model, path, strict=True, extend_position_tables=True, tag=
     meta.setdefault("iteration", resolved.iteration)
     meta["_resolved"] = resolved
     meta["_missing_keys"], meta["_unexpected_keys"] = list(result.missing_keys), list(result.unexpected_keys)
+    return meta
+
+
+def load_pretrained_weights(model, path, strict=True, unsafe_unpickle=False, log=print):
+    """:func:`load_model_state` for weights a run starts from (``--load-pretrained``), saying which
+    checkpoint was read.  A finetuning run's folder holds its last epoch (named by the tracker) and
+    its best dev score (tag ``best``); the best one is what a user starting from that run means, so
+    it is chosen, and the message says how to take the last epoch instead."""
+    tag, note = None, ""
+    best_dir = os.path.join(path, BEST_TAG)
+    if os.path.isdir(best_dir) and list_model_files(best_dir):
+        tag = BEST_TAG
+        last = read_tracker(path)
+        if last is not None and last != BEST_TAG:
+            note = (f" (the best dev checkpoint of that finetuning run; for its last checkpoint, pass "
+                    f"{os.path.join(path, last)})")
+    meta = load_model_state(model, path, strict=strict, tag=tag, unsafe_unpickle=unsafe_unpickle)
+    log(f"loaded weights from {meta['_resolved'].tag_dir}{note}")
     return meta

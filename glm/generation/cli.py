@@ -60,8 +60,9 @@ def build_generation_model(args, device=None):
     model = build_model(args, max_memory_length=memory, checkpoint_activations=False, parallel_output=False)
     path = args.load_pretrained or args.load
     if path:
-        from ..checkpoint import load_model_state
-        load_model_state(model, path, unsafe_unpickle=args.unsafe_unpickle)
+        from ..checkpoint import load_pretrained_weights
+        load_pretrained_weights(model, path, unsafe_unpickle=args.unsafe_unpickle,
+                                log=lambda message: print(message, file=sys.stderr, flush=True))
     else:
         logger.warning("no --load-pretrained/--load given: generating with randomly initialised weights")
     if device is not None:

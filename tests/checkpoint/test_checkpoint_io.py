@@ -110,3 +110,22 @@ def test_crash_during_save_leaves_no_file(tmp_path, monkeypatch):
     assert not (tmp_path / "7" / "mp_rank_00_model_states.pt").exists()
     assert not (tmp_path / TRACKER_FILENAME).exists()
     assert os.listdir(tmp_path / "7") == []
+
+
+def test_pretrained_weights_of_a_finetuning_run_are_its_best_and_the_log_says_so(tmp_path):
+    """``--load-pretrained runs/ft/rte``: the folder's tracker names the last epoch, ``best/`` the best
+    dev score; the best weights are loaded and the message names the folder read and the alternative."""
+    from glm.checkpoint import load_pretrained_weights
+    torch.manual_seed(0)
+    last, best = tiny_glm(), tiny_glm()
+    save_model_checkpoint(str(tmp_path), "30", {"module": last.state_dict(), "iteration": 30})
+    save_model_checkpoint(str(tmp_path), "best", {"module": best.state_dict(), "iteration": 20}, update_tracker=False)
+    messages = []
+    model = tiny_glm()
+    load_pretrained_weights(model, str(tmp_path), log=messages.append)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), best.state_dict().values()))
+    assert messages == [f"loaded weights from {tmp_path}/best (the best dev checkpoint of that finetuning run; for "
+                        f"its last checkpoint, pass {tmp_path}/30)"]
+    load_pretrained_weights(model, str(tmp_path / "30"), log=messages.append)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), last.state_dict().values()))
+    assert messages[-1] == f"loaded weights from {tmp_path}/30"
