@@ -21,7 +21,7 @@ import torch.distributed as dist
 from .. import mpu
 from ..checkpoint import (CheckpointError, atomic_torch_save, check_checkpoint_globals, load_model_state,
                           model_file_name, resolve_checkpoint)
-from ..checkpoint.layout import read_tracker
+from ..checkpoint.layout import TRACKER_FILENAME, read_tracker
 from ..checkpoint.saving import update_tracker_files
 from .distributed import barrier, is_rank_0
 from .seed import get_rng_state, set_rng_state
@@ -124,7 +124,10 @@ def load_training_checkpoint(args, engine):
     weights_only_load = resolved.release or args.finetune
     if engine.name == "deepspeed" and not args.no_deepspeed_load and not weights_only_load:
         return _load_deepspeed(args, engine, resolved)
-    meta = load_model_state(engine.module, args.load, unsafe_unpickle=args.unsafe_unpickle)
+    try:
+        meta = load_model_state(engine.module, args.load, unsafe_unpickle=args.unsafe_unpickle)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}{_earlier_checkpoints_hint(resolved)}") from err
     same_layout = resolved.mp_size == mpu.get_model_parallel_world_size()
     if not weights_only_load and not args.no_load_optim:
         if not same_layout:
@@ -137,6 +140,24 @@ def load_training_checkpoint(args, engine):
         else:
             engine.load_state_dict(meta)
     return _restore_client_state(args, engine, meta, weights_only_load)
+
+
+def _earlier_checkpoints_hint(resolved):
+    """Where to go when the checkpoint the tracker names cannot be read: the run's earlier
+    checkpoints that have every model-parallel shard."""
+    if not resolved.tag.isdigit() or not os.path.isdir(resolved.load_dir):
+        return ""
+    earlier = []
+    for name in os.listdir(resolved.load_dir):
+        tag_dir = os.path.join(resolved.load_dir, name)
+        if name.isdigit() and int(name) < int(resolved.tag) and os.path.isdir(tag_dir) and all(
+                os.path.isfile(os.path.join(tag_dir, model_file_name(r))) for r in range(resolved.mp_size)):
+            earlier.append(int(name))
+    if not earlier:
+        return f". {resolved.load_dir} holds no earlier checkpoint"
+    tracker = os.path.join(resolved.load_dir, TRACKER_FILENAME)
+    return (f". Earlier checkpoints of this run: {', '.join(map(str, sorted(earlier)))}; to resume from the newest, "
+            f"name it in the tracker (echo {max(earlier)} > {tracker}) and run again")
 
 
 def _restore_client_state(args, engine, meta, weights_only_load):

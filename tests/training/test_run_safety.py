@@ -276,3 +276,20 @@ def test_careless_resumes_are_refused_or_said(corpus, tmp_path, capsys):  # noqa
     save_model_checkpoint(str(finetuned), "30", dict(state, iteration=30))
     code, output = main_exit(flags(corpus, tmp_path / "cache", "--load", str(finetuned)), capsys)
     assert code == 2 and f"{finetuned} was written by finetuning (epoch 2); pretraining cannot resume" in output
+
+
+def test_damaged_latest_checkpoint_names_the_file_and_the_earlier_one(corpus, tmp_path, capsys):  # noqa: F811
+    code, _ = main_exit(flags(corpus, tmp_path / "cache", "--save", str(tmp_path), "--train-iters", "8"), capsys)
+    assert code == 0
+    run_dir = _run_dir(tmp_path)
+    shard = Path(run_dir, "8", "mp_rank_00_model_states.pt")
+    shard.write_bytes(shard.read_bytes()[:5000])  # truncated, as by a disk that filled up outside our writes
+    code, output = main_exit(flags(corpus, tmp_path / "cache", "--save", str(tmp_path), "--load", run_dir), capsys)
+    assert code == 2 and "Traceback" not in output
+    assert f"checkpoint file {shard} (5000 bytes) looks damaged" in output
+    tracker = Path(run_dir, "latest_checkpointed_iteration.txt")
+    assert f"Earlier checkpoints of this run: 4; to resume from the newest, name it in the tracker (echo 4 > " \
+           f"{tracker}) and run again" in output
+    tracker.write_text("4")
+    code, output = main_exit(flags(corpus, tmp_path / "cache", "--save", str(tmp_path), "--load", run_dir), capsys)
+    assert code == 0 and f"resumed from {run_dir}/4 at iteration 4" in output
