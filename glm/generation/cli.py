@@ -60,8 +60,8 @@ def build_generation_model(args, device=None):
     model = build_model(args, max_memory_length=memory, checkpoint_activations=False, parallel_output=False)
     path = args.load_pretrained or args.load
     if path:
-        from ..checkpoint import load_model_state
-        load_model_state(model, path)
+        from ..training.model_setup import load_pretrained_weights
+        load_pretrained_weights(model, path)
     else:
         logger.warning("no --load-pretrained/--load given: generating with randomly initialised weights")
     if device is not None:

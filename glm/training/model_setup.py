@@ -45,6 +45,24 @@ def build_model(args, device=None, **overrides):
     return model
 
 
+def load_pretrained_weights(model, path, new_parts=()):
+    """Load the GLM weights at ``path`` into ``model`` (a ``GLMModel``) and return the checkpoint's
+    other entries; every entry must match, except parameters whose names start with one of
+    ``new_parts`` (parts the checkpoint cannot have, e.g. a P-tuning prompt encoder).  A checkpoint of
+    another shape (``--num-layers`` 3 against 2 stored layers, ...) is one :class:`CheckpointError`
+    naming the folder and the flags to check, the same for finetuning, zero-shot evaluation and
+    generation."""
+    from ..checkpoint import CheckpointError, load_model_state
+    meta = load_model_state(model, path, strict=False)
+    missing = [k for k in meta["_missing_keys"] if not k.startswith(tuple(new_parts))]
+    unexpected = meta["_unexpected_keys"]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{meta['_resolved'].tag_dir} does not match the model: missing {missing[:5]}, unexpected "
+            f"{unexpected[:5]}; check the model flags (--num-layers, --hidden-size, ...) against the checkpoint")
+    return meta
+
+
 def param_groups(model):
     """Weight-decay groups (LayerNorm and biases without decay); frozen parameters left out."""
     return [g for g in glm_get_params_for_weight_decay_optimization(model) if g["params"]]
