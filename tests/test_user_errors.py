@@ -134,3 +134,43 @@ def test_bad_input_ends_with_one_clear_message(name, tmp_path, tiny_pretrained, 
     errors = [line for line in output.splitlines() if "error" in line.lower()]
     assert len(errors) == 1, errors           # one message, not a usage dump or a chained report
     assert not (tmp_path / "out" / "runs" / "x").exists() or not any((tmp_path / "out" / "runs" / "x").iterdir())
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_launchers_never_pass_overwrite():
+    """Issue 20, case 3: finetune_common.sh passed --overwrite, so a second run replaced the first's best/."""
+    launchers = sorted(ROOT.glob("scripts/*.sh")) + sorted(ROOT.glob("config_tasks/*.sh"))
+    assert launchers
+    offenders = [p.name for p in launchers if "--overwrite" in p.read_text()]
+    assert offenders == []
+
+
+def _snapshot(*folders):
+    return {p: p.read_bytes() for folder in folders for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_second_run_into_the_same_folders_keeps_the_first(tmp_path, tiny_pretrained, capsys):  # noqa: F811
+    """The first run's best/, results and predictions survive a second run with the same --save and
+    experiment: it refuses and says how to proceed; --overwrite is the user's explicit choice."""
+    argv = _finetune(tmp_path, "--cloze-eval", "--task", "rte", "--seq-length", "64", "--epochs", "1",
+                     "--batch-size", "2", "--eval-valid", "--save", str(tmp_path / "save"), "--load-pretrained",
+                     str(tiny_pretrained), "--data-dir", str(write_rte(tmp_path / "rte")))
+    assert finetune_glm.run(argv) == 0
+    results, save = tmp_path / "out" / "runs" / "x", tmp_path / "save" / "x"
+    assert (save / "best").is_dir() and (results / "test_results.json").exists()
+    before = _snapshot(results, save)
+    capsys.readouterr()
+    code, output = run_entry("finetune", argv, capsys)
+    assert code == 1 and "Traceback" not in output
+    assert f"results folder {results}" in output and f"checkpoint folder {save}" in output
+    assert "--overwrite" in output and f"--load {save}" in output
+    assert _snapshot(results, save) == before
+    # Even with --overwrite, weights read from inside the folder the run writes are refused.
+    code, output = run_entry("finetune", _finetune(tmp_path, "--task", "rte", "--epochs", "0", "--overwrite",
+                                                   "--save", str(tmp_path / "save"), "--load-pretrained",
+                                                   str(save / "best"), "--data-dir", str(tmp_path / "rte")), capsys)
+    assert code == 1 and "lies inside this run's checkpoint folder" in output
+    assert _snapshot(results, save) == before
