@@ -8,15 +8,15 @@ imports DeepSpeed, and the set of flags does not depend on which DeepSpeed versi
 
 A handful of flags are new in this reimplementation; their help text starts with ``(new)``:
 ``--bf16``, ``--attention-backend``, ``--lr-schedule-compat``, ``--max-nan-steps``,
-``--tensorboard`` and the ``--local-rank`` spelling of ``--local_rank``.
+``--tensorboard``, ``--print-config`` and the ``--local-rank`` spelling of ``--local_rank``.
 
 Public functions:
 
 * :func:`build_parser` -- the parser (for docs generation and for CLIs that add their own flags).
 * :func:`get_args` -- parse and derive (rank/world size from the environment, model-parallel size,
   loss-scaling mode, DeepSpeed JSON precedence, ...), as the original ``get_args`` did.
-* :func:`format_resolved_config` / :func:`save_resolved_config` / :func:`load_resolved_config` --
-  print and persist the resolved configuration at the start of a run.
+* :func:`format_resolved_config` / :func:`format_config_summary` / :func:`save_resolved_config` /
+  :func:`load_resolved_config` -- print and persist the resolved configuration at the start of a run.
 
 ``docs/flags.md`` is generated from :func:`build_parser` by ``scripts/gen_flag_docs.py``.
 """
@@ -52,6 +52,7 @@ __all__ = [
     "load_deepspeed_config",
     "check_deepspeed_keys",
     "format_resolved_config",
+    "format_config_summary",
     "save_resolved_config",
     "load_resolved_config",
 ]
@@ -298,6 +299,10 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     group.add_argument("--tensorboard", action="store_true",
                        help="(new) Write TensorBoard scalars to <summary-dir>/runs/<experiment-name>. Off by "
                             "default because TensorBoard is an optional dependency here.")
+    group.add_argument("--print-config", action="store_true",
+                       help="(new) Print every resolved flag value at the start of the run (about 190 lines). "
+                            "Without it the terminal gets a short summary; the full configuration is always "
+                            "in <save>/config.json (and the debug log).")
     return parser
 
 
@@ -962,6 +967,27 @@ def format_resolved_config(args: argparse.Namespace) -> str:
     width = max((len(key) for key, _ in items), default=0)
     lines = [f"resolved configuration ({len(items)} values):"]
     lines += [f"  {key:<{width}} : {value!r}" for key, value in items]
+    return "\n".join(lines)
+
+
+def format_config_summary(args: argparse.Namespace) -> str:
+    """The few values that say what a run is (a handful of lines for the terminal); the full
+    configuration goes to ``config.json`` and, with ``--print-config``, to the terminal."""
+    get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
+    precision = "bf16" if get("bf16") else "fp16" if get("fp16") else "fp32"
+    accumulation = get("gradient_accumulation_steps", 1)
+    lines = [
+        "configuration (summary):",
+        f"  model      {get('num_layers')} layers, hidden {get('hidden_size')}, {get('num_attention_heads')} heads, "
+        f"{get('max_position_embeddings')} positions, vocab {get('vocab_size')}",
+        f"  data       {' '.join(get('train_data') or []) or '-'} | seq length {get('seq_length')} | split "
+        f"{get('split')} | tokenizer {get('tokenizer_type')}",
+        f"  training   {get('train_iters')} iterations of batch {get('batch_size')} x {accumulation} accumulation | "
+        f"lr {get('lr'):g} ({get('lr_decay_style')}, warmup {get('warmup')}) | {precision} | "
+        f"{'deepspeed ' + str(get('deepspeed_config')) if get('deepspeed') else 'plain engine'}",
+        f"  outputs    {get('save') or 'not saved (no --save)'}",
+        "  every value: " + (os.path.join(get("save"), "config.json") if get("save") else "--print-config"),
+    ]
     return "\n".join(lines)
 
 

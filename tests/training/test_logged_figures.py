@@ -3,8 +3,10 @@ engine does not expose a gradient norm (case 9): loss averaged over the steps it
 FLOPs only, no MFU above the device's peak, no ``grad norm nan`` filler."""
 
 import glob
+import io
 import json
 import math
+import sys
 
 import pytest
 import torch
@@ -67,12 +69,42 @@ def test_cpu_peak_is_the_faster_of_fp32_and_the_autocast_dtype(monkeypatch):
 def test_fp16_run_with_skipped_steps_logs_a_true_loss(corpus, tmp_path, capsys):  # noqa: F811
     """The issue's run: fp16 starts at loss scale 2^32, so the first steps overflow and are skipped."""
     argv = flags(corpus, tmp_path / "cache", "--save", str(tmp_path / "s"), "--fp16", "--train-iters", "20",
-                 "--log-interval", "10", "--save-interval", "1000", "--seq-length", "32")
+                 "--log-interval", "10", "--save-interval", "1000", "--seq-length", "32", "--eval-interval", "10")
     code, output = main_exit(argv, capsys)
     assert code == 0, output[-3000:]
+    # Friction of the same run: a short configuration summary, and why the two validations differ.
+    assert "configuration (summary):" in output and "resolved configuration" not in output
+    assert "validation at iteration 20" in output and "'final validation' reads its first 1" in output
     records = [json.loads(line) for path in glob.glob(f"{tmp_path}/s/*/train_log.jsonl") for line in open(path)]
     first = records[0]
     assert first["skipped"] > 0, first           # the situation of the issue is reproduced
     assert 5.0 < first["loss"] < 12.0, first     # ln(30592) = 10.3 at initialisation, not 10x that
     assert all(r["mfu"] < 100.0 for r in records)
     assert all(r["grad_norm"] is None or not math.isnan(r["grad_norm"]) or r["skipped"] for r in records)
+
+
+class Terminal(io.StringIO):
+    """stdout and stderr of one terminal: both streams land in the same text."""
+
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_and_log_lines_never_share_a_line(monkeypatch):
+    from glm.training.loop import pretrain_forward, train
+    from tests.training.synthetic import SyntheticLoader
+    from tests.training.test_plain_engine import DEVICE, make_engine
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    args = tiny_args("--log-interval", "2", "--eval-interval", "4", "--eval-iters", "1")
+    engine = make_engine(args)
+    log = TrainingLogger(args, engine.module.config, 1, 1e11, "test")
+    train(args, engine, iter(SyntheticLoader(4)), pretrain_forward, 0, DEVICE, log,
+          valid_iterator=iter(SyntheticLoader(4, start=10_000)))
+    # What the terminal shows of each line is the text after its last carriage return.
+    shown = [line.rsplit("\r", 1)[-1] for line in terminal.getvalue().split("\n")]
+    logged = [line for line in shown if "iteration" in line]
+    assert len(logged) == 4 + 2
+    assert all(line.startswith(("iteration", "validation")) for line in logged), logged
