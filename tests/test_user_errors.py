@@ -85,7 +85,7 @@ CASES = {
         lambda tmp, fx: TINY_BERT_GLM + ["--num-layers", "3", "--seq-length", "64", "--out-seq-length", "16",
                                          "--load-pretrained",
                                          str(fx["weights"]), "--input-file", str(tmp / "in.txt")],
-        ("does not match the model", "--num-layers")),
+        ("does not match the model", "the checkpoint has 2 layers, the model 3 (--num-layers)")),
     # 18: Caught TaskConfigError in DataLoader worker process 0
     "RTE pattern longer than seq-length": Case(
         "finetune",

@@ -1,6 +1,8 @@
 """Building the model and optimizer from the flags (the original ``train_utils.get_model`` /
 ``get_optimizer``)."""
 
+import re
+
 import torch
 
 from ..model import GLMModel, glm_get_params_for_weight_decay_optimization
@@ -57,10 +59,20 @@ def load_pretrained_weights(model, path, new_parts=()):
     missing = [k for k in meta["_missing_keys"] if not k.startswith(tuple(new_parts))]
     unexpected = meta["_unexpected_keys"]
     if missing or unexpected:
+        model_layers = _layer_numbers(model.state_dict())
+        stored_layers = (model_layers - _layer_numbers(missing)) | _layer_numbers(unexpected)
+        layers = (f"the checkpoint has {len(stored_layers)} layers, the model {len(model_layers)} (--num-layers); "
+                  if stored_layers != model_layers else "")
         raise CheckpointError(
-            f"{meta['_resolved'].tag_dir} does not match the model: missing {missing[:5]}, unexpected "
-            f"{unexpected[:5]}; check the model flags (--num-layers, --hidden-size, ...) against the checkpoint")
+            f"{meta['_resolved'].tag_dir} does not match the model: {layers}{len(missing)} model entries are not in "
+            f"the checkpoint {missing[:3]}, {len(unexpected)} checkpoint entries are not in the model "
+            f"{unexpected[:3]}; check the model flags (--num-layers, --hidden-size, ...) against the checkpoint")
     return meta
+
+
+def _layer_numbers(keys):
+    """The transformer layer indices named by state-dict ``keys`` (a layer counts when any key of it does)."""
+    return {int(match.group(1)) for key in keys if (match := re.match(r"transformer\.layers\.(\d+)\.", key))}
 
 
 def param_groups(model):
