@@ -57,6 +57,12 @@ def _evaluate_lm(model, data, args, device):
 
 def _mc_task(args, tokenizer):
     from tasks.multichoice.dataset import build_multichoice_dataset
+    # Multiple-choice samples place the input and the choice at positions up to --seq-length: the
+    # model's position table must reach that far (checked here, before any data is read).
+    if args.seq_length > args.max_position_embeddings:
+        raise TaskError(f"--seq-length {args.seq_length} is longer than the model's position table "
+                        f"(--max-position-embeddings {args.max_position_embeddings}): pass --seq-length "
+                        f"{args.max_position_embeddings} or less (scripts/evaluate_multichoice.sh: set SEQ_LENGTH)")
     return build_multichoice_dataset(tokenizer, args)
 
 
@@ -152,8 +158,9 @@ def main(argv=None):
     if family == "zero-shot":
         build_dataset, evaluate = resolve_task(args)
     output = results_path(args)
-    if os.path.exists(output) and not args.overwrite:
-        raise TaskError(f"{output} exists; pass --overwrite to replace it or change --experiment-name")
+    from tasks.finetune import check_outputs_free
+    # Zero-shot runs write one file; finetuning runs a folder of results and a checkpoint folder.
+    check_outputs_free(args, results_file=output if family == "zero-shot" else None)
     device = initialize_distributed(args)
     set_random_seed(args.seed)
     tokenizer = prepare_tokenizer(args)
@@ -174,19 +181,40 @@ def main(argv=None):
     return metrics
 
 
-if __name__ == "__main__":
+def user_error_message(exc):
+    """The message of a user-facing error.  One raised inside a DataLoader worker arrives re-raised
+    with the worker's traceback in its text ("Caught X in DataLoader worker process 0. Original
+    Traceback ..."); its last line holds the original message."""
+    text = str(exc)
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
+        return last[len(prefix):] if last.startswith(prefix) else last
+    return text
+
+
+def user_errors():
+    """The exception types that mean "fix your flags, files or checkpoint" (no traceback)."""
+    from glm.checkpoint import CheckpointError
+    from glm.generation import GenerationInputError
+    from glm.training.loop import TrainingDiverged
+    from tasks.finetune import FinetuneError
+    from tasks.jsonl import TaskDataError
+    from tasks.superglue.errors import TaskConfigError
+    return (TaskError, TaskDataError, TaskConfigError, FinetuneError, GenerationInputError, CheckpointError,
+            TrainingDiverged, FileNotFoundError)
+
+
+def run(argv=None):
+    """:func:`main` as a program: 0 on success; a user error prints one line on stderr and returns 1
+    (bad flags exit with 2 through argparse)."""
     try:
-        main()
-    except TaskError as e:
-        sys.exit(f"finetune_glm.py: error: {e}")
-    except Exception as e:   # user-facing data / flag / checkpoint problems: one line, no traceback
-        from glm.checkpoint import CheckpointError
-        from glm.generation import GenerationInputError
-        from glm.training.loop import TrainingDiverged
-        from tasks.finetune import FinetuneError
-        from tasks.jsonl import TaskDataError
-        from tasks.superglue.errors import TaskConfigError
-        if isinstance(e, (TaskDataError, TaskConfigError, FinetuneError, GenerationInputError, CheckpointError,
-                          TrainingDiverged, FileNotFoundError)):
-            sys.exit(f"finetune_glm.py: error: {e}")
-        raise
+        main(argv)
+    except user_errors() as e:
+        print(f"finetune_glm.py: error: {user_error_message(e)}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

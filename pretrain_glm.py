@@ -15,7 +15,7 @@ import sys
 import torch
 
 from glm import mpu
-from glm.arguments import format_resolved_config, get_args, save_resolved_config
+from glm.arguments import format_config_summary, format_resolved_config, get_args, save_resolved_config
 from glm.learning_rates import get_learning_rate_scheduler
 from glm.checkpoint import CheckpointError, resolve_checkpoint
 from glm.checkpoint.layout import read_tracker
@@ -216,7 +216,10 @@ def run(args, device, engine, resume, loaders, present):
     train_loader, valid_loader, test_loader, multi_train_loader, multi_valid_loader = loaders
     _, has_valid, has_test, has_multi_train, has_multi_valid = present
     if is_rank_0():
-        print(format_resolved_config(args), flush=True)
+        # The ~190-line dump hid the start of every run: the terminal gets a summary, config.json (and the
+        # debug log) every value; --print-config prints them all here as before.
+        logger.debug("%s", format_resolved_config(args))
+        print(format_resolved_config(args) if args.print_config else format_config_summary(args), flush=True)
         print(f"model: {engine.module.num_parameters():,} parameters; engine: {engine.name}; device: {device}",
               flush=True)
 
@@ -273,6 +276,11 @@ def run(args, device, engine, resume, loaders, present):
     final = (("validation", endless(valid_loader) if has_valid else None,
               endless(multi_valid_loader) if has_multi_valid else None),
              ("test", endless(test_loader) if has_test else None, None))
+    if has_valid and args.eval_interval and iteration >= args.eval_interval and is_rank_0():
+        # Both lines at the last iteration use --eval-iters batches, but not the same ones.
+        print(f"note: each 'validation at iteration N' line reads the next {args.eval_iters} batches of the "
+              f"validation set (it cycles); 'final validation' reads its first {args.eval_iters}: at the same "
+              "iteration their losses differ", flush=True)
     for name, iterator, multi in final:
         if iterator is not None or multi is not None:
             results = evaluate_with_multi_task(engine, iterator, multi, args.eval_iters, forward, device)

@@ -195,8 +195,8 @@ def parse_split(split, *, zero_valid: bool = False, zero_test: bool = False) -> 
     ``get_split``: parts summing to less than 1 get the rest appended (``'0.9'`` -> 0.9, 0.1, 0); ``zero_valid``
     / ``zero_test`` (``--valid-data`` / ``--test-data`` given) zero the corresponding part."""
     if isinstance(split, str):
-        sep = ',' if ',' in split else '/'
-        parts = [float(s) for s in split.split(sep) if s.strip()]
+        from glm.arguments import split_parts  # the flag's syntax lives with the flag
+        parts = split_parts(split)
     else:
         parts = [float(s) for s in split]
     if any(p < 0 for p in parts):

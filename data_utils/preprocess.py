@@ -40,7 +40,6 @@ import signal
 import sys
 import time
 import uuid
-import warnings
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -325,8 +324,15 @@ def build_cache(spec: CorpusSpec, tokenizer, *, cache_path: Optional[str] = None
     :class:`PreprocessError` when the run fails; either way no cache appears under the real name."""
     path = cache_path or cache_path_for(spec, tokenizer, pre_tokenize)
     if is_lazy_dir(path) and not force:  # reused even when the raw inputs are gone
-        _check_existing(path, tokenizer, pre_tokenize)
-        return _summary_of_existing(spec.name, path)
+        # A cache whose inputs changed since it was built is never used: it is rebuilt (also the way
+        # out of an empty corpus once its file is fixed).
+        reason = stale_reason(path, spec)
+        if reason is None:
+            _check_existing(path, tokenizer, pre_tokenize)
+            return _summary_of_existing(spec.name, path)
+        print(f'corpus {spec.name!r}: its inputs changed since the cache {path} was built ({reason}); '
+              'rebuilding the cache', file=sys.stderr, flush=True)
+        force = True
     reader = spec.make_reader()
     reader.check(tokenizer, pre_tokenize)
     files = spec.files()
@@ -450,28 +456,33 @@ def _summary_of_existing(name: str, path: str) -> PreprocessSummary:
     return summary
 
 
-def _warn_if_stale(path: str, files: Sequence[str]) -> None:
+def stale_reason(path: str, spec: CorpusSpec) -> Optional[str]:
+    """Why the cache at ``path`` no longer matches the inputs of ``spec`` (a file edited, added or
+    removed since it was built), or None when it matches or cannot be compared (built-in corpora, an
+    original-format cache without sources, inputs no longer present: the cache is then all there is)."""
     meta = read_meta(path)
-    if not meta or 'sources' not in meta:
-        return
+    if spec.builtin or not meta or 'sources' not in meta or not all(os.path.exists(p) for p in spec.paths):
+        return None
     try:
-        now = [(s['path'], s['size'], s['mtime_ns']) for s in _sources(files)]
-    except OSError:
-        return
-    before = [(s['path'], s['size'], s['mtime_ns']) for s in meta['sources']]
-    if now != before:
-        warnings.warn(f'the inputs of cache {path} changed since it was built; delete it to rebuild',
-                      stacklevel=3)
+        now = {s['path']: (s['size'], s['mtime_ns']) for s in _sources(spec.files())}
+    except (OSError, CorpusError):
+        return None
+    before = {s['path']: (s['size'], s['mtime_ns']) for s in meta['sources']}
+    if now == before:
+        return None
+    changed = sorted(p for p in now.keys() & before.keys() if now[p] != before[p])
+    added, removed = sorted(now.keys() - before.keys()), sorted(before.keys() - now.keys())
+    parts = [f'{label} {", ".join(files[:3])}' for label, files in
+             (('changed:', changed), ('added:', added), ('removed:', removed)) if files]
+    return '; '.join(parts)
 
 
 def ensure_cache(spec: CorpusSpec, tokenizer, *, workers: Optional[int] = None, pre_tokenize: bool = True,
                  progress: bool = False, echo=None) -> str:
     """The path of ``spec``'s cache, building it first when missing; checks the tokenizer of an existing one."""
     path = cache_path_for(spec, tokenizer, pre_tokenize)
-    if is_lazy_dir(path):
+    if is_lazy_dir(path) and stale_reason(path, spec) is None:
         _check_existing(path, tokenizer, pre_tokenize)
-        if not spec.builtin and all(os.path.exists(p) for p in spec.paths):
-            _warn_if_stale(path, spec.files())
         return path
     if workers is None:
         workers = int(os.environ.get('GLM_PREPROCESS_WORKERS', min(8, os.cpu_count() or 1)))

@@ -8,15 +8,15 @@ imports DeepSpeed, and the set of flags does not depend on which DeepSpeed versi
 
 A handful of flags are new in this reimplementation; their help text starts with ``(new)``:
 ``--bf16``, ``--attention-backend``, ``--lr-schedule-compat``, ``--max-nan-steps``,
-``--tensorboard`` and the ``--local-rank`` spelling of ``--local_rank``.
+``--tensorboard``, ``--print-config`` and the ``--local-rank`` spelling of ``--local_rank``.
 
 Public functions:
 
 * :func:`build_parser` -- the parser (for docs generation and for CLIs that add their own flags).
 * :func:`get_args` -- parse and derive (rank/world size from the environment, model-parallel size,
   loss-scaling mode, DeepSpeed JSON precedence, ...), as the original ``get_args`` did.
-* :func:`format_resolved_config` / :func:`save_resolved_config` / :func:`load_resolved_config` --
-  print and persist the resolved configuration at the start of a run.
+* :func:`format_resolved_config` / :func:`format_config_summary` / :func:`save_resolved_config` /
+  :func:`load_resolved_config` -- print and persist the resolved configuration at the start of a run.
 
 ``docs/flags.md`` is generated from :func:`build_parser` by ``scripts/gen_flag_docs.py``.
 """
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -49,7 +50,9 @@ __all__ = [
     "get_args",
     "resolve_distributed_env",
     "load_deepspeed_config",
+    "check_deepspeed_keys",
     "format_resolved_config",
+    "format_config_summary",
     "save_resolved_config",
     "load_resolved_config",
 ]
@@ -72,6 +75,26 @@ LR_DECAY_STYLES = ("constant", "linear", "cosine", "exponential")
 
 #: Values of ``--attention-backend`` (new).
 ATTENTION_BACKENDS = ("auto", "sdpa", "reference", "flex")
+
+
+#: Top-level keys of a DeepSpeed JSON (DeepSpeed 0.19 and the releases the original used).  DeepSpeed
+#: ignores a top-level key it does not know, so a misspelt ``gradient_acumulation_steps`` or
+#: ``zero_optimisation`` silently trained with accumulation 1 and ZeRO 0; the nested sections are checked
+#: by DeepSpeed itself (its pydantic models forbid unknown fields).
+DEEPSPEED_TOP_LEVEL_KEYS = frozenset((
+    "train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "optimizer", "scheduler",
+    "fp16", "bf16", "bfloat16", "amp", "torch_autocast", "data_types", "gradient_clipping", "zero_optimization",
+    "zero_allow_untested_optimizer", "zero_force_ds_cpu_optimizer", "communication_data_type",
+    "seq_parallel_communication_data_type", "prescale_gradients", "gradient_predivide_factor",
+    "gradient_allreduce_op", "sparse_gradients", "steps_per_print", "wall_clock_breakdown", "dump_state",
+    "memory_breakdown", "disable_allgather", "disable_python_gc", "dataloader_drop_last", "checkpoint",
+    "activation_checkpointing", "sparse_attention", "flops_profiler", "autotuning", "comms_logger",
+    "tensorboard", "wandb", "csv_monitor", "comet", "elasticity", "data_efficiency", "curriculum_learning",
+    "compression_training", "aio", "nebula", "pipeline", "progressive_layer_drop", "eigenvalue",
+    "quantize_training", "weight_quantization", "hybrid_engine", "compile", "timers", "log_level",
+    "use_data_before_expert_parallelism", "expert_parallel", "tensor_parallel", "managed_gradient_accumulation",
+    "zero_quantized_weights", "zero_quantized_gradients", "graph_harvesting", "legacy_fusion",
+    "dynamic_batching", "checkpoint_writer"))
 
 
 class DeepSpeedConfigError(ValueError):
@@ -283,6 +306,10 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     group.add_argument("--tensorboard", action="store_true",
                        help="(new) Write TensorBoard scalars to <summary-dir>/runs/<experiment-name>. Off by "
                             "default because TensorBoard is an optional dependency here.")
+    group.add_argument("--print-config", action="store_true",
+                       help="(new) Print every resolved flag value at the start of the run (about 190 lines). "
+                            "Without it the terminal gets a short summary; the full configuration is always "
+                            "in <save>/config.json (and the debug log).")
     return parser
 
 
@@ -405,9 +432,10 @@ def add_data_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                        help="JSON/csv key holding the text (unused by the GLM corpora).")
     group.add_argument("--eval-text-key", default=None,
                        help="Text key for evaluation files (defaults to --text-key; unused by the GLM corpora).")
-    group.add_argument("--split", default="1000,1,1",
+    group.add_argument("--split", default="1000,1,1", type=proportions,
                        help="Train,valid,test proportions used to split --train-data when no separate "
-                            "valid/test data is given.")
+                            "valid/test data is given: one to three non-negative numbers separated by commas "
+                            "(or /), e.g. 949,50,1.")
     group.add_argument("--no-lazy-loader", action="store_true",
                        help="Load whole corpora into memory instead of the lazy memory-mapped cache.")
     group.add_argument("--half-lazy-loader", action="store_true",
@@ -566,6 +594,47 @@ def add_deepspeed_args(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     return parser
 
 
+def split_parts(text: str) -> list:
+    """The numbers of a ``--split`` value (``949,50,1``, ``949/50/1`` or one number), as floats; a
+    :class:`ValueError` that shows the expected format for anything else."""
+    sep = "," if "," in text else "/"
+    try:
+        parts = [float(part) for part in text.split(sep) if part.strip()]
+    except ValueError:
+        parts = []
+    if not parts or len(parts) > 3 or any(p < 0 for p in parts):
+        raise ValueError(f"{text!r} is not a split: expected one to three non-negative train,valid,test "
+                         "proportions separated by commas (or /), e.g. 949,50,1")
+    return parts
+
+
+def proportions(text: str) -> str:
+    """``type=`` of ``--split``: the text itself (the data code computes the proportions), checked now so
+    that a bad value stops at parse time."""
+    try:
+        split_parts(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+class GLMArgumentParser(argparse.ArgumentParser):
+    """``argparse`` with two changes for the user's sake.
+
+    * Negative numbers in exponent form (``--lr -1e-3``) are values, not flags (argparse only knew
+      ``-1`` and ``-0.5``); the flag's own check then says what is wrong with the value.
+    * An error prints one line and a pointer to ``--help`` instead of the whole usage (over a hundred
+      lines that hid the message).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n(run {self.prog} --help for the list of flags)\n")
+
+
 def build_parser(description: str = "GLM (General Language Model)") -> argparse.ArgumentParser:
     """Return a parser holding every GLM flag, grouped as in the original, plus DeepSpeed's flags.
 
@@ -573,7 +642,7 @@ def build_parser(description: str = "GLM (General Language Model)") -> argparse.
     prefixes of long flags are accepted).  Entry points may add their own flags before parsing and
     hand the parser to :func:`get_args`.
     """
-    parser = argparse.ArgumentParser(description=description)
+    parser = GLMArgumentParser(description=description)
     add_model_config_args(parser)
     add_fp16_config_args(parser)
     add_training_args(parser)
@@ -675,6 +744,32 @@ def load_deepspeed_config(path: str) -> dict:
     if not isinstance(config, dict):
         raise DeepSpeedConfigError(f"DeepSpeed config file {path} must hold a JSON object, got {type(config).__name__}")
     return config
+
+
+def check_deepspeed_keys(config: Mapping[str, Any], path: str, emit: bool = True) -> None:
+    """Report top-level keys of the DeepSpeed JSON that DeepSpeed does not know (it ignores them).
+
+    A key within a close spelling of a known one (``gradient_acumulation_steps``, ``zero_optimisation``)
+    is almost surely a typo whose intent would be lost: that is an error naming the key and the
+    known one.  Any other unknown key may belong to a DeepSpeed release newer than this list: a
+    warning, so the run goes on.  Keys starting with ``_`` or ``comment`` are comments.
+    """
+    import difflib
+
+    typos, unknown = [], []
+    for key in config:
+        if key in DEEPSPEED_TOP_LEVEL_KEYS or key.startswith("_") or key.lower().startswith("comment"):
+            continue
+        close = difflib.get_close_matches(key, DEEPSPEED_TOP_LEVEL_KEYS, n=1, cutoff=0.8)
+        (typos if close else unknown).append((key, close[0] if close else None))
+    if typos:
+        listed = "; ".join(f"{key!r} (did you mean {known!r}?)" for key, known in typos)
+        raise DeepSpeedConfigError(f"DeepSpeed config file {path}: unknown key {listed}. DeepSpeed would ignore "
+                                   "it and train without that setting; fix the spelling")
+    if unknown and emit:
+        warnings.warn(f"DeepSpeed config {path}: unknown top-level key(s) {', '.join(repr(k) for k, _ in unknown)} "
+                      "(not a DeepSpeed setting this version of GLM knows; DeepSpeed ignores keys it does not know)",
+                      DeepSpeedConfigOverrideWarning, stacklevel=3)
 
 
 def _explicit_dests(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set:
@@ -822,6 +917,7 @@ def get_args(argv: Optional[Sequence[str]] = None, *,
     if config_path is not None:
         try:
             config = load_deepspeed_config(config_path)
+            check_deepspeed_keys(config, config_path, emit=args.rank == 0)
         except DeepSpeedConfigError as exc:
             parser.error(str(exc))
         if args.deepspeed:
@@ -838,6 +934,9 @@ def get_args(argv: Optional[Sequence[str]] = None, *,
     if args.fp16 and args.bf16:
         parser.error("--fp16 and --bf16 are mutually exclusive (check the DeepSpeed JSON's fp16/bf16 "
                      "sections too)")
+
+    if args.lr <= 0:
+        parser.error(f"--lr must be positive, got {args.lr:g}")
 
     args.dynamic_loss_scale = args.loss_scale is None
     # The fp32_* switches only mean something inside fp16 training.
@@ -875,6 +974,27 @@ def format_resolved_config(args: argparse.Namespace) -> str:
     width = max((len(key) for key, _ in items), default=0)
     lines = [f"resolved configuration ({len(items)} values):"]
     lines += [f"  {key:<{width}} : {value!r}" for key, value in items]
+    return "\n".join(lines)
+
+
+def format_config_summary(args: argparse.Namespace) -> str:
+    """The few values that say what a run is (a handful of lines for the terminal); the full
+    configuration goes to ``config.json`` and, with ``--print-config``, to the terminal."""
+    get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
+    precision = "bf16" if get("bf16") else "fp16" if get("fp16") else "fp32"
+    accumulation = get("gradient_accumulation_steps", 1)
+    lines = [
+        "configuration (summary):",
+        f"  model      {get('num_layers')} layers, hidden {get('hidden_size')}, {get('num_attention_heads')} heads, "
+        f"{get('max_position_embeddings')} positions, vocab {get('vocab_size')}",
+        f"  data       {' '.join(get('train_data') or []) or '-'} | seq length {get('seq_length')} | split "
+        f"{get('split')} | tokenizer {get('tokenizer_type')}",
+        f"  training   {get('train_iters')} iterations of batch {get('batch_size')} x {accumulation} accumulation | "
+        f"lr {get('lr'):g} ({get('lr_decay_style')}, warmup {get('warmup')}) | {precision} | "
+        f"{'deepspeed ' + str(get('deepspeed_config')) if get('deepspeed') else 'plain engine'}",
+        f"  outputs    {get('save') or 'not saved (no --save)'}",
+        "  every value: " + (os.path.join(get("save"), "config.json") if get("save") else "--print-config"),
+    ]
     return "\n".join(lines)
 
 

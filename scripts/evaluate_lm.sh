@@ -30,5 +30,4 @@ exec torchrun --nproc-per-node "$NPROC_PER_NODE" --master-port "${MASTER_PORT:-2
     --valid-data "$DATA_PATH" \
     --model-parallel-size "${MP_SIZE:-1}" \
     --summary-dir "${SUMMARY_DIR:-.}" \
-    --overwrite \
     $MODEL_ARGS $EVALUATE_ARGS $PRECISION "$@"

@@ -5,6 +5,7 @@
 #       config_tasks/model_blocklm_10B.sh [--unidirectional] [extra finetune_glm.py flags]
 #
 # DATA_PATH: one or more files or glob patterns (space separated, quoted so the shell keeps the globs).
+# SEQ_LENGTH (default: 512, or the model's --max-position-embeddings when smaller).
 # NPROC_PER_NODE (default 1) ranks evaluate data-parallel; MP_SIZE (default 1) splits the model.
 set -euo pipefail
 if [ $# -lt 1 ]; then
@@ -17,6 +18,11 @@ cd "$(dirname "$0")/.."
 source "$model_config"
 : "${DATA_PATH:?set DATA_PATH to the multiple-choice JSONL files (globs allowed)}"
 NPROC_PER_NODE=${NPROC_PER_NODE:-1}
+# SEQ_LENGTH: 512 as the released script, but never past the model's position table (a 128-position
+# model gets 128); finetune_glm.py refuses a SEQ_LENGTH above --max-position-embeddings.
+model_positions=$(sed -n 's/.*--max-position-embeddings[ =]\([0-9][0-9]*\).*/\1/p' <<< "$MODEL_ARGS" | head -n 1)
+model_positions=${model_positions:-512}
+SEQ_LENGTH=${SEQ_LENGTH:-$(( model_positions < 512 ? model_positions : 512 ))}
 PRECISION=""
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then PRECISION="--fp16"; fi
 set -f   # hand the globs to finetune_glm.py unexpanded
@@ -27,9 +33,8 @@ exec torchrun --nproc-per-node "$NPROC_PER_NODE" --master-port "${MASTER_PORT:-2
     --task multichoice \
     --test-data $DATA_PATH \
     --epochs 0 \
-    --seq-length 512 \
+    --seq-length "$SEQ_LENGTH" \
     --eval-batch-size "${EVAL_BATCH_SIZE:-8}" \
     --model-parallel-size "${MP_SIZE:-1}" \
     --summary-dir "${SUMMARY_DIR:-.}" \
-    --overwrite \
     $MODEL_ARGS $PRECISION "$@"

@@ -27,5 +27,5 @@ fi
 SAVE_ARGS=""
 if [ -n "${SAVE_PATH:-}" ]; then SAVE_ARGS="--save ${SAVE_PATH}"; fi
 TASK_FLAGS=(--finetune --experiment-name "$EXPERIMENT_NAME" --task "$TASK_NAME" --data-dir "$DATA_PATH"
-            --summary-dir "${SUMMARY_DIR:-.}" --overwrite)
+            --summary-dir "${SUMMARY_DIR:-.}")
 export N_GPU PRECISION SAVE_ARGS

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from glm import mpu
-from glm.checkpoint import CheckpointError, load_model_state, load_pretrained_weights, model_file_name
+from glm.checkpoint import load_model_state, load_pretrained_weights, model_file_name
 from glm.checkpoint.io import atomic_torch_save, atomic_write_text
 from glm.checkpoint.layout import BEST_TAG
 from glm.training.distributed import barrier, is_rank_0
@@ -75,6 +75,52 @@ def log_directory(args):
     return os.path.join(args.summary_dir or ".", "runs", args.experiment_name)
 
 
+def run_save_directory(args):
+    """``--save``/<experiment-name>: where this run's checkpoints and ``best/`` go (None without --save)."""
+    if not args.save:
+        return None
+    return args.save if getattr(args, "_save_resolved", False) else os.path.join(args.save, args.experiment_name)
+
+
+def _holds_files(directory):
+    return directory is not None and os.path.isdir(directory) and any(os.scandir(directory))
+
+
+def _same_or_inside(path, directory):
+    path, directory = os.path.realpath(path), os.path.realpath(directory)
+    return path == directory or path.startswith(directory + os.sep)
+
+
+def check_outputs_free(args, results_file=None):
+    """Refuse to start a run whose outputs would replace an earlier run's, before anything is
+    written: the results folder (``<summary-dir>/runs/<experiment-name>``: metrics, predictions,
+    hypotheses) or the checkpoint folder (``--save``/<experiment-name>: ``best/`` and checkpoints)
+    already holding files.  ``--overwrite`` allows it, except when the weights this run reads lie in
+    the folder it would write (they could be replaced mid-run).  Resuming with ``--load`` of the
+    checkpoint folder itself continues that run and is allowed."""
+    save = run_save_directory(args)
+    sources = [p for p in (args.load_pretrained, args.load) if p]
+    if save and any(_same_or_inside(source, save) for source in sources if source != args.load):
+        raise FinetuneError(f"--load-pretrained {args.load_pretrained} lies inside this run's checkpoint folder "
+                            f"{save}, which the run writes: copy the weights elsewhere or choose another --save or "
+                            "--experiment-name")
+    resuming = bool(args.load and save and os.path.realpath(args.load) == os.path.realpath(save))
+    if args.overwrite:
+        return
+    occupied = []
+    results = results_file or os.path.join(log_directory(args), "test_results.json")
+    if os.path.exists(results) or (results_file is None and _holds_files(log_directory(args)) and not resuming):
+        occupied.append(f"results folder {os.path.dirname(results)}")
+    if _holds_files(save) and not resuming:
+        occupied.append(f"checkpoint folder {save}")
+    if occupied:
+        verb = "hold" if len(occupied) > 1 else "holds"
+        raise FinetuneError(f"the {' and the '.join(occupied)} already {verb} an earlier run's outputs; pass "
+                            "--overwrite to replace them, or choose another --experiment-name (or --save / "
+                            f"SAVE_PATH / --summary-dir)" + (f", or resume with --load {save}" if _holds_files(save)
+                                                             and args.epochs else ""))
+
+
 def save_directory(args):
     """Where this run's checkpoints go (``--save``/<experiment-name>, resolved by :func:`finetune`)."""
     return args.save or None
@@ -91,15 +137,8 @@ def load_pretrained(model, path, unsafe_unpickle=False):
     """Load pretrained GLM weights (``--load-pretrained``) into the task model.  Heads that wrap the
     GLM under ``model.`` get the weights of their inner model; the new parts (P-tuning prompt encoder,
     classification layers) keep their initialisation.  Anything else that does not match is an error."""
-    meta = load_pretrained_weights(_glm(model), path, strict=False, unsafe_unpickle=unsafe_unpickle,
+    return load_pretrained_weights(_glm(model), path, new_parts=("prompt_spell.",), unsafe_unpickle=unsafe_unpickle,
                                    log=print if is_rank_0() else (lambda *a: None))
-    tag_dir = meta["_resolved"].tag_dir
-    missing = [k for k in meta["_missing_keys"] if not k.startswith("prompt_spell.")]
-    if missing or meta["_unexpected_keys"]:
-        raise CheckpointError(
-            f"{tag_dir} does not match the model: missing {missing[:5]}, unexpected {meta['_unexpected_keys'][:5]}; "
-            "check the model flags (--num-layers, --hidden-size, ...) against the checkpoint")
-    return meta
 
 
 def evaluation_precision(args, device):
@@ -333,6 +372,10 @@ def final_evaluation(args, task, model, device):
 def finetune(args, task, device):
     """Train (``--epochs`` > 0) and evaluate ``task``; returns the final ``{split: metrics}``."""
     start = time.time()
+    if not args.epochs and not (args.load_pretrained or args.load):
+        # Nothing to train and nothing to load: the score would be that of random weights.
+        raise FinetuneError("--epochs 0 only evaluates, and no weights were given: pass --load-pretrained "
+                            "CHECKPOINT_DIR (or --load a finetuning run's folder) to evaluate a trained model")
     if args.save and not getattr(args, "_save_resolved", False):
         args.save, args._save_resolved = os.path.join(args.save, args.experiment_name), True
         if is_rank_0():

@@ -111,8 +111,8 @@ def test_new_flags_defaults_and_marking():
         (False, "auto", False, 10, False)
     new = {a.option_strings[0] for a in build_parser()._actions if (a.help or "").startswith("(new)")}
     assert new == {"--bf16", "--attention-backend", "--lr-schedule-compat", "--max-nan-steps", "--tensorboard",
-                   "--compile", "--corpus-registry", "--unsafe-unpickle",
-                   "--no-save-on-interrupt"}
+                   "--compile", "--corpus-registry", "--unsafe-unpickle", "--no-save-on-interrupt",
+                   "--print-config"}
 
 
 def test_every_flag_has_help_and_help_renders():
@@ -521,3 +521,14 @@ def test_flag_docs_are_up_to_date():
     for flag in _option_strings():
         if flag not in ("-h", "--help"):
             assert f"`{flag}`" in expected, flag
+
+
+def test_run_start_prints_a_summary_and_print_config_everything():
+    """Issue 20: a 186-line dump opened every run; the terminal now gets a summary."""
+    from glm.arguments import format_config_summary
+    args = get_args(["--block-lm", "--train-data", "toy.jsonl", "--save", "runs/x", "--bf16"])
+    summary = format_config_summary(args)
+    assert len(summary.splitlines()) <= 8
+    assert "toy.jsonl" in summary and "bf16" in summary and "runs/x/config.json" in summary
+    assert "--print-config" in format_config_summary(get_args(["--block-lm"]))
+    assert len(format_resolved_config(args).splitlines()) > 150

@@ -119,3 +119,17 @@ def test_finetuning_launchers_are_valid_bash():
                    "ds_finetune_superglue_prompt.sh", "finetune_seq2seq.sh", "ds_finetune_seq2seq.sh",
                    "finetune_blank.sh", "evaluate_seq2seq.sh"):
         assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / script)]).returncode == 0
+
+
+@pytest.mark.parametrize("positions,expected", [("128", "128"), ("1024", "512")])
+def test_multichoice_launcher_fits_seq_length_to_the_model(tmp_path, positions, expected):
+    """Issue 20, case 14: evaluate_multichoice.sh passed --seq-length 512 to a 128-position model."""
+    model_config = tmp_path / "model.sh"
+    model_config.write_text(f'MODEL_TYPE="tiny"\nMODEL_ARGS="--block-lm --num-layers 2 --max-position-embeddings '
+                            f'{positions} --load-pretrained /tmp/glm-ckpt"\n')
+    env = dict(_fake_launcher(tmp_path, "torchrun"), DATA_PATH="/tmp/mc/*.jsonl")
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "evaluate_multichoice.sh"), str(model_config)],
+                         env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    argv = out.stdout.split()
+    assert argv[argv.index("--seq-length") + 1] == expected and "--overwrite" not in argv

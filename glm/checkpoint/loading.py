@@ -2,6 +2,7 @@
 
 import logging
 import os
+import re
 
 import torch
 
@@ -95,11 +96,18 @@ def load_model_state(model, path, strict=True, extend_position_tables=True, tag=
     return meta
 
 
-def load_pretrained_weights(model, path, strict=True, unsafe_unpickle=False, log=print):
-    """:func:`load_model_state` for weights a run starts from (``--load-pretrained``), saying which
-    checkpoint was read.  A finetuning run's folder holds its last epoch (named by the tracker) and
-    its best dev score (tag ``best``); the best one is what a user starting from that run means, so
-    it is chosen, and the message says how to take the last epoch instead."""
+def load_pretrained_weights(model, path, new_parts=(), unsafe_unpickle=False, log=print):
+    """Load the GLM weights a run starts from (``--load-pretrained``) into ``model`` (a ``GLMModel``),
+    say which checkpoint was read, and return the checkpoint's other entries.
+
+    Every entry must match, except parameters whose names start with one of ``new_parts`` (parts the
+    checkpoint cannot have, e.g. a P-tuning prompt encoder).  A checkpoint of another shape
+    (``--num-layers`` 3 against 2 stored layers, ...) is one :class:`CheckpointError` naming the
+    folder and the flags to check, the same for finetuning, zero-shot evaluation and generation.
+
+    A finetuning run's folder holds its last epoch (named by the tracker) and its best dev score (tag
+    ``best``); the best one is what a user starting from that run means, so it is chosen, and the
+    message says how to take the last epoch instead."""
     tag, note = None, ""
     best_dir = os.path.join(path, BEST_TAG)
     if os.path.isdir(best_dir) and list_model_files(best_dir):
@@ -108,6 +116,22 @@ def load_pretrained_weights(model, path, strict=True, unsafe_unpickle=False, log
         if last is not None and last != BEST_TAG:
             note = (f" (the best dev checkpoint of that finetuning run; for its last checkpoint, pass "
                     f"{os.path.join(path, last)})")
-    meta = load_model_state(model, path, strict=strict, tag=tag, unsafe_unpickle=unsafe_unpickle)
+    meta = load_model_state(model, path, strict=False, tag=tag, unsafe_unpickle=unsafe_unpickle)
+    missing = [k for k in meta["_missing_keys"] if not k.startswith(tuple(new_parts))]
+    unexpected = meta["_unexpected_keys"]
+    if missing or unexpected:
+        model_layers = _layer_numbers(model.state_dict())
+        stored_layers = (model_layers - _layer_numbers(missing)) | _layer_numbers(unexpected)
+        layers = (f"the checkpoint has {len(stored_layers)} layers, the model {len(model_layers)} (--num-layers); "
+                  if stored_layers != model_layers else "")
+        raise CheckpointError(
+            f"{meta['_resolved'].tag_dir} does not match the model: {layers}{len(missing)} model entries are not in "
+            f"the checkpoint {missing[:3]}, {len(unexpected)} checkpoint entries are not in the model "
+            f"{unexpected[:3]}; check the model flags (--num-layers, --hidden-size, ...) against the checkpoint")
     log(f"loaded weights from {meta['_resolved'].tag_dir}{note}")
     return meta
+
+
+def _layer_numbers(keys):
+    """The transformer layer indices named by state-dict ``keys`` (a layer counts when any key of it does)."""
+    return {int(match.group(1)) for key in keys if (match := re.match(r"transformer\.layers\.(\d+)\.", key))}

@@ -122,6 +122,9 @@ def run_interactive(model, tokenizer, args, config, stdin=None, stdout=None, gen
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     rank0 = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+    # Prompt only a person: contexts piped in (the demo, a here-document) would get a prompt per line
+    # written into the output.
+    prompt = rank0 and getattr(stdin, "isatty", lambda: False)()
     samples_path = None
     if rank0:
         os.makedirs(args.samples_dir, exist_ok=True)
@@ -130,8 +133,9 @@ def run_interactive(model, tokenizer, args, config, stdin=None, stdout=None, gen
     while True:
         text = None
         if rank0:
-            stdout.write(PROMPT)
-            stdout.flush()
+            if prompt:
+                stdout.write(PROMPT)
+                stdout.flush()
             line = stdin.readline()
             text = "stop" if line == "" else line.rstrip("\n")
         text = _broadcast_text(text)

@@ -16,6 +16,7 @@ counted.  The caller stops the run after ``--max-nan-steps`` such steps in a row
 import contextlib
 import dataclasses
 import math
+from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -29,7 +30,7 @@ class StepResult:
     loss: float               # mean loss of the step's micro-batches (averaged over data parallel)
     skipped: bool             # no optimizer update happened (non-finite loss or fp16 overflow)
     nonfinite: bool           # the loss was NaN/inf
-    grad_norm: float = float("nan")
+    grad_norm: Optional[float] = None  # None: not computed (NaN/inf loss) or not exposed by DeepSpeed
     loss_scale: float = 1.0
     extras: dict = dataclasses.field(default_factory=dict)
 
@@ -183,10 +184,12 @@ class DeepSpeedEngine:
         applied = self.engine.was_step_applied() if hasattr(self.engine, "was_step_applied") else True
         if applied and self.lr_scheduler is not None:
             self.lr_scheduler.step()
+        # DeepSpeed's optimizers for fp16, bf16 and ZeRO record the norm; a plain fp32 run without ZeRO
+        # does not (None): the log line then omits it instead of printing "grad norm nan" every time.
         grad_norm = self.engine.get_global_grad_norm()
         scale = getattr(self.engine.optimizer, "cur_scale", None) or getattr(self.engine.optimizer, "loss_scale", 1.0)
         return StepResult(loss=sum(losses) / len(losses), skipped=not applied, nonfinite=False,
-                          grad_norm=float(grad_norm) if grad_norm is not None else float("nan"),
+                          grad_norm=float(grad_norm) if grad_norm is not None else None,
                           loss_scale=float(scale) if not callable(scale) else 1.0, extras=extras)
 
     def state_dict(self):

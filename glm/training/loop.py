@@ -1,5 +1,6 @@
 """The train/evaluate loop shared by the engines."""
 
+import contextlib
 import itertools
 import logging
 import math
@@ -114,6 +115,20 @@ def format_eval(prefix, iteration, results):
     return " | ".join(parts)
 
 
+@contextlib.contextmanager
+def clear_of_progress_bar(progress):
+    """Print log lines clear of the progress bar: the bar (stderr) is erased while the lines (stdout)
+    are written and redrawn below them, so a bar and a log line never share a terminal line."""
+    if progress is None:
+        yield
+        return
+    progress.clear()
+    try:
+        yield
+    finally:
+        progress.refresh()
+
+
 def cycle(loader):
     """Endless iteration over a finite loader (validation batches repeat across evaluations)."""
     while True:
@@ -161,8 +176,9 @@ def train(args, engine, train_iterator, forward_fn, start_iteration, device, tra
         if result.nonfinite:
             consecutive_nonfinite += 1
             if is_rank_0():
-                print(f"iteration {iteration}: loss is {result.loss}; step skipped "
-                      f"({consecutive_nonfinite} in a row)", flush=True)
+                with clear_of_progress_bar(progress):
+                    print(f"iteration {iteration}: loss is {result.loss}; step skipped "
+                          f"({consecutive_nonfinite} in a row)", flush=True)
             if consecutive_nonfinite >= args.max_nan_steps:
                 raise TrainingDiverged(
                     f"the loss was NaN/inf for {consecutive_nonfinite} consecutive steps (last at iteration "
@@ -176,14 +192,16 @@ def train(args, engine, train_iterator, forward_fn, start_iteration, device, tra
             progress.update(1)
         lr = engine.lr_scheduler.get_lr() if engine.lr_scheduler is not None else args.lr
         if iteration % args.log_interval == 0 and is_rank_0():
-            train_logger.report(iteration, lr)
+            with clear_of_progress_bar(progress):
+                train_logger.report(iteration, lr)
         if save_fn is not None and args.save_interval and iteration % args.save_interval == 0:
             save_fn(iteration)
         if evaluates and args.eval_interval and iteration % args.eval_interval == 0:
             results = evaluate_with_multi_task(engine, valid_iterator, multi_task_valid_iterator, args.eval_iters,
                                                forward_fn, device)
             if is_rank_0():
-                print(format_eval("validation", iteration, results), flush=True)
+                with clear_of_progress_bar(progress):
+                    print(format_eval("validation", iteration, results), flush=True)
                 if writer is not None:
                     for key, value in results.items():
                         writer.add_scalar(f"Train/valid_{key.replace(' ', '_')}", value, iteration)

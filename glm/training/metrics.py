@@ -18,13 +18,23 @@ NOMINAL_PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "V100": 125e12}
 
 def device_peak_flops(device, dtype):
     """Dense peak FLOP/s to compute MFU against: the vendor figure for known GPUs, else a matmul
-    measured now in ``dtype`` (CPUs), so the MFU says how close the model runs to what the device
-    really does."""
+    measured now (CPUs), so the MFU says how close the model runs to what the device really does.
+
+    On a CPU the faster of ``dtype`` and float32 is taken: CPU autocast leaves much of the model in
+    float32, and a CPU without native half-precision units multiplies float16 far slower than
+    float32, so a float16-only measurement made an ``--fp16`` run report an MFU above 100%."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         for key, value in NOMINAL_PEAKS.items():
             if key in name:
                 return value, f"{key} dense peak {value / 1e12:.0f} TFLOP/s"
+    if device.type == "cpu" and dtype != torch.float32:
+        return max(_measured_matmul_peak(device, dtype), _measured_matmul_peak(device, torch.float32))
+    return _measured_matmul_peak(device, dtype)
+
+
+def _measured_matmul_peak(device, dtype):
+    """``(FLOP/s, label)`` of the fastest of five square matmuls in ``dtype``."""
     size = 1024 if device.type == "cpu" else 8192
     a = torch.randn(size, size, device=device, dtype=dtype)
     a @ a
@@ -65,32 +75,41 @@ class TrainingLogger:
         self.tokens = 0
         self.flops = 0.0
         self.skipped = 0
+        self.loss_steps = 0
         self.started = time.perf_counter()
-        self.grad_norm = float("nan")
+        self.grad_norm = None   # None: the engine does not expose it (the line then omits it)
         self.loss_scale = 1.0
 
     def record(self, result, tokens, seq_length):
         self.steps += 1
         if result.nonfinite or result.skipped:
             self.skipped += 1
+        # The logged loss is the mean over the steps whose loss is finite: sum and count cover the same
+        # steps.  An fp16 overflow skips the update, not the forward pass, so its (finite) loss is a
+        # true loss of the current weights and is counted; a NaN/inf loss is left out of both.
         if not result.nonfinite:
             self.loss_sum += result.loss
+            self.loss_steps += 1
         self.tokens += tokens
         c = self.config
-        self.flops += tokens * flops_per_token(c["num_layers"], c["hidden_size"], c["vocab_size"], seq_length)
-        self.grad_norm = result.grad_norm
+        flops = tokens * flops_per_token(c["num_layers"], c["hidden_size"], c["vocab_size"], seq_length)
+        # Executed FLOPs: a NaN/inf loss ends the step before its backward (the engines return at
+        # once), so only the forward third was done; an overflow-skipped step ran forward and backward.
+        self.flops += flops / 3 if result.nonfinite else flops
+        if result.grad_norm is not None:
+            self.grad_norm = result.grad_norm
         self.loss_scale = result.loss_scale
 
     def report(self, iteration, lr):
         elapsed = time.perf_counter() - self.started
-        counted = max(1, self.steps - self.skipped)
-        loss = self.loss_sum / counted
+        loss = self.loss_sum / self.loss_steps if self.loss_steps else float("nan")
         tokens_per_s = self.tokens / elapsed
         tflops = self.flops / elapsed / self.num_devices / 1e12
         mfu = 100.0 * self.flops / elapsed / self.num_devices / self.peak
         line = (f"iteration {iteration:8d}/{self.args.train_iters:8d} | lr {lr:.3e} | loss {loss:.4f} | "
-                f"loss scale {self.loss_scale:.1f} | grad norm {self.grad_norm:.3f} | "
-                f"ms/iter {1000 * elapsed / max(1, self.steps):.1f} | tokens/s {tokens_per_s:,.0f} | "
+                f"loss scale {self.loss_scale:.1f} | "
+                + (f"grad norm {self.grad_norm:.3f} | " if self.grad_norm is not None else "")
+                + f"ms/iter {1000 * elapsed / max(1, self.steps):.1f} | tokens/s {tokens_per_s:,.0f} | "
                 f"TFLOP/s/device {tflops:.3f} | MFU {mfu:.1f}%")
         if self.skipped:
             line += f" | skipped {self.skipped}"

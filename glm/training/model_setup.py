@@ -1,6 +1,7 @@
 """Building the model and optimizer from the flags (the original ``train_utils.get_model`` /
 ``get_optimizer``)."""
 
+
 import torch
 
 from ..model import GLMModel, glm_get_params_for_weight_decay_optimization

@@ -23,7 +23,7 @@ from glm.training.loop import pretrain_forward
 from glm.training.model_setup import build_task_model
 
 from ..eval_utils import decode_dataset, full_vocabulary_logits, map_in_order, seq2seq_decode_config
-from ..finetune import FinetuneTask
+from ..finetune import FinetuneError, FinetuneTask
 from ..jsonl import MissingSplitError
 from . import metrics as seq2seq_metrics
 from .dataset import build_dataset
@@ -37,6 +37,12 @@ def fit_lengths(args):
     """Positions reach ``--src-seq-length`` and block positions ``--tgt-seq-length``: grow the
     position table when it is smaller (as the original did; the pretrained rows are kept and the new
     ones initialised), and check the model against the longest of the two."""
+    missing = [flag for flag, value in (("--src-seq-length", args.src_seq_length),
+                                        ("--tgt-seq-length", args.tgt_seq_length)) if not value or value < 1]
+    if missing:
+        raise FinetuneError(f"seq2seq task {args.task} needs {' and '.join(missing)} (the most source and target "
+                            "tokens, positive numbers); the launchers take them from the task config, e.g. "
+                            "config_tasks/seq_cnndm_org.sh passes --src-seq-length 608 --tgt-seq-length 160")
     longest = max(args.src_seq_length, args.tgt_seq_length)
     if args.max_position_embeddings < longest:
         print(f"note: --max-position-embeddings raised from {args.max_position_embeddings} to {longest} "

@@ -7,6 +7,7 @@ With ``--cloze-eval`` (all released configs) an item is the task pattern's encod
 
 from torch.utils.data import Dataset
 
+from .errors import TaskConfigError
 from .registry import get_task
 
 SPLITS = ("train", "dev", "test")
@@ -41,6 +42,22 @@ class SuperGlueDataset(Dataset):
         # Stable sort: examples with equally many choices keep their file order.
         self.examples = sorted(examples, key=lambda example: example.num_choices)
         self.labeled = split != "test"
+        self._check_first_encoding()
+
+    def _check_first_encoding(self):
+        """Encode the first example now, in the main process: a ``--seq-length`` too short for the
+        task's pattern then stops here with its own message, not later inside a DataLoader worker
+        (whose error arrives wrapped in a worker traceback)."""
+        if not self.examples:
+            return
+        encoder = self.pvp or self.processor
+        truncated = encoder.num_truncated
+        try:
+            self[0]
+        except TaskConfigError as exc:
+            raise TaskConfigError(f"{self.dataset_name}: {exc} (--seq-length {self.args.seq_length}); raise "
+                                  "--seq-length") from None
+        encoder.num_truncated = truncated   # a check, not a sample: the count stays that of real use
 
     @property
     def labels(self):

@@ -198,3 +198,31 @@ def test_unreadable_input_is_a_clean_error(tmp_path):
     with pytest.raises(PreprocessError, match='cannot read'):
         build_cache(spec, TOK, workers=1, progress=False)
     assert sorted(os.listdir(tmp_path)) == ['cut.jsonl.gz']
+
+
+def test_an_edited_corpus_rebuilds_its_cache(tmp_path, capsys):
+    """Issue 20, case 8: the cache of an edited corpus was used with only a warning."""
+    spec = CorpusRegistry().resolve(toy_corpus(tmp_path / 'c.jsonl', docs=5))
+    path = ensure_cache(spec, TOK, workers=1)
+    assert len(LazyCorpus(path)) == 5
+    toy_corpus(tmp_path / 'c.jsonl', docs=7)
+    assert ensure_cache(spec, TOK, workers=1) == path
+    assert len(LazyCorpus(path)) == 7
+    assert 'inputs changed since the cache' in capsys.readouterr().err
+    assert build_cache(spec, TOK, workers=1, progress=False).reused   # current again: reused
+    assert sorted(os.listdir(tmp_path)) == ['c.jsonl', 'c.lazy']
+
+
+def test_a_corpus_fixed_after_an_empty_error_is_read_again(tmp_path):
+    """Issue 20, case 8: a corpus fixed after "has no documents" kept reporting it (the empty cache stayed)."""
+    from types import SimpleNamespace
+
+    from data_utils.configure_data import build_document_dataset
+    corpus = tmp_path / 'c.jsonl'
+    write_jsonl(corpus, [{'txet': 'misspelt key'}] * 3)
+    args = SimpleNamespace(cache_dir=None, corpus_registry=None)
+    with pytest.raises(CorpusError, match='has no documents'):
+        build_document_dataset([str(corpus)], args, TOK)
+    toy_corpus(corpus, docs=4)
+    dataset, _ = build_document_dataset([str(corpus)], args, TOK)
+    assert len(dataset) == 4

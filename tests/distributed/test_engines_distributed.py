@@ -25,8 +25,12 @@ NO_DROPOUT = ("--hidden-dropout", "0", "--attention-dropout", "0")
 
 
 def run_engine(engine, loader, steps, accumulation=1):
+    return [result.loss for result in run_steps(engine, loader, steps, accumulation)]
+
+
+def run_steps(engine, loader, steps, accumulation=1):
     iterator = iter(loader)
-    return [engine.train_batch([next(iterator) for _ in range(accumulation)], pretrain_forward).loss
+    return [engine.train_batch([next(iterator) for _ in range(accumulation)], pretrain_forward)
             for _ in range(steps)]
 
 
@@ -41,7 +45,8 @@ def _zero_worker(rank, world, stage, config_dir):
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     mpu.initialize_model_parallel(1)
     plain_args = tiny_args(*NO_DROPOUT, "--batch-size", "2")
-    plain = run_engine(make(plain_args), SyntheticLoader(2, rank, world), STEPS)
+    plain_steps = run_steps(make(plain_args), SyntheticLoader(2, rank, world), STEPS)
+    plain = [result.loss for result in plain_steps]
 
     config = {"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "gradient_clipping": 1.0,
               "zero_optimization": {"stage": stage}, "zero_allow_untested_optimizer": True,
@@ -54,14 +59,22 @@ def _zero_worker(rank, world, stage, config_dir):
     ds_args = tiny_args(*NO_DROPOUT, "--batch-size", "2", "--deepspeed", "--deepspeed_config", path)
     engine = make(ds_args)
     assert engine.name == "deepspeed"
-    deepspeed_losses = run_engine(engine, SyntheticLoader(2, rank, world), STEPS)
+    deepspeed_steps = run_steps(engine, SyntheticLoader(2, rank, world), STEPS)
+    deepspeed_losses = [result.loss for result in deepspeed_steps]
     for a, b in zip(plain, deepspeed_losses):
         assert abs(a - b) < TOL, f"ZeRO-{stage} losses {deepspeed_losses} vs plain {plain}"
     assert plain[-1] < plain[0]
+    # The logged gradient norm is the real one where DeepSpeed exposes it (ZeRO), and absent, not NaN,
+    # where it does not (fp32 without ZeRO): issue 20 saw "grad norm nan" on every line.
+    for ours, theirs in zip(plain_steps, deepspeed_steps):
+        if stage == 0:
+            assert theirs.grad_norm is None
+        else:
+            assert theirs.grad_norm == pytest.approx(ours.grad_norm, rel=1e-3)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", [1, 2])
+@pytest.mark.parametrize("stage", [0, 1, 2])
 def test_deepspeed_zero_matches_plain_engine(stage, tmp_path):
     pytest.importorskip("deepspeed")
     run_distributed(_zero_worker, 2, stage, str(tmp_path))

@@ -97,17 +97,27 @@ def glm_bert_argv(reference_dir, *extra):
                    str(reference_dir / "bert_model" / "checkpoints" / "glm_bert"), *extra]
 
 
-def test_interactive_mode_writes_the_originals_samples_file(reference_dir, tmp_path):
+class TerminalInput(io.StringIO):
+    """Typed input: a terminal."""
+
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "pipe"])
+def test_interactive_mode_writes_the_originals_samples_file(reference_dir, tmp_path, terminal):
     vectors = torch.load(reference_dir / "generation" / "generation.pt", weights_only=True)["no_task_mask"]
     args = parse_args(glm_bert_argv(reference_dir, "--samples-dir", str(tmp_path / "samples")))
     tokenizer = prepare_tokenizer(args)
     model = build_generation_model(args)
     contexts = [r["context"] for r in vectors["results"]]
-    stdin = io.StringIO("\n".join([contexts[0], "word " * 200 + "[MASK]", *contexts[1:], "stop"]) + "\n")
+    lines = "\n".join([contexts[0], "word " * 200 + "[MASK]", *contexts[1:], "stop"]) + "\n"
+    stdin = TerminalInput(lines) if terminal else io.StringIO(lines)
     stdout = io.StringIO()
     path = run_interactive(model, tokenizer, args, DecodeConfig.from_args(args, tokenizer), stdin, stdout)
     printed = stdout.getvalue()
-    assert "Context prompt (stop to exit) >>> " in printed
+    # A person is prompted; contexts piped in are not (the prompts would end up in the output).
+    assert ("Context prompt (stop to exit) >>> " in printed) == terminal
     for r in vectors["results"]:
         assert f"GLM: {r['glm_output_text']}" in printed
     assert "Rejected: the context is 203 tokens long, 76 more than the model accepts" in printed

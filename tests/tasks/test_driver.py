@@ -11,6 +11,7 @@ from glm.arguments import get_args
 from glm.checkpoint import save_model_checkpoint
 from glm.training.model_setup import build_model
 from tasks.language_model.dataset import build_wikitext103_dataset
+from tasks.finetune import FinetuneError
 from tasks.language_model.evaluate import evaluate_lm
 
 MODEL = ["--block-lm", "--tokenizer-type", "BertWordPieceTokenizer", "--tokenizer-model-type", "bert-base-uncased",
@@ -45,7 +46,7 @@ def test_wikitext_driver_matches_direct_evaluation(task_data_dir, checkpoint, tm
     model.load_state_dict(state)
     direct = evaluate_lm(model.eval(), build_wikitext103_dataset(tokenizer, args))
     assert metrics["adjusted_ppl"] == pytest.approx(direct["adjusted_ppl"], rel=1e-6)
-    with pytest.raises(finetune_glm.TaskError, match="--overwrite"):
+    with pytest.raises(FinetuneError, match="--overwrite"):
         finetune_glm.main(argv)
     assert finetune_glm.main(argv + ["--overwrite"])["ppl"] == pytest.approx(metrics["ppl"], rel=1e-6)
 

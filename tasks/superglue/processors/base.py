@@ -56,6 +56,7 @@ class DataProcessor:
     def __init__(self, args=None):
         self.args = args
         self.num_truncated = 0  # how many classification inputs were cut to --seq-length
+        self.reading_split = None  # the split get_examples is reading (labels are required in "train")
 
     # ------------------------------------------------------------------ labels and choices
     def get_labels(self):
@@ -68,7 +69,13 @@ class DataProcessor:
         return False
 
     def checked_label(self, label, where):
-        """``label`` if the task knows it (or it is ``None``, i.e. unlabelled), else an error."""
+        """``label`` if the task knows it (or it is ``None``, i.e. unlabelled, outside the training
+        split), else an error naming the line."""
+        if label is None and self.reading_split == "train":
+            # An unlabelled example trains as label index 0 (label_index), silently teaching the
+            # first label: every training line must say its label.
+            raise TaskDataError(f"{where}: this training line has no label (every line of the train split "
+                                f"needs one of {self.get_labels()}); add it, or move the line to the test file")
         if label is not None and label not in self.get_labels():
             raise TaskDataError(f"{where}: label {label!r} is not one of this task's labels "
                                 f"{self.get_labels()}")
@@ -95,6 +102,7 @@ class DataProcessor:
         if not found:
             raise MissingSplitError(f"{paths[0]}: the {split} split needs the file {' or '.join(names)} in the "
                                 f"directory {data_dir}, which has no such file")
+        self.reading_split = split
         return self.create_examples(found[0], split, for_train=for_train)
 
     def get_train_examples(self, data_dir):

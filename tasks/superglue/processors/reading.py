@@ -67,6 +67,7 @@ class RaceProcessor(DataProcessor):
             raise MissingSplitError(f"{folder}: the {split} split needs RACE files in {folder}/middle or "
                                     f"{folder}/high, and there are none")
         examples = []
+        self.reading_split = split
         for path in paths:
             examples += self.create_examples(path, split, for_train=for_train)
         return examples

@@ -90,11 +90,13 @@ class WicProcessor(SuperGlueProcessor):
         examples = []
         for _, where, record in read_json_lines(path):
             idx = _int_idx(field(record, "idx", where), where)
-            # The original maps any falsy or missing label (test files) to "false".
-            label = "true" if record.get("label") else "false"
+            # The original maps any falsy or missing label to "false"; a missing one in a training file is
+            # refused instead (it would train as "false"), and test lines stay unlabelled (index 0 alike).
+            label = ("true" if record["label"] else "false") if "label" in record else None
             examples.append(InputExample(
                 guid=f"{set_type}-{idx}", text_a=standardize(field(record, "sentence1", where)),
-                text_b=standardize(field(record, "sentence2", where)), label=label, idx=idx,
+                text_b=standardize(field(record, "sentence2", where)), label=self.checked_label(label, where),
+                idx=idx,
                 meta={"word": field(record, "word", where)}))
         return examples
 

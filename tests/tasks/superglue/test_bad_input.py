@@ -85,10 +85,35 @@ def test_unfillable_patterns(bert, tmp_path):
     record = {"idx": 0, "passage": {"text": "Paris is big.", "entities": [{"start": 0, "end": 4}]},
               "qas": [{"query": "It is big.", "idx": 0, "answers": [{"text": "Paris"}]}]}
     write_split(tmp_path, "val.jsonl", [record])
-    dataset = SuperGlueDataset(bert_args("record", tmp_path), "dev", bert)
+    # The first example is encoded when the dataset is built (in the main process, not a DataLoader worker).
     with pytest.raises(TaskDataError, match="@placeholder"):
-        dataset[0]
+        SuperGlueDataset(bert_args("record", tmp_path), "dev", bert)
     write_split(tmp_path, "val.jsonl", [RTE])
-    dataset = SuperGlueDataset(bert_args("rte", tmp_path, seq_length=4), "dev", bert)
-    with pytest.raises(TaskConfigError, match="does not fit --seq-length"):
-        dataset[0]
+    with pytest.raises(TaskConfigError, match=r"rte-dev: .*does not fit --seq-length.*\(--seq-length 4\)"):
+        SuperGlueDataset(bert_args("rte", tmp_path, seq_length=4), "dev", bert)
+
+
+UNLABELLED = {
+    "rte": RTE,
+    "wic": {"sentence1": "He sat on the bank.", "sentence2": "The bank was closed.", "word": "bank", "idx": 0,
+            "label": True},
+    "boolq": {"passage": "Paris is in France.", "question": "is paris in france", "idx": 0, "label": True},
+    "copa": {"premise": "p", "choice1": "a", "choice2": "b", "question": "effect", "idx": 0, "label": 0},
+    "afqmc": {"sentence1": "a", "sentence2": "b", "label": "1"},
+}
+
+
+@pytest.mark.parametrize("task", list(UNLABELLED))
+def test_unlabelled_training_line_names_file_and_line(task, bert, tmp_path):
+    """Issue 20, case 6: a training line without "label" trained as the first label."""
+    labelled = UNLABELLED[task]
+    unlabelled = {k: v for k, v in labelled.items() if k != "label"}
+    name = "train.json" if task == "afqmc" else "train.jsonl"
+    write_split(tmp_path, name, [labelled, unlabelled])
+    with pytest.raises(TaskDataError, match=rf"{name}:2: this training line has no label"):
+        get_task(task).make_processor(bert_args(task, tmp_path)).get_examples("train", str(tmp_path))
+    # Unlabelled test lines are what test files are.
+    test_name = "test.json" if task == "afqmc" else "test.jsonl"
+    write_split(tmp_path, test_name, [unlabelled])
+    examples = get_task(task).make_processor(bert_args(task, tmp_path)).get_examples("test", str(tmp_path))
+    assert [e.label for e in examples] == [None]
