@@ -293,16 +293,34 @@ def export_to_hf(checkpoint, output_dir, model_name=None, num_attention_heads=No
     return output_dir
 
 
+def _load_weight_file(path):
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _read_weight_files(hf_dir):
+    """Every tensor of the folder: safetensors preferred, else ``pytorch_model.bin``; either may be
+    sharded (``*.index.json`` naming the shard of each tensor, as large hub repositories are)."""
+    for name in (SAFETENSORS_NAME, BIN_NAME):
+        path = os.path.join(hf_dir, name)
+        if os.path.isfile(path):
+            return _load_weight_file(path)
+        index = path + ".index.json"
+        if os.path.isfile(index):
+            with open(index, encoding="utf-8") as f:
+                shards = sorted(set(json.load(f)["weight_map"].values()))
+            tensors = {}
+            for shard in shards:
+                tensors.update(_load_weight_file(os.path.join(hf_dir, shard)))
+            return tensors
+    raise CheckpointError(f"{hf_dir} holds neither {SAFETENSORS_NAME} nor {BIN_NAME} (nor a sharded index of them)")
+
+
 def read_hf_state_dict(hf_dir):
     """The tensors of a Hugging Face folder, renamed to our layout (``glm.*`` -> ``model.*``)."""
-    path = os.path.join(hf_dir, SAFETENSORS_NAME)
-    if os.path.isfile(path):
-        from safetensors.torch import load_file
-        tensors = load_file(path)
-    elif os.path.isfile(os.path.join(hf_dir, BIN_NAME)):
-        tensors = torch.load(os.path.join(hf_dir, BIN_NAME), map_location="cpu", weights_only=True)
-    else:
-        raise CheckpointError(f"{hf_dir} holds neither {SAFETENSORS_NAME} nor {BIN_NAME}")
+    tensors = _read_weight_files(hf_dir)
     head = any(k.startswith(("pool_layer.", "multichoice_head.")) for k in tensors)
     has_prefix = any(k.startswith(HF_PREFIX) for k in tensors)
     if has_prefix and not head:
