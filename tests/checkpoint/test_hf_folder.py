@@ -202,28 +202,33 @@ GENERATION_CASES = ["Tsinghua University is located in [MASK].", "The [MASK] sat
                     "Ng is an adjunct professor at [MASK] and [MASK] too [sMASK]", "Deep learning is [gMASK]"]
 
 
-@pytest.mark.parametrize("num_beams", [1])  # beam search: see docs/checkpoints.md (known difference)
+@pytest.mark.parametrize("num_beams,length_penalty", [(1, 0.0), (3, 0.0), (2, 1.0)])
 @pytest.mark.parametrize("family", ["bert", "gpt2"])
-def test_generate_equals_our_blank_filling(family, num_beams, bert_folder, gpt2_folder):
+def test_generate_equals_our_blank_filling(family, num_beams, length_penalty, bert_folder, gpt2_folder):
     model, folder = {"bert": bert_folder, "gpt2": gpt2_folder}[family]
     tokenizer, hf = load(folder)
     glm = ours(family)
     max_new = 6
     ends = [glm.get_command("eop").Id, glm.get_command("eos").Id]
     config = DecodeConfig(max_new_tokens=max_new, num_beams=num_beams, top_k=1 if num_beams == 1 else 0,
+                          length_penalty=length_penalty,
                           end_ids=ends, num_tokens=glm.num_tokens,
                           pad_id=glm.get_command("pad").Id)
-    identical = 0
+    identical, lengths = 0, []
     for text in GENERATION_CASES:
         context = encode_context(glm, text)
-        expected = fill_blanks(model, glm, context, config, task_mask=True).output_ids
+        result = fill_blanks(model, glm, context, config, task_mask=True)
+        expected = result.output_ids
+        lengths += [len(blank.generated_ids) - 1 for blank in result.blanks]
         inputs = tokenizer.build_inputs_for_generation(tokenizer(text, return_tensors="pt"), max_gen_length=max_new + 1)
-        out = hf.generate(**inputs, max_new_tokens=max_new, num_beams=num_beams, do_sample=False,
-                          eos_token_id=ends, length_penalty=0.0, early_stopping=False)[0].tolist()
+        beam = dict(num_beams=num_beams, length_penalty=length_penalty) if num_beams > 1 else {}
+        out = hf.generate(**inputs, max_new_tokens=max_new, do_sample=False, eos_token_id=ends, **beam)[0].tolist()
         generated = [t for t in out[len(context):] if t not in ends]  # ours leaves the end tokens out
         assert generated == expected, text
         identical += 1
-    print(f"{family} num_beams={num_beams}: {identical}/{len(GENERATION_CASES)} contexts token-identical")
+    print(f"{family} num_beams={num_beams} length_penalty={length_penalty}: {identical}/{len(GENERATION_CASES)} "
+          f"contexts token-identical; blank lengths {lengths}")
+    assert len(lengths) == 7  # every blank of every context was filled
 
 
 def test_batched_generation_equals_one_by_one(gpt2_folder):

@@ -254,11 +254,15 @@ class GLMForConditionalGeneration(GLMPreTrainedModel, GenerationMixin):
                                     generation_attention_mask=generation_attention_mask, **kwargs)
         context_length = int((position_ids[0, 1] == 0).sum()) if position_ids.dim() == 3 else input_ids.size(1) - 1
         blanks = [self._blank_positions(row[:context_length]) for row in input_ids]
-        if all(len(b) <= 1 for b in blanks):
+        beams = int(kwargs.get("num_beams") or self.generation_config.num_beams or 1)
+        if beams > 1 and kwargs.get("do_sample"):
+            raise ValueError("beam sampling is not supported by the GLM code: use num_beams > 1 with do_sample=False")
+        if beams > 1 or any(len(b) > 1 for b in blanks):
+            if kwargs.get("num_return_sequences", 1) != 1:
+                raise ValueError("num_return_sequences > 1 is not supported with beam search or several blanks")
+        else:
             return super().generate(input_ids=input_ids, position_ids=position_ids,
                                     generation_attention_mask=generation_attention_mask, **kwargs)
-        if kwargs.get("num_return_sequences", 1) != 1:
-            raise ValueError("num_return_sequences > 1 is not supported with several blanks per context")
         budget = kwargs.pop("max_new_tokens", None)
         max_length = kwargs.pop("max_length", None)
         if budget is None:
@@ -309,10 +313,9 @@ class GLMForConditionalGeneration(GLMPreTrainedModel, GenerationMixin):
                 attention[start + size:, start:start + size] = 1.0
                 start += size
             attention[prefix:, prefix:] = torch.tril(torch.ones(total - prefix, total - prefix, device=device))
-            result = super().generate(
-                input_ids=torch.tensor([tokens], device=device),
-                position_ids=torch.tensor([[positions, blocks]], device=device),
-                generation_attention_mask=attention[None, None], max_new_tokens=budget, **kwargs)[0, len(tokens):].tolist()
+            result = self._generate_block(
+                torch.tensor([tokens], device=device), torch.tensor([[positions, blocks]], device=device),
+                attention[None, None], budget, kwargs)[len(tokens):]
             generated = []
             for token in result:
                 if token in ends:
@@ -322,6 +325,85 @@ class GLMForConditionalGeneration(GLMPreTrainedModel, GenerationMixin):
             output += [sop] + generated + end
             filled.append((position, generated))
         return output
+
+    def _generate_block(self, input_ids, position_ids, attention, budget, kwargs):
+        """The tokens of one row (``input_ids [1, L]`` ending with ``sop``) followed by one generated block."""
+        if int(kwargs.get("num_beams") or self.generation_config.num_beams or 1) > 1:
+            return self._beam_search(input_ids, position_ids, attention, budget, kwargs)
+        return super().generate(input_ids=input_ids, position_ids=position_ids, generation_attention_mask=attention,
+                                max_new_tokens=budget, **kwargs)[0].tolist()
+
+    def _beam_search(self, input_ids, position_ids, attention, budget, kwargs):
+        """Beam search of one block as the GLM project decodes (glm/generation/beam_search.py), not as
+        transformers does: ``2 * num_beams`` candidates per step, a candidate ending in an end id among the
+        first ``num_beams`` finishes a hypothesis scored ``sum log p / (1 + n) ** length_penalty`` (``n``
+        tokens, ``sop`` counted), a row stops when it has ``num_beams`` hypotheses and the best live beam
+        cannot beat the worst of them; log-probabilities are normalised over the real vocabulary.
+        Returns the row's ids followed by the best hypothesis and its end token (if it ended on one)."""
+        unsupported = [k for k in ("min_length", "min_new_tokens", "no_repeat_ngram_size", "temperature", "top_k",
+                                   "top_p") if kwargs.get(k) not in (None, 0, 1.0)]
+        if unsupported:
+            raise ValueError(f"{', '.join(unsupported)} not supported with beam search by the GLM code")
+        k = int(kwargs.get("num_beams") or self.generation_config.num_beams)
+        penalty = float(kwargs.get("length_penalty", 0.0) or 0.0)
+        ends = self._end_ids(kwargs)
+        prefix = input_ids.size(1)
+        sequences = input_ids.expand(k, -1)
+        beam_scores = torch.full((k,), -1e9, device=input_ids.device)
+        beam_scores[0] = 0.0
+        finished = []  # (score, ids, end token)
+
+        def normalise(total, length):
+            return total / (max(length + 1, 1) ** penalty)
+
+        def add(ids, total, end):
+            if total == -float("inf"):
+                return
+            score = normalise(total, len(ids))
+            if len(finished) < k or score > min(f[0] for f in finished):
+                finished.append((score, ids, end))
+                if len(finished) > k:
+                    finished.remove(min(finished, key=lambda f: f[0]))
+
+        done = False
+        for step in range(budget):
+            length = sequences.size(1)
+            logits = self(input_ids=sequences, position_ids=position_ids[..., :length].expand(k, -1, -1),
+                          attention_mask=attention[..., :length, :length].expand(k, -1, -1, -1),
+                          real_vocabulary_only=True).logits[:, -1].float()
+            vocab = logits.size(-1)
+            scores = (torch.log_softmax(logits, dim=-1) + beam_scores[:, None]).view(-1)
+            top_scores, top_index = torch.topk(scores, min(2 * k, scores.numel()))
+            chosen = []
+            for rank, (score, index) in enumerate(zip(top_scores.tolist(), top_index.tolist())):
+                if score == -float("inf"):
+                    break
+                source, token = divmod(index, vocab)
+                if token in ends:
+                    if rank < k:
+                        add(sequences[source, prefix:].tolist(), score, token)
+                    continue
+                chosen.append((token, score, source))
+                if len(chosen) == k:
+                    break
+            while len(chosen) < k:  # too few live candidates: dead beams
+                chosen.append((self.generation_config.pad_token_id or 0, -float("inf"), 0))
+            best_live = max(score for _, score, _ in chosen)
+            done = best_live == -float("inf") or (
+                len(finished) >= k and min(f[0] for f in finished) >= normalise(best_live, step + 1))
+            sources = torch.tensor([source for _, _, source in chosen], device=sequences.device)
+            tokens = torch.tensor([[token] for token, _, _ in chosen], device=sequences.device)
+            sequences = torch.cat([sequences[sources], tokens], dim=1)
+            beam_scores = torch.tensor([score for _, score, _ in chosen], device=sequences.device)
+            if done:
+                break
+        if not done:
+            for row in range(k):
+                add(sequences[row, prefix:].tolist(), float(beam_scores[row]), None)
+        if not finished:
+            return input_ids[0].tolist()
+        _, ids, end = max(finished, key=lambda f: f[0])
+        return input_ids[0].tolist() + ids + ([end] if end is not None else [])
 
 
 @dataclass
