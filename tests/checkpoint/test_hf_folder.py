@@ -268,3 +268,17 @@ def test_multiple_choice_scores_equal_our_zero_shot_evaluation(bert_folder, tmp_
     worst = max(abs(a - b) for row, want in zip(got.logits.tolist(), expected) for a, b in zip(row, want))
     print(f"multiple choice: max |score difference| = {worst:.3g}")
     assert worst < 1e-4 and got.loss is not None
+
+
+def test_readme_example_in_the_docs_runs(gpt2_folder):
+    """The THUDM README example as docs/checkpoints.md shows it, on an exported folder (shorter generation:
+    the tiny model has 96 positions)."""
+    _, folder = gpt2_folder
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "checkpoints.md"), encoding="utf-8").read()
+    code = doc.split("### The THUDM README example on an exported folder")[1].split("```python")[1].split("```")[0]
+    code = code.replace('"hf/glm-10b"', repr(folder)).replace("max_gen_length=512", "max_gen_length=8")
+    code = code.replace("max_length=512", "max_new_tokens=6").replace("print(", "str(")
+    namespace = {}
+    exec(compile(code, "docs/checkpoints.md", "exec"), namespace)
+    assert namespace["scores"].shape == (2, 2) and namespace["loss"].item() > 0
+    assert namespace["outputs"].shape[0] == 1
