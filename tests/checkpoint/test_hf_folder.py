@@ -32,7 +32,8 @@ FAMILIES = {"bert": ("BertWordPieceTokenizer", "bert-large-uncased", 30592),
 TEXTS = ["Tsinghua University is located in [MASK].", "Ng is an adjunct professor at [MASK] (Stanford).",
          "  Hello,   world!  ", "Don't stop [sMASK] café naïve Ünïcödé 1,234.5 $9", "line\nbreak\ttab",
          "中文的分词 测试。[MASK]，好的", "emoji 🙂 and ｆｕｌｌｗｉｄｔｈ", "[CLS] x [SEP] <|endoftext|> [UNK]",
-         "ends with a task mask [gMASK]", "<|startofpiece|> piece <|endofpiece|>", "", "   "]
+         "ends with a task mask [gMASK]", "<|startofpiece|> piece <|endofpiece|>", "", "   ",
+         "ctrl\x00\ufffd zero\u200bwidth nb\xa0sp a$b^c`d ~x", "Ǆemo ǅ x²³ ½ ⅷ ١٢٣ ß İ"]
 
 
 @pytest.fixture(autouse=True)

@@ -343,19 +343,15 @@ _BERT_LITERALS = ("[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]")
 @lru_cache(maxsize=None)
 def _bert_char(ch):
     """How BERT treats one character: 'drop', 'space', 'cjk', 'punct' or 'keep'."""
-    if ch in " \t\n\r":
-        return "space"
-    if ch in "\x00\ufffd":
-        return "drop"
     category = unicodedata.category(ch)
-    if category == "Zs":
+    if ch in " \t\n\r" or category == "Zs":
         return "space"
-    if category[0] == "C":
+    if ch in "\x00\ufffd" or category.startswith("C"):  # control, format, unassigned
         return "drop"
-    code = ord(ch)
-    if any(low <= code <= high for low, high in _CJK_BLOCKS):
+    if any(low <= ord(ch) <= high for low, high in _CJK_BLOCKS):
         return "cjk"
-    if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126 or category[0] == "P":
+    # every printable ASCII character that is not a letter or digit counts as punctuation ('$', '^', '`')
+    if (33 <= ord(ch) <= 126 and not ch.isalnum()) or category.startswith("P"):
         return "punct"
     return "keep"
 
