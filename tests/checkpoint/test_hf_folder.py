@@ -283,3 +283,27 @@ def test_readme_example_in_the_docs_runs(gpt2_folder):
     exec(compile(code, "docs/checkpoints.md", "exec"), namespace)
     assert namespace["scores"].shape == (2, 2) and namespace["loss"].item() > 0
     assert namespace["outputs"].shape[0] == 1
+
+
+def test_sequence_classification_head_equals_ours(reference_dir, tmp_path):
+    """The recorded RTE classification checkpoint: AutoModelForSequenceClassification gives our head's logits."""
+    from glm.checkpoint import load_model_state
+    from glm.model import GLMForSequenceClassification
+
+    checkpoint = str(reference_dir / "downstream/checkpoints/glm_main_rte_classification")
+    folder = export_to_hf(checkpoint, str(tmp_path / "hf"), num_attention_heads=4, **QUIET)
+    hf = transformers.AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    config = json.load(open(os.path.join(folder, "config.json")))
+    ours_model = GLMForSequenceClassification(
+        tiny_glm(vocab=config["vocab_size"], hidden=64, heads=4, layers=config["num_layers"],
+                 max_seq=config["max_sequence_length"], output_predict=False),
+        64, 0.0, "cls", num_class=config["num_labels"]).eval()
+    load_model_state(ours_model, checkpoint)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(10, 200, (3, 12), generator=g)
+    positions = torch.stack([torch.arange(12).expand(3, -1), torch.zeros(3, 12, dtype=torch.long)], dim=1)
+    seps = torch.tensor([12, 9, 7])
+    with torch.no_grad():
+        expected = ours_model(ids, positions, seps)[0]
+        got = hf(input_ids=ids, position_ids=positions, attention_mask=seps).logits
+    assert got.shape == expected.shape and (got - expected).abs().max() < 1e-5
