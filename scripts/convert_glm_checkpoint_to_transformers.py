@@ -2,7 +2,7 @@
 THUDM/glm-* hub repositories, or a Hugging Face folder back to our checkpoint layout.
 
     python scripts/convert_glm_checkpoint_to_transformers.py CHECKPOINT MODEL_NAME [--output DIR]
-    python scripts/convert_glm_checkpoint_to_transformers.py CHECKPOINT --num-attention-heads 4 --tokenizer bert
+    python scripts/convert_glm_checkpoint_to_transformers.py CHECKPOINT --num-attention-heads 4 --tokenizer bert [--task-mask]
     python scripts/convert_glm_checkpoint_to_transformers.py --to-glm HF_DIR OUT_DIR [--model-parallel-size 2]
 
 CHECKPOINT is a save directory, a folder of mp_rank_XX_model_states.pt files, or one such file
@@ -35,6 +35,10 @@ def build_parser():
     parser.add_argument("--tokenizer", choices=sorted(TOKENIZER_FILES), help="tokenizer family whose files to add")
     parser.add_argument("--tokenizer-path", help="where to find tokenizer files that are not shipped "
                         "(also $GLM_VOCAB_DIR)")
+    parser.add_argument("--task-mask", action="store_true", default=None,
+                        help="the model was trained with [gMASK]/[sMASK] (--task-mask); set by MODEL_NAME")
+    parser.add_argument("--fix-command-token", action="store_true", default=None,
+                        help="ChineseSP: the corrected command ids (--fix-command-token); set by MODEL_NAME")
     parser.add_argument("--dtype", choices=sorted(DTYPES), help="cast the weights (default: as stored)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--to-glm", nargs=2, metavar=("HF_DIR", "OUT_DIR"),
@@ -59,7 +63,8 @@ def main(argv=None):
                       else os.path.normpath(base) + "_hf")
         export_to_hf(args.checkpoint, output, model_name=args.model_name,
                      num_attention_heads=args.num_attention_heads, tokenizer=args.tokenizer,
-                     tokenizer_path=args.tokenizer_path, dtype=DTYPES.get(args.dtype), overwrite=args.overwrite)
+                     tokenizer_path=args.tokenizer_path, dtype=DTYPES.get(args.dtype), overwrite=args.overwrite,
+                     task_mask=args.task_mask, fix_command_token=args.fix_command_token)
     except CheckpointError as err:
         print(f"convert_glm_checkpoint_to_transformers.py: error: {err}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import tempfile
+from typing import Optional
 
 import torch
 
@@ -53,16 +54,18 @@ class HubModel:
     max_sequence_length: int
     vocab_size: int
     tokenizer: str  # bert | gpt2 | roberta | chinese_sp
+    task_mask: bool = False  # trained with [gMASK]/[sMASK] (--task-mask)
+    fix_command_token: bool = False  # ChineseSP's corrected ids (--fix-command-token)
 
 
 HUB_MODELS = {
     "glm-large": HubModel(24, 1024, 16, 512, 30592, "bert"),
     "glm-roberta-large": HubModel(24, 1024, 16, 512, 50304, "roberta"),
-    "glm-large-chinese": HubModel(24, 1024, 16, 1024, 50048, "chinese_sp"),
-    "glm-515m": HubModel(30, 1152, 18, 1024, 50304, "gpt2"),
-    "glm-2b": HubModel(36, 2048, 32, 1024, 50304, "gpt2"),
-    "glm-10b": HubModel(48, 4096, 64, 1024, 50304, "gpt2"),
-    "glm-10b-chinese": HubModel(48, 4096, 64, 1024, 50048, "chinese_sp"),
+    "glm-large-chinese": HubModel(24, 1024, 16, 1024, 50048, "chinese_sp", True, True),
+    "glm-515m": HubModel(30, 1152, 18, 1024, 50304, "gpt2", True),
+    "glm-2b": HubModel(36, 2048, 32, 1024, 50304, "gpt2", True),
+    "glm-10b": HubModel(48, 4096, 64, 1024, 50304, "gpt2", True),
+    "glm-10b-chinese": HubModel(48, 4096, 64, 1024, 50048, "chinese_sp", True, False),
 }
 
 # (file in the HF folder, our vocabulary file name, shipped with the project)
@@ -74,16 +77,35 @@ TOKENIZER_FILES = {
 }
 TOKENIZER_CLASSES = {"bert": "GLMBertTokenizer", "gpt2": "GLMGPT2Tokenizer", "roberta": "GLMRobertaTokenizer",
                      "chinese_sp": "GLMChineseTokenizer"}
-SPECIAL_TOKENS = {
-    "bert": {"eos_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]",
-             "unk_token": "[UNK]"},
-    "gpt2": {"eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "cls_token": "[CLS]",
-             "mask_token": "[MASK]", "unk_token": "<|endoftext|>"},
-    "roberta": {"eos_token": "</s>", "pad_token": "<pad>", "cls_token": "<s>", "mask_token": "<mask>",
-                "unk_token": "<unk>"},
-    "chinese_sp": {"eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "cls_token": "[CLS]",
-                   "mask_token": "[MASK]", "unk_token": "[UNK]"},
-}
+MODEL_TYPE = "glm_blank"  # not "glm": transformers >= 4.46 has a built-in "glm" (GLM-4), another model
+# Our standalone Hugging Face code, copied into every exported folder (auto_map points at it).
+HF_CODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hf_files")
+HF_CODE_FILES = ("configuration_glm.py", "modeling_glm.py", "tokenization_glm.py")
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerSpec:
+    """Which GLM tokenizer a folder carries: the family and the flags the model was trained with."""
+    family: str
+    task_mask: bool = False
+    fix_command_token: bool = False
+    gmask_id: Optional[int] = None  # glm-10b-chinese: [gMASK] moved off eop's id (see the row copy)
+
+
+def command_table(spec):
+    """``(command tokens as dicts in the original's order, num_tokens)`` of a tokenizer spec: the same
+    table ``data_utils.tokenizers`` builds, so the Hugging Face tokenizer gives our ids."""
+    from data_utils.tokenizers.command_tokens import (BERT_UNCASED, CHINESE_SP, GPT2, ROBERTA,
+                                                      build_command_tokens)
+    table = {"bert": BERT_UNCASED, "gpt2": GPT2, "roberta": ROBERTA, "chinese_sp": CHINESE_SP}[spec.family]
+    commands, num_tokens = build_command_tokens(table, block=True, task_mask=spec.task_mask,
+                                                fix=spec.fix_command_token)
+    rows = [{"name": c.name, "token": c.token, "id": c.Id, "lstrip": c.lstrip, "rstrip": c.rstrip} for c in commands]
+    if spec.gmask_id is not None:
+        for row in rows:
+            if row["name"] == "gMASK":
+                row["id"] = spec.gmask_id
+    return rows, num_tokens
 
 
 def load_full_module(checkpoint):
@@ -104,9 +126,12 @@ def _to_hf_names(module, info):
     return {(HF_PREFIX + k[len(info.prefix):] if k.startswith(info.prefix) else k): v for k, v in module.items()}
 
 
-def hf_config(info, model_name, num_attention_heads, dtype):
+def hf_config(info, model_name, num_attention_heads, dtype, tokenizer=None):
+    """``config.json``: the hub ``GLMConfig`` fields, ``model_type: glm_blank``, an ``auto_map`` to our
+    code in the folder and, with a tokenizer, the ids generation needs (real vocabulary size, blank
+    markers, ``sop``/``eop``)."""
     architecture = {"classification": "GLMForSequenceClassification",
-                    "cloze_fast": "GLMForMultipleChoice"}.get(info.head, "GLMModel")
+                    "cloze_fast": "GLMForMultipleChoice"}.get(info.head, "GLMForConditionalGeneration")
     config = {
         "architectures": [architecture],
         "attention_dropout_prob": 0.1,
@@ -125,7 +150,7 @@ def hf_config(info, model_name, num_attention_heads, dtype):
         "hidden_size": info.hidden_size,
         "initializer_range": 0.02,
         "max_sequence_length": info.max_sequence_length,
-        "model_type": "glm",
+        "model_type": MODEL_TYPE,
         "num_attention_heads": num_attention_heads,
         "num_layers": info.num_layers,
         "output_dropout_prob": 0.1,
@@ -142,13 +167,44 @@ def hf_config(info, model_name, num_attention_heads, dtype):
         config["num_labels"] = info.num_class
     if model_name:
         config["_name_or_path"] = f"THUDM/{model_name}"
+    if tokenizer is not None:
+        commands, num_tokens = command_table(tokenizer)
+        ids = {c["name"]: c["id"] for c in commands}
+        config.update(num_tokens=num_tokens, sop_token_id=ids["sop"], eop_token_id=ids["eop"],
+                      mask_token_ids=[ids[n] for n in ("MASK", "sMASK", "gMASK") if n in ids],
+                      eos_token_id=ids["eos"], pad_token_id=ids["pad"])
     return config
 
 
-def _copy_tokenizer_files(family, out_dir, tokenizer_path=None, log=print):
+def generation_config(tokenizer):
+    """``generation_config.json``: stop at ``eop`` or ``eos`` (as our decoding does), pad with ``pad``."""
+    ids = {c["name"]: c["id"] for c in command_table(tokenizer)[0]}
+    return {"eos_token_id": [ids["eop"], ids["eos"]], "pad_token_id": ids["pad"], "use_cache": False}
+
+
+def tokenizer_config(tokenizer):
+    """``tokenizer_config.json``: our tokenizer class in the folder and the command-token table."""
+    commands, num_tokens = command_table(tokenizer)
+    name = TOKENIZER_CLASSES[tokenizer.family]
+    config = {"tokenizer_class": name, "auto_map": {"AutoTokenizer": [f"tokenization_glm.{name}", None]},
+              "command_tokens": commands, "num_tokens": num_tokens, "model_max_length": None,
+              "task_mask": tokenizer.task_mask, "fix_command_token": tokenizer.fix_command_token}
+    if tokenizer.family == "bert":
+        config["do_lower_case"] = True
+    config = {k: v for k, v in config.items() if v is not None}
+    return config
+
+
+def _write_json(path, value):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, sort_keys=True, ensure_ascii=False)
+        f.write("\n")
+
+
+def _copy_tokenizer_files(tokenizer, out_dir, tokenizer_path=None, log=print):
     from data_utils.tokenizers.vocab_files import find_vocab_file
     written = []
-    for target, source, shipped in TOKENIZER_FILES[family]:
+    for target, source, shipped in TOKENIZER_FILES[tokenizer.family]:
         try:
             path = find_vocab_file(source, tokenizer_path=tokenizer_path, shipped=shipped)
         except FileNotFoundError as err:
@@ -156,20 +212,31 @@ def _copy_tokenizer_files(family, out_dir, tokenizer_path=None, log=print):
             continue
         shutil.copyfile(path, os.path.join(out_dir, target))
         written.append(target)
-    config = {"tokenizer_class": TOKENIZER_CLASSES[family], "use_fast": False,
-              "auto_map": {"AutoTokenizer": [f"tokenization_glm.{TOKENIZER_CLASSES[family]}", None]},
-              **SPECIAL_TOKENS[family]}
-    if family == "bert":
-        config["do_lower_case"] = True
-    with open(os.path.join(out_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-        f.write("\n")
+    _write_json(os.path.join(out_dir, "tokenizer_config.json"), tokenizer_config(tokenizer))
+    _write_json(os.path.join(out_dir, "special_tokens_map.json"), {})
     return written
 
 
+def write_hf_tokenizer(tokenizer, out_dir, tokenizer_path=None, log=print):
+    """A folder that ``AutoTokenizer.from_pretrained(out_dir, trust_remote_code=True)`` loads: the
+    vocabulary files, ``tokenizer_config.json`` and our code (``tokenizer`` a :class:`TokenizerSpec`)."""
+    os.makedirs(out_dir, exist_ok=True)
+    copy_hf_code(out_dir)
+    return _copy_tokenizer_files(tokenizer, out_dir, tokenizer_path, log)
+
+
+def copy_hf_code(out_dir):
+    """Put our standalone configuration, modelling and tokenizer code into ``out_dir``."""
+    for name in HF_CODE_FILES:
+        shutil.copyfile(os.path.join(HF_CODE_DIR, name), os.path.join(out_dir, name))
+
+
 def export_to_hf(checkpoint, output_dir, model_name=None, num_attention_heads=None, tokenizer=None,
-                 tokenizer_path=None, dtype=None, overwrite=False, log=print):
-    """Write the Hugging Face folder of ``checkpoint`` (any model-parallel size) to ``output_dir``."""
+                 tokenizer_path=None, dtype=None, overwrite=False, log=print, task_mask=None, fix_command_token=None):
+    """Write the Hugging Face folder of ``checkpoint`` (any model-parallel size) to ``output_dir``.
+
+    ``tokenizer`` (a family) with ``task_mask`` / ``fix_command_token`` say which GLM tokenizer the
+    model was trained with; a ``model_name`` fixes all three."""
     if model_name is not None and model_name not in HUB_MODELS:
         raise CheckpointError(f"unknown model name {model_name!r}; known: {', '.join(HUB_MODELS)} "
                               "(or leave it out and pass --num-attention-heads and --tokenizer)")
@@ -183,6 +250,8 @@ def export_to_hf(checkpoint, output_dir, model_name=None, num_attention_heads=No
             raise CheckpointError(f"the checkpoint has (layers, hidden, vocab) = {found} but {model_name} is {wanted}")
         num_attention_heads = num_attention_heads or hub.num_attention_heads
         tokenizer = tokenizer or hub.tokenizer
+        task_mask = hub.task_mask if task_mask is None else task_mask
+        fix_command_token = hub.fix_command_token if fix_command_token is None else fix_command_token
     num_attention_heads = num_attention_heads or info.num_attention_heads
     if not num_attention_heads:
         raise CheckpointError("the number of attention heads is not stored in the checkpoint; "
@@ -196,6 +265,12 @@ def export_to_hf(checkpoint, output_dir, model_name=None, num_attention_heads=No
         weight[dst] = weight[src]
         module[key] = weight
         log(f"hf_export: glm-10b-chinese: copied embedding row {src} into row {dst} ([gMASK] id of the hub tokenizer)")
+    spec = None
+    if tokenizer:
+        if tokenizer not in TOKENIZER_FILES:
+            raise CheckpointError(f"unknown tokenizer family {tokenizer!r}; one of {', '.join(TOKENIZER_FILES)}")
+        spec = TokenizerSpec(tokenizer, bool(task_mask), bool(fix_command_token),
+                             GLM10B_CHINESE_ROW_COPY[1] if model_name == "glm-10b-chinese" else None)
     if dtype is not None:
         module = {k: v.to(dtype) if v.is_floating_point() else v for k, v in module.items()}
     tensors = {k: v.contiguous() for k, v in _to_hf_names(module, info).items()}
@@ -205,29 +280,46 @@ def export_to_hf(checkpoint, output_dir, model_name=None, num_attention_heads=No
     with staged_directory(output_dir, [checkpoint]) as staging:
         save_file(tensors, os.path.join(staging, SAFETENSORS_NAME), metadata={"format": "pt"})
         torch.save(tensors, os.path.join(staging, BIN_NAME))
-        with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as f:
-            json.dump(hf_config(info, model_name, num_attention_heads, stored_dtype), f, indent=2, sort_keys=True)
-            f.write("\n")
-        if tokenizer:
-            if tokenizer not in TOKENIZER_FILES:
-                raise CheckpointError(f"unknown tokenizer family {tokenizer!r}; one of {', '.join(TOKENIZER_FILES)}")
-            _copy_tokenizer_files(tokenizer, staging, tokenizer_path, log)
+        _write_json(os.path.join(staging, "config.json"),
+                    hf_config(info, model_name, num_attention_heads, stored_dtype, spec))
+        copy_hf_code(staging)
+        if spec is not None:
+            _write_json(os.path.join(staging, "generation_config.json"), generation_config(spec))
+            _copy_tokenizer_files(spec, staging, tokenizer_path, log)
         for name in os.listdir(staging):
             os.chmod(os.path.join(staging, name), 0o644)  # copied vocabularies may be read-only
     log(f"hf_export: wrote {output_dir} ({len(tensors)} tensors, {stored_dtype})")
     return output_dir
 
 
+def _load_weight_file(path):
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _read_weight_files(hf_dir):
+    """Every tensor of the folder: safetensors preferred, else ``pytorch_model.bin``; either may be
+    sharded (``*.index.json`` naming the shard of each tensor, as large hub repositories are)."""
+    for name in (SAFETENSORS_NAME, BIN_NAME):
+        path = os.path.join(hf_dir, name)
+        if os.path.isfile(path):
+            return _load_weight_file(path)
+        index = path + ".index.json"
+        if os.path.isfile(index):
+            with open(index, encoding="utf-8") as f:
+                shards = sorted(set(json.load(f)["weight_map"].values()))
+            tensors = {}
+            for shard in shards:
+                tensors.update(_load_weight_file(os.path.join(hf_dir, shard)))
+            return tensors
+    raise CheckpointError(f"{hf_dir} holds neither {SAFETENSORS_NAME} nor {BIN_NAME} (nor a sharded index of them)")
+
+
 def read_hf_state_dict(hf_dir):
     """The tensors of a Hugging Face folder, renamed to our layout (``glm.*`` -> ``model.*``)."""
-    path = os.path.join(hf_dir, SAFETENSORS_NAME)
-    if os.path.isfile(path):
-        from safetensors.torch import load_file
-        tensors = load_file(path)
-    elif os.path.isfile(os.path.join(hf_dir, BIN_NAME)):
-        tensors = torch.load(os.path.join(hf_dir, BIN_NAME), map_location="cpu", weights_only=True)
-    else:
-        raise CheckpointError(f"{hf_dir} holds neither {SAFETENSORS_NAME} nor {BIN_NAME}")
+    tensors = _read_weight_files(hf_dir)
     head = any(k.startswith(("pool_layer.", "multichoice_head.")) for k in tensors)
     has_prefix = any(k.startswith(HF_PREFIX) for k in tensors)
     if has_prefix and not head:

@@ -64,52 +64,63 @@ class MultiChoiceDataset:
     def __len__(self):
         return len(self.examples)
 
-    def _encode_input(self, text, mask_id):
-        pieces = text.split(MASK_TEXT)
-        ids = []
-        for i, piece in enumerate(pieces):
-            if i:
-                ids.append(mask_id)
-            if piece:
-                ids += encode(self.tokenizer, piece)
-        return ids
-
     def __getitem__(self, idx):
         example = self.examples[idx]
-        tok = self.tokenizer
-        choices = [encode(tok, c) for c in example["choices_pretokenized"]]
-        if not all(choices):
-            raise TaskDataError(f"{example['uid']}: a choice encodes to no tokens")
-        room = self.max_len - max(len(c) for c in choices) - 2
-        if room < 1:
-            raise TaskDataError(f"{example['uid']}: the longest choice does not fit --seq-length {self.max_len}")
-        enc, sop = command_id(tok, "ENC"), command_id(tok, "sop")
-        samples = []
-        if self.unidirectional:
-            try:
-                mask_id = command_id(tok, "gMASK")
-            except KeyError:   # a tokenizer built without --task-mask has only [MASK]
-                mask_id = command_id(tok, "MASK")
-            text = self._encode_input(example["inputs_pretokenized"], command_id(tok, "MASK"))[-room:]
-            for choice in choices:
-                sequence = text + choice
-                samples.append(pack_glm_input(
-                    [enc, mask_id], [sop] + sequence[:-1], sequence, [0] * len(text) + [1] * len(choice),
-                    mask_position=1, block_position=self.block_position).sample())
-        else:
-            mask_id = command_id(tok, "MASK")
-            text = self._encode_input(example["inputs_pretokenized"], mask_id)
-            if mask_id not in text:
-                text.append(mask_id)
-            text = text[-room:]
-            if mask_id not in text:      # the mask fell off the left: keep it as the last token
-                text = text[1:] + [mask_id]
-            part_a = [enc] + text + [command_id(tok, "eos")]
-            position = len(part_a) - 1 - part_a[::-1].index(mask_id)
-            for choice in choices:
-                samples.append(pack_glm_input(part_a, [sop] + choice[:-1], choice, mask_position=position,
-                                              block_position=self.block_position).sample())
+        samples = choice_samples(self.tokenizer, example["inputs_pretokenized"], example["choices_pretokenized"],
+                                 self.max_len, self.unidirectional, self.block_position, where=example["uid"])
         return {"samples": samples, "label": example["label"], "uid": example["uid"]}
+
+
+def _encode_input(tokenizer, text, mask_id):
+    """Ids of ``text`` with every literal ``[MASK]`` as ``mask_id`` (the pieces between are encoded apart)."""
+    pieces = text.split(MASK_TEXT)
+    ids = []
+    for i, piece in enumerate(pieces):
+        if i:
+            ids.append(mask_id)
+        if piece:
+            ids += encode(tokenizer, piece)
+    return ids
+
+
+def choice_samples(tokenizer, text, choices, max_len, unidirectional=False, block_position=True, where="input"):
+    """One GLM sample per choice (see :class:`MultiChoiceDataset`); a choice is scored by the summed
+    log-probability of its tokens.  Also what the lm-evaluation-harness backend scores a
+    ``(context, continuation)`` pair with (``choices = [continuation]``)."""
+    tok = tokenizer
+    choices = [encode(tok, c) for c in choices]
+    if not all(choices):
+        raise TaskDataError(f"{where}: a choice encodes to no tokens")
+    room = max_len - max(len(c) for c in choices) - 2
+    if room < 1:
+        raise TaskDataError(f"{where}: the longest choice does not fit --seq-length {max_len}")
+    enc, sop = command_id(tok, "ENC"), command_id(tok, "sop")
+    samples = []
+    if unidirectional:
+        try:
+            mask_id = command_id(tok, "gMASK")
+        except KeyError:   # a tokenizer built without --task-mask has only [MASK]
+            mask_id = command_id(tok, "MASK")
+        text = _encode_input(tok, text, command_id(tok, "MASK"))[-room:]
+        for choice in choices:
+            sequence = text + choice
+            samples.append(pack_glm_input(
+                [enc, mask_id], [sop] + sequence[:-1], sequence, [0] * len(text) + [1] * len(choice),
+                mask_position=1, block_position=block_position).sample())
+    else:
+        mask_id = command_id(tok, "MASK")
+        text = _encode_input(tok, text, mask_id)
+        if mask_id not in text:
+            text.append(mask_id)
+        text = text[-room:]
+        if mask_id not in text:      # the mask fell off the left: keep it as the last token
+            text = text[1:] + [mask_id]
+        part_a = [enc] + text + [command_id(tok, "eos")]
+        position = len(part_a) - 1 - part_a[::-1].index(mask_id)
+        for choice in choices:
+            samples.append(pack_glm_input(part_a, [sop] + choice[:-1], choice, mask_position=position,
+                                          block_position=block_position).sample())
+    return samples
 
 
 def build_multichoice_dataset(tokenizer, args):

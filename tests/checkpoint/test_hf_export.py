@@ -45,7 +45,7 @@ def test_export_and_back_is_identical(reference_dir, tmp_path):
     assert_equal_dicts(load_file(os.path.join(hf, "model.safetensors")), original)
     assert_equal_dicts(torch.load(os.path.join(hf, "pytorch_model.bin"), weights_only=True), original)
     config = json.load(open(os.path.join(hf, "config.json")))
-    assert config["model_type"] == "glm" and config["num_layers"] == 2 and config["hidden_size"] == 64
+    assert config["model_type"] == "glm_blank" and config["num_layers"] == 2 and config["hidden_size"] == 64
     assert config["vocab_size"] == 512 and config["num_attention_heads"] == 4
     assert config["max_sequence_length"] == 64 and config["block_position_encoding"] is True
     assert config["relative_encoding"] is False and config["spell_length"] is None
@@ -123,3 +123,40 @@ def test_cli(reference_dir, tmp_path):
     subprocess.run([sys.executable, script, "--to-glm", str(tmp_path / "hf"), str(tmp_path / "back")],
                    check=True, env=env, capture_output=True)
     assert_equal_dicts(_module(str(tmp_path / "back"), "release")[0], _original(reference_dir, "glm_main"))
+
+
+# The hub's GLMConfig fields (spec 1.1: the GLMModel constructor arguments) as THUDM/glm-* config.json has them.
+HUB_CONFIG = {"architectures": ["GLMModel"], "model_type": "glm", "num_layers": 2, "vocab_size": 512,
+              "hidden_size": 64, "num_attention_heads": 4, "embedding_dropout_prob": 0.1,
+              "attention_dropout_prob": 0.1, "output_dropout_prob": 0.1, "max_sequence_length": 64,
+              "checkpoint_activations": False, "checkpoint_num_layers": 1, "parallel_output": True,
+              "relative_encoding": False, "block_position_encoding": True, "output_predict": True,
+              "spell_length": None, "spell_func": "lstm", "attention_scale": 1.0, "torch_dtype": "float32",
+              "auto_map": {"AutoConfig": "configuration_glm.GLMConfig"}}
+
+
+@pytest.mark.parametrize("layout", ["bin", "safetensors-sharded"])
+def test_hub_layout_folder_to_model_parallel_2(reference_dir, tmp_path, layout):
+    """A folder written from the spec's names alone (``glm.`` + the tensor names of spec 1.3, hub
+    config fields) comes in at model-parallel size 2 as the original's own MP2 shards."""
+    from safetensors.torch import save_file
+
+    original = _original(reference_dir, "glm_main")
+    hub = tmp_path / "THUDM-glm-tiny"
+    hub.mkdir()
+    (hub / "config.json").write_text(json.dumps(HUB_CONFIG))
+    tensors = {"glm." + name: tensor for name, tensor in original.items()}
+    if layout == "bin":
+        torch.save(tensors, hub / "pytorch_model.bin")
+    else:
+        names = sorted(tensors)
+        shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+        for shard, keys in shards.items():
+            save_file({k: tensors[k].contiguous() for k in keys}, str(hub / shard))
+        weight_map = {k: shard for shard, keys in shards.items() for k in keys}
+        (hub / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    back = import_from_hf(str(hub), str(tmp_path / "ours"), mp_size=2, **QUIET)
+    for rank, shard in enumerate(_module(back, "release")):
+        theirs = torch.load(reference_dir / "model/checkpoints/glm_main_MP2/1000" /
+                            f"mp_rank_0{rank}_model_states.pt", weights_only=True)["module"]
+        assert_equal_dicts(shard, theirs)
