@@ -4,11 +4,13 @@ predictions in the submission format; 2 gloo processes (data or tensor parallel)
 one; every head / loss variant of the released configs runs."""
 
 import json
+import math
 import shutil
 
 import pytest
 
 import finetune_glm
+from tasks.superglue.registry import get_task
 from tests.distributed.launcher import run_distributed
 from tests.tasks.conftest import TINY_BERT_GLM
 from tests.tasks.helpers_tasks import write_jsonl
@@ -141,10 +143,20 @@ def test_every_released_variant_trains_and_evaluates(variant, pretrained, task_d
         argv.append("--cloze-eval")
     results = finetune_glm.main(argv)
     metrics = results["dev"]
-    assert metrics and all(v == v for v in metrics.values())   # reported and not NaN
+    spec = get_task(task)
+    assert list(metrics) == list(spec.metric_dict)  # the task's own metrics, in its order
+    assert all(math.isfinite(v) and 0.0 <= v <= 100.0 for v in metrics.values()), metrics
     written = json.loads((tmp_path / "runs" / variant / "test_results.json").read_text())
     assert written["dev"] == metrics
-    assert (tmp_path / "runs" / variant / f"{task}-dev.jsonl").exists()
+    records = [json.loads(line) for line in open(tmp_path / "runs" / variant / f"{task}-dev.jsonl")]
+    examples = spec.processor().get_dev_examples(str(task_data_dir / "superglue" / folder))
+    if "accuracy" in metrics and task not in ("wsc", "multirc", "record"):
+        # One submission record per dev example, and the logged accuracy is theirs.
+        assert [r["idx"] for r in records] == [e.idx for e in examples]
+        right = sum(str(r["label"]) == str(e.label) for r, e in zip(records, examples))
+        assert metrics["accuracy"] == pytest.approx(100.0 * right / len(examples))
+    else:
+        assert records
 
 
 @pytest.mark.slow
