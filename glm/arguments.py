@@ -24,6 +24,7 @@ Public functions:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -32,6 +33,8 @@ import sys
 import tempfile
 import warnings
 from typing import Any, Mapping, Optional, Sequence
+
+from .launch import resolve_launch
 
 __all__ = [
     "DEEPSPEED_FLAGS",
@@ -293,6 +296,9 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                        help="On resume, skip the samples already consumed so the data order continues.")
     group.add_argument("--distributed-backend", default="nccl",
                        help="torch.distributed backend (nccl or gloo).")
+    group.add_argument("--distributed-timeout-minutes", type=float, default=10.0,
+                       help="(new) How long a collective waits for the other ranks before the run fails: a rank "
+                            "that died ends the job after at most this long (the original waited 30 minutes).")
     group.add_argument("--DDP-impl", default="torch", choices=("local", "torch", "none"),
                        help="Data-parallel wrapper when DeepSpeed is not used: torch DDP, a local "
                             "all-reduce implementation, or none.")
@@ -660,47 +666,10 @@ def build_parser(description: str = "GLM (General Language Model)") -> argparse.
 # ---------------------------------------------------------------------------------------------------
 
 
-def _env_int(env: Mapping[str, str], name: str) -> Optional[int]:
-    value = env.get(name)
-    if value is None or value.strip() == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
-
-
 def resolve_distributed_env(env: Optional[Mapping[str, str]] = None) -> dict:
-    """Read this process's place in the job from launcher environment variables.
-
-    Returns ``{'rank', 'world_size', 'local_rank', 'source'}`` (``local_rank`` may be ``None``).
-    Sources, first match wins:
-
-    1. ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` -- torchrun, the ``deepspeed`` launcher, mp.spawn helpers;
-    2. ``OMPI_COMM_WORLD_RANK`` / ``_SIZE`` / ``_LOCAL_RANK`` -- Open MPI's ``mpirun``;
-    3. ``SLURM_PROCID`` / ``SLURM_NTASKS`` / ``SLURM_LOCALID`` -- one process per task under ``srun``
-       (do not run a multi-task allocation's batch script directly: its variables describe the whole
-       allocation, not a single process);
-    4. otherwise a single process: rank 0 of 1.
-    """
-    env = os.environ if env is None else env
-    for source, (rank_key, size_key, local_key) in (
-        ("env", ("RANK", "WORLD_SIZE", "LOCAL_RANK")),
-        ("openmpi", ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK")),
-        ("slurm", ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID")),
-    ):
-        rank = _env_int(env, rank_key)
-        if rank is None:
-            continue
-        world_size = _env_int(env, size_key)
-        world_size = 1 if world_size is None else world_size
-        if not 0 <= rank < world_size:
-            raise ValueError(f"{rank_key}={rank} is outside [0, {size_key}={world_size})")
-        return {"rank": rank, "world_size": world_size, "local_rank": _env_int(env, local_key), "source": source}
-    # No rank variable: a lone WORLD_SIZE (set by some tools) still tells the size.
-    world_size = _env_int(env, "WORLD_SIZE")
-    return {"rank": 0, "world_size": 1 if world_size is None else world_size,
-            "local_rank": _env_int(env, "LOCAL_RANK"), "source": "default"}
+    """``{'rank', 'world_size', 'local_rank', 'source'}`` of this process, from the launcher's variables
+    (:func:`glm.launch.resolve_launch`, the one place that reads them)."""
+    return dataclasses.asdict(resolve_launch(env))
 
 
 def _mpi_define_env(args: argparse.Namespace, master_port: int = 29500) -> None:

@@ -8,7 +8,7 @@
 #   GLM_CORPORA          corpus registry mapping --train-data names to files (docs/data.md)
 #   NUM_WORKERS          nodes (default 1); with more than one, HOST_FILE_PATH is required
 #   NUM_GPUS_PER_WORKER  GPUs per node (default: all that nvidia-smi lists)
-#   HOST_FILE_PATH       DeepSpeed hostfile ("host slots=N" lines), for several nodes
+#   HOST_FILE_PATH       DeepSpeed hostfile ("host slots=N" lines): required for several nodes, used when set
 #   MP_SIZE              tensor model-parallel size (default 1)
 #   MASTER_PORT          rendezvous port (default: random in 10000-65535)
 # Extra arguments after the config are appended to its flags (argparse keeps the last occurrence).
@@ -31,7 +31,7 @@ export MP_SIZE
 source "$config"
 
 hostfile_args=()
-if [ "$NUM_WORKERS" -gt 1 ]; then
+if [ "$NUM_WORKERS" -gt 1 ] || [ -n "${HOST_FILE_PATH:-}" ]; then
     hostfile_args=(--hostfile "${HOST_FILE_PATH:?set HOST_FILE_PATH to a DeepSpeed hostfile when NUM_WORKERS > 1}")
 fi
 export NCCL_DEBUG=${NCCL_DEBUG:-warn} NCCL_IB_DISABLE=${NCCL_IB_DISABLE:-0} NCCL_NET_GDR_LEVEL=${NCCL_NET_GDR_LEVEL:-2}

@@ -112,7 +112,7 @@ def test_new_flags_defaults_and_marking():
     new = {a.option_strings[0] for a in build_parser()._actions if (a.help or "").startswith("(new)")}
     assert new == {"--bf16", "--attention-backend", "--lr-schedule-compat", "--max-nan-steps", "--tensorboard",
                    "--compile", "--corpus-registry", "--unsafe-unpickle", "--no-save-on-interrupt",
-                   "--print-config"}
+                   "--print-config", "--distributed-timeout-minutes"}
 
 
 def test_every_flag_has_help_and_help_renders():

@@ -1,9 +1,12 @@
 """Joining (or not joining) a process group, from one CPU to a cluster.
 
 The original always required ``torch.distributed``.  Here a plain ``python pretrain_glm.py`` runs as a
-single process with no process group; ``torchrun``, the ``deepspeed`` launcher and SLURM/MPI launches
-(which set ``RANK``/``WORLD_SIZE``) join one.  DeepSpeed needs a process group even on one process, so
-with ``--deepspeed`` and no launcher a one-rank group is created on a free local port.
+single process with no process group; ``torchrun``, the ``deepspeed`` launcher, ``srun`` and ``mpirun``
+join one, each read by :func:`glm.launch.resolve_launch`.  DeepSpeed needs a process group even on one
+process, so with ``--deepspeed`` and no launcher a one-rank group is created on a free local port.
+
+Collectives wait at most ``--distributed-timeout-minutes`` for a peer: a rank that died (killed, out
+of memory) ends the others with an error instead of leaving them waiting for hours.
 """
 
 import datetime
@@ -15,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from .. import mpu
+from ..launch import JobPlace, export_launch_env, rendezvous, resolve_launch
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +33,9 @@ def initialize_distributed(args):
     """Set ``args.rank``, ``args.world_size``, ``args.local_rank``, pick the device, join the process
     group when launched with several ranks (or with ``--deepspeed``), and create the model-parallel
     groups.  Returns the ``torch.device`` this rank computes on."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", args.local_rank if args.local_rank is not None else 0))
+    place = resolve_launch()
+    world_size, rank = place.world_size, place.rank
+    local_rank = place.local_rank if place.local_rank is not None else (args.local_rank or 0)
     args.rank, args.world_size, args.local_rank = rank, world_size, local_rank
 
     if torch.cuda.is_available():
@@ -43,10 +47,16 @@ def initialize_distributed(args):
     if not dist.is_initialized() and (world_size > 1 or getattr(args, "deepspeed", False)):
         if world_size == 1 and "MASTER_ADDR" not in os.environ:
             # DeepSpeed on a single process without a launcher: give it a one-rank group.
-            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
-                              MASTER_PORT=str(_free_port()))
+            address, port = "127.0.0.1", _free_port()
+        else:
+            address, port = rendezvous(place)
+        # torch's env:// rendezvous (which also joins torchrun's agent store) and DeepSpeed read torchrun's
+        # variables: export them for every launcher, so all tell the same story.
+        export_launch_env(JobPlace(rank, world_size, local_rank, place.source), address, port)
         backend = args.distributed_backend if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30),
+        timeout = datetime.timedelta(minutes=args.distributed_timeout_minutes)
+        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size,
+                                timeout=timeout,
                                 **({"device_id": device} if device.type == "cuda" else {}))
     if dist.is_initialized():
         args.rank, args.world_size = dist.get_rank(), dist.get_world_size()
