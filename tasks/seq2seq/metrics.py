@@ -8,6 +8,14 @@ dropped, and so is one whose distinct words were already seen in earlier kept se
 newlines, which is what ``rougeLsum`` splits on.  The original reported ``rouge-1``, ``rouge-2`` and,
 as ``rouge-l``, the summary-level ``rougeLsum`` (:data:`ORIGINAL_ROUGE_NAMES`).
 
+Which text is the reference matters for ``rougeL``/``rougeLsum`` only (ROUGE-1/2 F are symmetric):
+the original finetuning driver's metric callback called ``scorer.score(prediction, reference)``,
+i.e. scored the *reference* as the candidate, and that number chose its best checkpoint and filled
+its ``test_results``.  :func:`rouge_metric` (the in-training / finetuning metric) reproduces that
+(``reference_first=False``); the file scoring of ``scripts/evaluate_seq2seq.sh``
+(:func:`rouge_from_files`), which stands in for the ``files2rouge`` of the published tables, keeps
+the standard order (``reference_first=True``, the default).
+
 Run as a script it scores two line-aligned files (``test.jsonl.hyps`` / ``.refs``); see
 ``scripts/evaluate_seq2seq.sh``.
 """
@@ -68,12 +76,14 @@ def _scorer(rouge_types, split_summaries):
 
 
 def rouge_scores(predictions, references, dataset="cnn_dm", duplicate_rate=DUPLICATE_RATE, split_summaries=False,
-                 rouge_types=ROUGE_TYPES):
+                 rouge_types=ROUGE_TYPES, reference_first=True):
     """Mean ROUGE F-measures (in [0, 1]) of ``predictions`` against ``references`` (raw strings, as
     decoded), after the post-processing above.  ``dataset``: the re-tokenisation, one of
     ``cnn_dm`` (PTB rules, BERT models), ``gigaword``, ``cnn_dm_org`` (none); see
     :func:`tasks.seq2seq.retokenize.retokenizer_for`.  ``split_summaries=True`` lets rouge-score also
     split sentences with NLTK for ``rougeLsum`` (needs NLTK's ``punkt`` data installed).
+    ``reference_first=False`` swaps the roles as the original finetuning driver did
+    (``score(prediction, reference)``); it changes ``rougeL``/``rougeLsum`` only.
     Returns ``{rouge type: score}``."""
     predictions, references = list(predictions), list(references)
     if len(predictions) != len(references):
@@ -85,9 +95,12 @@ def rouge_scores(predictions, references, dataset="cnn_dm", duplicate_rate=DUPLI
     scorer = _scorer(rouge_types, split_summaries)
     totals = dict.fromkeys(rouge_types, 0.0)
     for prediction, reference in zip(predictions, references):
+        target = postprocess_reference(reference, dataset)
+        candidate = postprocess_prediction(prediction, dataset, duplicate_rate)
+        if not reference_first:
+            target, candidate = candidate, target
         try:
-            scores = scorer.score(postprocess_reference(reference, dataset),
-                                  postprocess_prediction(prediction, dataset, duplicate_rate))
+            scores = scorer.score(target, candidate)
         except LookupError as e:   # NLTK data for split_summaries
             raise RuntimeError(f"split_summaries needs NLTK's sentence splitter data: {e}") from None
         for name in rouge_types:
@@ -97,11 +110,14 @@ def rouge_scores(predictions, references, dataset="cnn_dm", duplicate_rate=DUPLI
 
 def rouge_metric(predictions, labels, examples, metric="rouge-1", duplicate_rate=DUPLICATE_RATE, dataset="cnn_dm"):
     """The original metric callback: one of :data:`ORIGINAL_ROUGE_NAMES` over ``examples``'
-    ``meta["ref"]`` (``labels`` is unused, kept for the callback signature)."""
+    ``meta["ref"]`` (``labels`` is unused, kept for the callback signature), computed as the original
+    finetuning driver did, with the prediction in the reference's role (``reference_first=False``):
+    its ``rouge-l`` chose the best checkpoint."""
     del labels
     rouge_type = ORIGINAL_ROUGE_NAMES[metric]
     references = [example.meta["ref"] for example in examples]
-    return rouge_scores(predictions, references, dataset, duplicate_rate, rouge_types=(rouge_type,))[rouge_type]
+    return rouge_scores(predictions, references, dataset, duplicate_rate, rouge_types=(rouge_type,),
+                        reference_first=False)[rouge_type]
 
 
 def rouge_metric_dict(dataset="cnn_dm"):
@@ -120,7 +136,8 @@ def read_prediction_lines(path):
 
 
 def rouge_from_files(hyps_path, refs_path, dataset="cnn_dm", duplicate_rate=DUPLICATE_RATE, split_summaries=False):
-    """ROUGE of a ``test.jsonl.hyps`` file against its ``test.jsonl.refs`` (line-aligned)."""
+    """ROUGE of a ``test.jsonl.hyps`` file against its ``test.jsonl.refs`` (line-aligned), the
+    references in the reference role (the standard order, as ``files2rouge``)."""
     hyps, refs = read_prediction_lines(hyps_path), read_prediction_lines(refs_path)
     if len(hyps) != len(refs):
         longer = hyps_path if len(hyps) > len(refs) else refs_path
