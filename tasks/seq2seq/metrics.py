@@ -167,36 +167,88 @@ def _is_no_answer(text):
     return text.lower().replace(" ", "") == "n/a"
 
 
-def squad_evaluate(predictions, labels, examples, metric):
-    """The original SQuAD score in percent: the windows of one question (same ``example.idx``) give
-    one answer, the first window's prediction that is not ``N/A`` (else ``N/A``); a question without
-    gold answers (``meta["answers"] == ["N/A"]``) scores 1 exactly when the answer is ``N/A``,
-    otherwise ``metric`` takes the best over the gold answers."""
-    del labels
+def squad_answers(predictions, examples):
+    """``{question id: answer}``: the windows of one question (same ``example.idx``) give one answer,
+    the first window's prediction that is not ``N/A``; ``""`` when every window said ``N/A`` -- the
+    answer file a test run writes (:func:`tasks.seq2seq.outputs.write_prediction_files`)."""
     predictions, examples = list(predictions), list(examples)
     if len(predictions) != len(examples):
         raise ValueError(f"{len(predictions)} predictions but {len(examples)} examples")
-    per_question = {}
+    answers = {}
     for example, prediction in zip(examples, predictions):
-        entry = per_question.setdefault(example.idx, {"gold": example.meta["answers"], "answer": None})
-        if entry["answer"] is None and not _is_no_answer(prediction):
-            entry["answer"] = prediction
-    if not per_question:
+        text = "" if _is_no_answer(prediction) else prediction
+        if answers.get(example.idx, "") == "":
+            answers[example.idx] = text
+    return answers
+
+
+def squad_evaluate(predictions, labels, examples, metric):
+    """The original GLM SQuAD score in percent, averaged over the questions that have at least one
+    window (a question whose windows all miss the gold answer has no example in ``squad_v1`` and is
+    left out): the question's answer is that of :func:`squad_answers` (``N/A`` if empty); a question
+    without gold answers (``meta["answers"] == ["N/A"]``) scores 1 exactly when the answer is
+    ``N/A``, otherwise ``metric`` takes the best over the gold answers."""
+    del labels
+    examples = list(examples)
+    answers = squad_answers(predictions, examples)
+    if not answers:
         raise ValueError("no predictions to score")
+    gold_of = {example.idx: example.meta["answers"] for example in examples}
     total = 0.0
-    for entry in per_question.values():
-        answer = "N/A" if entry["answer"] is None else entry["answer"]
-        gold = entry["gold"]
+    for question, answer in answers.items():
+        answer, gold = answer or "N/A", gold_of[question]
         if list(gold) == ["N/A"]:
             total += float(answer == "N/A")
         elif gold:
             total += max(metric(answer, truth) for truth in gold)
-    return 100.0 * total / len(per_question)
+    return 100.0 * total / len(answers)
 
 
 squad_exact_match = functools.partial(squad_evaluate, metric=exact_match_score)
 squad_f1 = functools.partial(squad_evaluate, metric=f1_score)
 SQUAD_METRICS = {"EM": squad_exact_match, "F1": squad_f1}
+
+
+def official_squad_scores(answers, questions):
+    """``(EM, F1)`` in percent as the official SQuAD evaluation computes them: averaged over *every*
+    question of the file (``questions``: ``{id: gold answer texts}``, ``["N/A"]`` for a SQuAD 2.0
+    question without answer), a question missing from ``answers`` scoring 0; normalisation without
+    stripping accents; the best over the gold answers; a no-answer question scores 1 exactly when
+    the answer is empty."""
+    if not questions:
+        raise ValueError("no questions to score")
+    exact = f1 = 0.0
+    for question, gold in questions.items():
+        if question not in answers:
+            continue   # unanswered: 0
+        answer = answers[question]
+        if list(gold) == ["N/A"]:
+            exact += float(answer == "")
+            f1 += float(answer == "")
+        elif gold:
+            exact += max(answer_match.exact_match_score(answer, truth) for truth in gold)
+            f1 += max(answer_match.f1_score(answer, truth) for truth in gold)
+    return 100.0 * exact / len(questions), 100.0 * f1 / len(questions)
+
+
+# What a SQuAD evaluation reports: the official figures, the original GLM driver's, and the number of
+# questions of the file that had no window (and so no prediction).
+SQUAD_REPORT_NAMES = ("EM", "F1", "EM_original", "F1_original", "questions_without_window")
+
+
+def squad_report(predictions, examples, questions):
+    """``{"EM", "F1"}``: :func:`official_squad_scores` over every question of ``questions``;
+    ``{"EM_original", "F1_original"}``: the original's figures (:data:`SQUAD_METRICS`: answered
+    questions only, accents stripped); ``questions_without_window``: questions of the file without
+    any example (for ``squad_v1``, those whose context windows all miss the first gold answer)."""
+    examples = list(examples)
+    answers = squad_answers(predictions, examples)
+    exact, f1 = official_squad_scores(answers, questions)
+    windowed = {example.idx for example in examples}
+    return {"EM": exact, "F1": f1,
+            "EM_original": squad_exact_match(predictions, None, examples) if examples else 0.0,
+            "F1_original": squad_f1(predictions, None, examples) if examples else 0.0,
+            "questions_without_window": float(sum(question not in windowed for question in questions))}
 
 
 # --------------------------------------------------------------------------------------------------- CLI

@@ -171,3 +171,31 @@ def test_squad_em_f1_with_windows_and_no_answer_questions():
 def test_squad_no_answer_predicted_for_an_answerable_question():
     assert squad_f1(["N/A"], None, [_example("q", ["x y"])]) == 0.0
     assert squad_exact_match(["x"], None, [_example("q", [])]) == 0.0   # no gold answers at all
+
+
+def test_squad_report_official_and_original_figures():
+    """A question without any window has no prediction: the official evaluation scores it 0 over
+    every question of the file, the original averaged over the answered questions only."""
+    examples = [_example("q1", ["Seventeen", "seventeen years"]), _example("q1", ["Seventeen", "seventeen years"]),
+                _example("q2", ["the red car"])]
+    predictions = ["N/A", "seventeen", "red cars"]
+    questions = {"q1": ["Seventeen", "seventeen years"], "q2": ["the red car"], "q3": ["blue"], "q4": ["green"]}
+    report = metrics.squad_report(predictions, examples, questions)
+    # q1: "seventeen" (second window) = first gold -> EM 1, F1 1; q2: "red cars" vs "red car": EM 0,
+    # F1 = 2 * (1/2 * 1/2) / 1 = 0.5; q3, q4: no window, no prediction.
+    assert report["questions_without_window"] == 2
+    assert report["EM"] == pytest.approx(100 * 1 / 4)
+    assert report["F1"] == pytest.approx(100 * 1.5 / 4)
+    assert report["EM_original"] == pytest.approx(100 * 1 / 2)
+    assert report["F1_original"] == pytest.approx(100 * 1.5 / 2)
+    assert tuple(report) == metrics.SQUAD_REPORT_NAMES
+
+
+def test_official_squad_scores_keep_accents_and_score_no_answer_questions():
+    # The official normalisation keeps accents (the original GLM's stripped them).
+    assert metrics.official_squad_scores({"q": "cafe"}, {"q": ["Café"]}) == (0.0, 0.0)
+    assert squad_exact_match(["cafe"], None, [_example("q", ["Café"])]) == 100.0
+    # SQuAD 2.0 no-answer question: 1 exactly when the answer is empty (our N/A is written as "").
+    assert metrics.official_squad_scores({"a": "", "b": "x"}, {"a": ["N/A"], "b": ["N/A"]}) == (50.0, 50.0)
+    with pytest.raises(ValueError, match="no questions"):
+        metrics.official_squad_scores({}, {})
