@@ -28,6 +28,7 @@ import sys
 
 from .. import answer_match
 from ..jsonl import TaskDataError
+from .files import read_lines
 from .retokenize import RETOKENIZERS, fix_tokenization
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -127,12 +128,10 @@ def rouge_metric_dict(dataset="cnn_dm"):
 
 
 def read_prediction_lines(path):
-    """One prediction/reference per line (the ``.hyps`` / ``.refs`` files)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f]
-    except FileNotFoundError:
-        raise TaskDataError(f"{path}: file not found") from None
+    """One prediction/reference per line (the ``.hyps`` / ``.refs`` files), read as the split files
+    are (:func:`tasks.seq2seq.files.read_lines`: ``\n`` or ``\r\n`` ends a line, a byte-order mark
+    is dropped)."""
+    return read_lines(path, "file")
 
 
 def rouge_from_files(hyps_path, refs_path, dataset="cnn_dm", duplicate_rate=DUPLICATE_RATE, split_summaries=False):
