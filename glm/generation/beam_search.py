@@ -65,9 +65,11 @@ class BeamHypotheses:
         return self.worst >= self.normalise(best_candidate_sum, generated_before_step)
 
     def best(self):
+        """The best hypothesis; among equal scores the one added last, as the original's stable sort
+        then ``pop()`` chose (and :meth:`add` drops the earliest of equally bad ones, as it did)."""
         if not self.items:
             return NEG_INF, []
-        return max(self.items, key=lambda item: item[0])
+        return max(reversed(self.items), key=lambda item: item[0])
 
 
 def beam_search_block(model, logits, mems, mask_positions, next_block_position, config, generator=None):
