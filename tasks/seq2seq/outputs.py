@@ -9,8 +9,8 @@ next to ``test_results.json`` (``<file>.hyps`` / ``.refs``, or the SQuAD answer 
 import json
 
 from ..inputs import command_id
-from .retokenize import blank_fix_tokenization
 from .metrics import squad_answers
+from .retokenize import blank_fix_tokenization
 from .squad import squad_decode
 
 SQUAD_TASKS = ("squad", "squad_v1")
