@@ -111,10 +111,21 @@ def predict_choices(model, dataset, batch_size, device, collate_fn=collate_choic
 
 
 def seq2seq_decode_config(args, tokenizer):
-    """The decoding flags of a seq2seq evaluation: beam search with ``--num-beams``; one beam means
-    greedy decoding unless sampling is asked for with ``--top-k``/``--top-p`` (the original's beam
-    scorer with a single beam was greedy too).  At most ``--tgt-seq-length`` new tokens."""
-    overrides = {}
+    """The decoding of a seq2seq evaluation, with the rules of the original's seq2seq evaluator:
+
+    * beam search with ``--num-beams``; one beam is greedy unless sampling is asked for with
+      ``--top-k``/``--top-p`` (the original's beam scorer with one beam and top-k candidates picks
+      the arg-max, and ends on the same token);
+    * at most ``--tgt-seq-length`` new tokens (``--out-seq-length`` is not read, as in the original);
+    * a hypothesis ends on ``eop`` only: ``pad`` (id 0, which is also ``eos`` for BERT vocabularies)
+      is an ordinary token during the search, dropped from the text afterwards
+      (:func:`tasks.seq2seq.outputs.strip_special`);
+    * the length penalty divides by ``max(n, 1) ** length_penalty``, ``n`` generated tokens
+      (``length_offset=0``: the original's generated tensor starts empty, without ``sop``).
+
+    ``tests/generation/test_beam_search_reference.py`` replays the original evaluator's recorded
+    cases through this configuration."""
+    overrides = dict(end_ids=(tokenizer.get_command("eop").Id,), length_offset=0)
     if args.num_beams == 1 and not args.top_k and not args.top_p:
         overrides["top_k"] = 1
     return DecodeConfig.from_args(args, tokenizer, max_new_tokens=args.tgt_seq_length, **overrides)

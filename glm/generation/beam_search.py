@@ -1,15 +1,28 @@
-"""Beam search over the model's memory (spec section 9.4, with the known traps fixed).
+"""Beam search over the model's memory (spec section 9.4), with the original's scoring and stopping rules.
 
 Per step: logits -> real-vocabulary restriction -> top-k/top-p (``--top-k``/``--top-p``, off by
 default) -> log-softmax -> minimum length (end ids forbidden before ``--min-tgt-length`` generated
 tokens) -> no-repeat n-grams (over the generated tokens) -> plus the beam's running score; then
 ``2 * num_beams`` candidates, chosen by **top-k by default** (the original sampled them unless
-``--select-topk`` was given; ``beam_sample=True`` keeps that behaviour).  A candidate ending in an
-end id among the first ``num_beams`` becomes a finished hypothesis with score
-``sum log p / (length_offset + n) ** length_penalty``; the search of a row stops when it holds
-``num_beams`` hypotheses and the best live beam cannot beat the worst of them, or after
-``max_new_tokens`` steps (live beams then join the hypotheses).  Initial scores: 0 for beam 0 and
-``-1e9`` for the others, so the first step expands beam 0 only.
+``--select-topk`` was given; ``beam_sample=True`` keeps that behaviour), sorted by score.
+
+The rules below are those of the original's beam scorer (used by both its seq2seq evaluator and
+``generate_samples.py``); what differs between those two callers is a :class:`~.decoding.DecodeConfig`
+option, not a second implementation:
+
+* **hypothesis score** = ``sum log p / max(n + length_offset, 1) ** length_penalty``, ``n`` generated
+  tokens (end token excluded).  ``length_offset`` is 0 for the seq2seq evaluator (its generated tensor
+  starts empty) and 1 for blank filling (its tensor starts with ``sop``);
+* **what ends a hypothesis**: a candidate whose token is in ``end_ids`` and that ranks among the
+  first ``num_beams`` candidates becomes a finished hypothesis (one ranked lower is dropped); any
+  other token, ``pad`` included when it is not an end id, continues a beam;
+* **when a row is done**: once it holds ``num_beams`` hypotheses and the worst of them scores at
+  least ``max(all 2 * num_beams candidate sums of the step) / max(t + length_offset, 1) ** length_penalty``,
+  ``t`` tokens generated *before* the step (the original divided by ``t ** length_penalty`` with
+  the same offset; the clamp at 1 only avoids its division by zero at ``t = 0``);
+* after ``max_new_tokens`` steps the live beams of unfinished rows join the hypotheses.
+
+Initial scores: 0 for beam 0 and ``-1e9`` for the others, so the first step expands beam 0 only.
 """
 
 import torch
@@ -44,15 +57,19 @@ class BeamHypotheses:
             if len(self.items) > self.num_beams:
                 self.items.remove(min(self.items, key=lambda item: item[0]))
 
-    def is_done(self, best_live_sum, live_length):
+    def is_done(self, best_candidate_sum, generated_before_step):
+        """The original's stopping test: full, and the worst kept hypothesis at least as good as the
+        step's best candidate sum normalised at the length *before* the step."""
         if len(self.items) < self.num_beams:
             return False
-        return self.worst >= self.normalise(best_live_sum, live_length)
+        return self.worst >= self.normalise(best_candidate_sum, generated_before_step)
 
     def best(self):
+        """The best hypothesis; among equal scores the one added last, as the original's stable sort
+        then ``pop()`` chose (and :meth:`add` drops the earliest of equally bad ones, as it did)."""
         if not self.items:
             return NEG_INF, []
-        return max(self.items, key=lambda item: item[0])
+        return max(reversed(self.items), key=lambda item: item[0])
 
 
 def beam_search_block(model, logits, mems, mask_positions, next_block_position, config, generator=None):
@@ -115,8 +132,9 @@ def beam_search_block(model, logits, mems, mask_positions, next_block_position, 
                 next_scores.append(score)
                 sources.append(source)
             if not done[b]:
-                best_live = max(score for _, score, _ in chosen)
-                done[b] = best_live == NEG_INF or hyps[b].is_done(best_live, t + 1)
+                no_live_beam = all(score == NEG_INF for _, score, _ in chosen)
+                # cand_scores[b] is sorted: its first entry is the step's best candidate, end ids included.
+                done[b] = no_live_beam or hyps[b].is_done(cand_scores[b][0], t)
 
         histories = [histories[s] + [tok] for tok, s in zip(next_tokens, sources)]
         beam_scores = torch.tensor(next_scores, device=device)

@@ -27,12 +27,19 @@ class DecodeConfig:
     """What to generate and how.
 
     ``max_new_tokens`` (``--out-seq-length`` / ``--tgt-seq-length``) counts tokens after ``sop``;
-    ``end_ids`` stop a row (never part of the output); ``num_tokens`` is the real vocabulary size
-    (``tokenizer.num_tokens``): padded ids are never produced.  ``num_beams > 1`` runs beam search,
-    choosing candidates by top-k unless ``beam_sample`` (the original's default without
-    ``--select-topk``).  A hypothesis scores ``sum log p / (length_offset + n) ** length_penalty``
-    with ``n`` generated tokens; ``length_offset=1`` counts the leading ``sop``.  ``min_length`` and
+    ``end_ids`` end a row or a beam hypothesis (never part of the output; any other id, ``pad``
+    included, is an ordinary token); ``num_tokens`` is the real vocabulary size
+    (``tokenizer.num_tokens``): padded ids are never produced (``None`` allows them, as the original
+    did).  ``num_beams > 1`` runs beam search, choosing candidates by top-k unless ``beam_sample``
+    (the original's default without ``--select-topk``).  A hypothesis scores
+    ``sum log p / max(n + length_offset, 1) ** length_penalty`` with ``n`` generated tokens; the same
+    offset enters the stopping test (see :mod:`.beam_search`).  ``min_length`` and
     ``no_repeat_ngram_size`` look at the generated tokens only.
+
+    The two original callers differ only in these options: blank filling (``generate_samples.py``,
+    :meth:`from_args`) counts ``sop`` (``length_offset=1``) and ends on ``eop`` and ``eos``; the
+    seq2seq evaluator (``tasks.eval_utils.seq2seq_decode_config``) counts generated tokens only
+    (``length_offset=0``) and ends on ``eop`` only.
     """
 
     max_new_tokens: int = 256
@@ -64,7 +71,8 @@ class DecodeConfig:
     def from_args(cls, args, tokenizer, max_new_tokens=None, **overrides):
         """The flags of ``glm.arguments`` (``--out-seq-length``, ``--temperature``, ``--top-k``,
         ``--top-p``, ``--num-beams``, ``--length-penalty``, ``--no-repeat-ngram-size``,
-        ``--min-tgt-length``, ``--beam-sample``); ends on ``eop`` and ``eos``."""
+        ``--min-tgt-length``, ``--beam-sample``) with the rules of the original's blank filling:
+        ends on ``eop`` and ``eos``, ``sop`` counted in the length (``length_offset=1``)."""
         values = dict(
             max_new_tokens=args.out_seq_length if max_new_tokens is None else max_new_tokens,
             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,

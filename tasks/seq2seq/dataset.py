@@ -96,6 +96,8 @@ class Seq2SeqDataset(_Seq2SeqBase):
             self.format = fmt(self.task, self.data_dir, tokenizer)
         self.mask_id = command_id(tokenizer, task_mask_name(args, self.task))
         self._set_examples(*self.format.examples(split))
+        # Extractive SQuAD: every question of the file, including those without a window.
+        self.questions = getattr(self.format, "questions", None)
 
     def __getitem__(self, idx):
         example, where = self.example_list[idx], self.where(idx)

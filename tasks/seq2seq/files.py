@@ -1,9 +1,13 @@
 """Where each seq2seq task keeps its splits, and readers whose errors name the file (and line).
 
 The original used a different file name for the development split per task (``val``, ``valid``,
-``dev``); :data:`SPLIT_STEMS` is that table.  Lines are read the way ``for line in open(...)`` reads
-them (universal newlines only), not with ``str.splitlines``, which would also cut at U+2028 and
-friends and shift every later line of a news corpus.
+``dev``); :data:`SPLIT_STEMS` is that table.
+
+Lines end at ``\n`` only (a ``\r\n`` pair counts as one end), not with ``str.splitlines``, which would
+also cut at U+2028 and friends, nor at a lone ``\r`` as Python's universal newlines (and so the
+original's ``for line in open(...)``) would: either shifts every later line of a news corpus against
+its summaries.  A UTF-8 byte-order mark at the start of a file (Windows editors write one) is
+dropped, in text and JSON files alike.
 """
 
 import json
@@ -41,11 +45,18 @@ def split_path(data_dir, layout, split, suffix):
     return os.path.join(data_dir, SPLIT_STEMS[layout][split] + suffix)
 
 
+def _without_line_end(line):
+    if line.endswith("\n"):
+        line = line[:-1]
+    return line[:-1] if line.endswith("\r") else line
+
+
 def read_lines(path, what="split file"):
-    """The lines of a text file, newline removed (not stripped), in file order."""
+    """The lines of a text file, line end (``\n`` or ``\r\n``) removed, nothing else stripped, in
+    file order; a ``\r`` inside a line stays in it."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f]
+        with open(path, encoding="utf-8-sig", newline="\n") as f:
+            return [_without_line_end(line) for line in f]
     except FileNotFoundError:
         raise MissingSplitError(f"{path}: {what} not found") from None
     except UnicodeDecodeError as e:
@@ -70,7 +81,7 @@ def read_parallel(source_path, target_path):
 def read_json(path, what="split file"):
     """A whole JSON document (SQuAD files, the XSum split list)."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             return json.load(f)
     except FileNotFoundError:
         raise MissingSplitError(f"{path}: {what} not found") from None

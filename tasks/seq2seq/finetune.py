@@ -27,7 +27,7 @@ from ..finetune import FinetuneError, FinetuneTask
 from ..jsonl import MissingSplitError
 from . import metrics as seq2seq_metrics
 from .dataset import build_dataset
-from .outputs import blank_prediction_text, prediction_text, write_prediction_files
+from .outputs import SQUAD_TASKS, blank_prediction_text, prediction_text, write_prediction_files
 from .retokenize import retokenizer_for
 
 FILL_TASKS = ("blank", "extraction")   # several masks per source, filled left to right
@@ -52,10 +52,11 @@ def fit_lengths(args):
 
 
 def metric_functions(args):
-    """``{name: f(predictions, labels, examples)}`` for the task."""
+    """``{name: f(predictions, labels, examples)}`` for the task (extractive SQuAD is scored by
+    :func:`~tasks.seq2seq.metrics.squad_report`, which also needs every question of the file)."""
     task = args.task.lower()
-    if task in ("squad", "squad_v1"):
-        return dict(seq2seq_metrics.SQUAD_METRICS)
+    if task in SQUAD_TASKS:
+        return {}
     if task == "extraction":
         return {"accuracy": span_accuracy}
     return seq2seq_metrics.rouge_metric_dict(retokenizer_for(args))
@@ -79,6 +80,8 @@ class Seq2SeqEvaluation:
         self.datasets = {}
         self.metrics = metric_functions(args)
         self.task = args.task.lower()
+        self.metric_names = (seq2seq_metrics.SQUAD_REPORT_NAMES if self.task in SQUAD_TASKS
+                             else tuple(self.metrics))
 
     def dataset(self, split):
         if split not in self.datasets:
@@ -102,7 +105,11 @@ class Seq2SeqEvaluation:
             predictions = [prediction_text(self.args, self.tokenizer, ids, example)
                            for ids, example in zip(generated, dataset.example_list)]
         examples = dataset.example_list
-        scores = {name: float(f(predictions, None, examples)) for name, f in self.metrics.items()}
+        if self.task in SQUAD_TASKS:
+            # The official figures over every question of the file, the original's over the answered ones.
+            scores = seq2seq_metrics.squad_report(predictions, examples, dataset.questions)
+        else:
+            scores = {name: float(f(predictions, None, examples)) for name, f in self.metrics.items()}
         return scores, {"predictions": predictions, "examples": examples}
 
     @torch.no_grad()
@@ -158,7 +165,7 @@ def build_task(args, tokenizer):
         build_model=lambda a, device: build_task_model(a, device, "generation"),
         forward_step=functools.partial(pretrain_forward, label_smoothing=args.label_smoothing),
         evaluate=evaluation,
-        metric_names=tuple(evaluation.metrics),
+        metric_names=evaluation.metric_names,
         train_dataset=train,
         valid_dataset=valid,
         write_predictions=write_predictions,

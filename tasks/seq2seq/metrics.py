@@ -8,6 +8,14 @@ dropped, and so is one whose distinct words were already seen in earlier kept se
 newlines, which is what ``rougeLsum`` splits on.  The original reported ``rouge-1``, ``rouge-2`` and,
 as ``rouge-l``, the summary-level ``rougeLsum`` (:data:`ORIGINAL_ROUGE_NAMES`).
 
+Which text is the reference matters for ``rougeL``/``rougeLsum`` only (ROUGE-1/2 F are symmetric):
+the original finetuning driver's metric callback called ``scorer.score(prediction, reference)``,
+i.e. scored the *reference* as the candidate, and that number chose its best checkpoint and filled
+its ``test_results``.  :func:`rouge_metric` (the in-training / finetuning metric) reproduces that
+(``reference_first=False``); the file scoring of ``scripts/evaluate_seq2seq.sh``
+(:func:`rouge_from_files`), which stands in for the ``files2rouge`` of the published tables, keeps
+the standard order (``reference_first=True``, the default).
+
 Run as a script it scores two line-aligned files (``test.jsonl.hyps`` / ``.refs``); see
 ``scripts/evaluate_seq2seq.sh``.
 """
@@ -20,6 +28,7 @@ import sys
 
 from .. import answer_match
 from ..jsonl import TaskDataError
+from .files import read_lines
 from .retokenize import RETOKENIZERS, fix_tokenization
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -68,12 +77,14 @@ def _scorer(rouge_types, split_summaries):
 
 
 def rouge_scores(predictions, references, dataset="cnn_dm", duplicate_rate=DUPLICATE_RATE, split_summaries=False,
-                 rouge_types=ROUGE_TYPES):
+                 rouge_types=ROUGE_TYPES, reference_first=True):
     """Mean ROUGE F-measures (in [0, 1]) of ``predictions`` against ``references`` (raw strings, as
     decoded), after the post-processing above.  ``dataset``: the re-tokenisation, one of
     ``cnn_dm`` (PTB rules, BERT models), ``gigaword``, ``cnn_dm_org`` (none); see
     :func:`tasks.seq2seq.retokenize.retokenizer_for`.  ``split_summaries=True`` lets rouge-score also
     split sentences with NLTK for ``rougeLsum`` (needs NLTK's ``punkt`` data installed).
+    ``reference_first=False`` swaps the roles as the original finetuning driver did
+    (``score(prediction, reference)``); it changes ``rougeL``/``rougeLsum`` only.
     Returns ``{rouge type: score}``."""
     predictions, references = list(predictions), list(references)
     if len(predictions) != len(references):
@@ -85,9 +96,12 @@ def rouge_scores(predictions, references, dataset="cnn_dm", duplicate_rate=DUPLI
     scorer = _scorer(rouge_types, split_summaries)
     totals = dict.fromkeys(rouge_types, 0.0)
     for prediction, reference in zip(predictions, references):
+        target = postprocess_reference(reference, dataset)
+        candidate = postprocess_prediction(prediction, dataset, duplicate_rate)
+        if not reference_first:
+            target, candidate = candidate, target
         try:
-            scores = scorer.score(postprocess_reference(reference, dataset),
-                                  postprocess_prediction(prediction, dataset, duplicate_rate))
+            scores = scorer.score(target, candidate)
         except LookupError as e:   # NLTK data for split_summaries
             raise RuntimeError(f"split_summaries needs NLTK's sentence splitter data: {e}") from None
         for name in rouge_types:
@@ -97,11 +111,14 @@ def rouge_scores(predictions, references, dataset="cnn_dm", duplicate_rate=DUPLI
 
 def rouge_metric(predictions, labels, examples, metric="rouge-1", duplicate_rate=DUPLICATE_RATE, dataset="cnn_dm"):
     """The original metric callback: one of :data:`ORIGINAL_ROUGE_NAMES` over ``examples``'
-    ``meta["ref"]`` (``labels`` is unused, kept for the callback signature)."""
+    ``meta["ref"]`` (``labels`` is unused, kept for the callback signature), computed as the original
+    finetuning driver did, with the prediction in the reference's role (``reference_first=False``):
+    its ``rouge-l`` chose the best checkpoint."""
     del labels
     rouge_type = ORIGINAL_ROUGE_NAMES[metric]
     references = [example.meta["ref"] for example in examples]
-    return rouge_scores(predictions, references, dataset, duplicate_rate, rouge_types=(rouge_type,))[rouge_type]
+    return rouge_scores(predictions, references, dataset, duplicate_rate, rouge_types=(rouge_type,),
+                        reference_first=False)[rouge_type]
 
 
 def rouge_metric_dict(dataset="cnn_dm"):
@@ -111,16 +128,15 @@ def rouge_metric_dict(dataset="cnn_dm"):
 
 
 def read_prediction_lines(path):
-    """One prediction/reference per line (the ``.hyps`` / ``.refs`` files)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f]
-    except FileNotFoundError:
-        raise TaskDataError(f"{path}: file not found") from None
+    """One prediction/reference per line (the ``.hyps`` / ``.refs`` files), read as the split files
+    are (:func:`tasks.seq2seq.files.read_lines`: ``\n`` or ``\r\n`` ends a line, a byte-order mark
+    is dropped)."""
+    return read_lines(path, "file")
 
 
 def rouge_from_files(hyps_path, refs_path, dataset="cnn_dm", duplicate_rate=DUPLICATE_RATE, split_summaries=False):
-    """ROUGE of a ``test.jsonl.hyps`` file against its ``test.jsonl.refs`` (line-aligned)."""
+    """ROUGE of a ``test.jsonl.hyps`` file against its ``test.jsonl.refs`` (line-aligned), the
+    references in the reference role (the standard order, as ``files2rouge``)."""
     hyps, refs = read_prediction_lines(hyps_path), read_prediction_lines(refs_path)
     if len(hyps) != len(refs):
         longer = hyps_path if len(hyps) > len(refs) else refs_path
@@ -150,36 +166,88 @@ def _is_no_answer(text):
     return text.lower().replace(" ", "") == "n/a"
 
 
-def squad_evaluate(predictions, labels, examples, metric):
-    """The original SQuAD score in percent: the windows of one question (same ``example.idx``) give
-    one answer, the first window's prediction that is not ``N/A`` (else ``N/A``); a question without
-    gold answers (``meta["answers"] == ["N/A"]``) scores 1 exactly when the answer is ``N/A``,
-    otherwise ``metric`` takes the best over the gold answers."""
-    del labels
+def squad_answers(predictions, examples):
+    """``{question id: answer}``: the windows of one question (same ``example.idx``) give one answer,
+    the first window's prediction that is not ``N/A``; ``""`` when every window said ``N/A`` -- the
+    answer file a test run writes (:func:`tasks.seq2seq.outputs.write_prediction_files`)."""
     predictions, examples = list(predictions), list(examples)
     if len(predictions) != len(examples):
         raise ValueError(f"{len(predictions)} predictions but {len(examples)} examples")
-    per_question = {}
+    answers = {}
     for example, prediction in zip(examples, predictions):
-        entry = per_question.setdefault(example.idx, {"gold": example.meta["answers"], "answer": None})
-        if entry["answer"] is None and not _is_no_answer(prediction):
-            entry["answer"] = prediction
-    if not per_question:
+        text = "" if _is_no_answer(prediction) else prediction
+        if answers.get(example.idx, "") == "":
+            answers[example.idx] = text
+    return answers
+
+
+def squad_evaluate(predictions, labels, examples, metric):
+    """The original GLM SQuAD score in percent, averaged over the questions that have at least one
+    window (a question whose windows all miss the gold answer has no example in ``squad_v1`` and is
+    left out): the question's answer is that of :func:`squad_answers` (``N/A`` if empty); a question
+    without gold answers (``meta["answers"] == ["N/A"]``) scores 1 exactly when the answer is
+    ``N/A``, otherwise ``metric`` takes the best over the gold answers."""
+    del labels
+    examples = list(examples)
+    answers = squad_answers(predictions, examples)
+    if not answers:
         raise ValueError("no predictions to score")
+    gold_of = {example.idx: example.meta["answers"] for example in examples}
     total = 0.0
-    for entry in per_question.values():
-        answer = "N/A" if entry["answer"] is None else entry["answer"]
-        gold = entry["gold"]
+    for question, answer in answers.items():
+        answer, gold = answer or "N/A", gold_of[question]
         if list(gold) == ["N/A"]:
             total += float(answer == "N/A")
         elif gold:
             total += max(metric(answer, truth) for truth in gold)
-    return 100.0 * total / len(per_question)
+    return 100.0 * total / len(answers)
 
 
 squad_exact_match = functools.partial(squad_evaluate, metric=exact_match_score)
 squad_f1 = functools.partial(squad_evaluate, metric=f1_score)
 SQUAD_METRICS = {"EM": squad_exact_match, "F1": squad_f1}
+
+
+def official_squad_scores(answers, questions):
+    """``(EM, F1)`` in percent as the official SQuAD evaluation computes them: averaged over *every*
+    question of the file (``questions``: ``{id: gold answer texts}``, ``["N/A"]`` for a SQuAD 2.0
+    question without answer), a question missing from ``answers`` scoring 0; normalisation without
+    stripping accents; the best over the gold answers; a no-answer question scores 1 exactly when
+    the answer is empty."""
+    if not questions:
+        raise ValueError("no questions to score")
+    exact = f1 = 0.0
+    for question, gold in questions.items():
+        if question not in answers:
+            continue   # unanswered: 0
+        answer = answers[question]
+        if list(gold) == ["N/A"]:
+            exact += float(answer == "")
+            f1 += float(answer == "")
+        elif gold:
+            exact += max(answer_match.exact_match_score(answer, truth) for truth in gold)
+            f1 += max(answer_match.f1_score(answer, truth) for truth in gold)
+    return 100.0 * exact / len(questions), 100.0 * f1 / len(questions)
+
+
+# What a SQuAD evaluation reports: the official figures, the original GLM driver's, and the number of
+# questions of the file that had no window (and so no prediction).
+SQUAD_REPORT_NAMES = ("EM", "F1", "EM_original", "F1_original", "questions_without_window")
+
+
+def squad_report(predictions, examples, questions):
+    """``{"EM", "F1"}``: :func:`official_squad_scores` over every question of ``questions``;
+    ``{"EM_original", "F1_original"}``: the original's figures (:data:`SQUAD_METRICS`: answered
+    questions only, accents stripped); ``questions_without_window``: questions of the file without
+    any example (for ``squad_v1``, those whose context windows all miss the first gold answer)."""
+    examples = list(examples)
+    answers = squad_answers(predictions, examples)
+    exact, f1 = official_squad_scores(answers, questions)
+    windowed = {example.idx for example in examples}
+    return {"EM": exact, "F1": f1,
+            "EM_original": squad_exact_match(predictions, None, examples) if examples else 0.0,
+            "F1_original": squad_f1(predictions, None, examples) if examples else 0.0,
+            "questions_without_window": float(sum(question not in windowed for question in questions))}
 
 
 # --------------------------------------------------------------------------------------------------- CLI

@@ -9,6 +9,7 @@ next to ``test_results.json`` (``<file>.hyps`` / ``.refs``, or the SQuAD answer 
 import json
 
 from ..inputs import command_id
+from .metrics import squad_answers
 from .retokenize import blank_fix_tokenization
 from .squad import squad_decode
 
@@ -72,11 +73,7 @@ def write_prediction_files(task, predictions, examples, output_file):
     """
     task = task.lower()
     if task in SQUAD_TASKS:
-        answers = {}
-        for prediction, example in zip(predictions, examples):
-            text = "" if prediction.lower().replace(" ", "") == "n/a" else prediction
-            if answers.get(example.idx, "") == "":
-                answers[example.idx] = text
+        answers = squad_answers(predictions, examples)
         with open(output_file, "w", encoding="utf-8") as f:
             json.dump(answers, f)
         with open(f"{output_file}.refs", "w", encoding="utf-8") as f:

@@ -142,6 +142,9 @@ class SquadExtractiveFormat:
     the decoded window; its answer is the question's first answer if that (decoded) occurs in the
     window, else ``N/A`` -- and such windows are skipped for ``squad_v1``.  ``meta`` keeps what
     scoring needs: the full context, its ids and (BERT) their character offsets, all gold answers.
+    After :meth:`examples`, ``questions`` holds ``{question id: gold answer texts}`` for *every*
+    question of the file (``["N/A"]`` without answers), windows or not: the official evaluation
+    averages over all of them.
     """
 
     def __init__(self, task, data_dir, tokenizer, max_src_length, use_offsets):
@@ -156,6 +159,7 @@ class SquadExtractiveFormat:
     def examples(self, split):
         encode, decode = (lambda text: self.tokenizer.EncodeAsIds(text).tokenization), self.tokenizer.DecodeIds
         examples, origins, offsets_of = [], [], {}
+        self.questions = {}
         for context, qa, where in squad_questions(self.path(split)):
             if context not in offsets_of:   # questions of one paragraph share its encoding
                 context_tokens = encode(context)
@@ -168,6 +172,7 @@ class SquadExtractiveFormat:
                 raise TaskDataError(f"{where}: the question takes {len(question_tokens)} tokens and leaves no room "
                                     f"for the context in --src-seq-length {self.max_src_length}")
             answers = [answer["text"] for answer in qa["answers"]] or [NO_ANSWER]
+            self.questions[qa.get("id")] = answers
             gold = decode(encode(answers[0]))
             for start in range(0, len(context_tokens), self.max_src_length // 2):
                 window = context_tokens[start:start + length]

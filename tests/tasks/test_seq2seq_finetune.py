@@ -12,6 +12,7 @@ import pytest
 import finetune_glm
 from tests.distributed.launcher import run_distributed
 from tests.tasks.conftest import TINY_BERT_GLM
+from tasks.seq2seq.metrics import SQUAD_REPORT_NAMES
 from tests.tasks.seq2seq.conftest import squad_document, write_json, write_lines
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +77,16 @@ def test_each_format_trains_decodes_and_scores(task, task_data_dir, pretrained, 
                            "--num-beams", "2", "--no-repeat-ngram-size", "2")
     written = json.loads((run_dir / "test_results.json").read_text())
     assert written["task"] == task and set(written["test"]) == set(results["test"])
-    assert all(0.0 <= value <= 100.0 for value in results["test"].values())
+    test = results["test"]
+    if task in ("squad", "squad_v1"):   # percent, as the original; plus the count of windowless questions
+        assert set(test) == set(SQUAD_REPORT_NAMES)
+        assert all(0.0 <= test[name] <= 100.0 for name in ("EM", "F1", "EM_original", "F1_original"))
+        assert test["questions_without_window"] == 0
+    elif task == "extraction":   # percent of examples
+        assert set(test) == {"accuracy"} and 0.0 <= test["accuracy"] <= 100.0
+    else:   # ROUGE F-measures are fractions in [0, 1], as the original reported them
+        assert set(test) == {"rouge-1", "rouge-2", "rouge-l"}
+        assert all(0.0 <= value <= 1.0 for value in test.values())
     if task in ("squad", "squad_v1"):
         answers = json.loads((run_dir / "test.jsonl").read_text())
         assert set(answers) == {"q1", "q2"}

@@ -219,3 +219,20 @@ def test_build_dataset_picks_the_original_class(tmp_path, task):
     expected = {"customization": module.CustomizationDataset, "extraction": module.ExtractionDataset,
                 "blank": module.BlankLMDataset}.get(task, module.Seq2SeqDataset)
     assert module.TASK_DATASETS[task] is expected
+
+
+def test_split_files_keep_lines_aligned_whatever_the_line_ends(tmp_path):
+    """CRLF and LF both end a line; a byte-order mark (Windows editors) is dropped; a lone CR and
+    U+2028/U+0085 inside a line stay in it -- cutting there would pair every later source with the
+    wrong target."""
+    from tasks.seq2seq.files import read_json, read_lines, read_parallel
+
+    source = tmp_path / "test.source"
+    source.write_bytes("\ufeffFirst line\r\nsecond\rstill second\u2028and\u0085still\nthird\r\n".encode("utf-8"))
+    target = tmp_path / "test.target"
+    target.write_bytes(b"one\r\ntwo\r\nthree")   # no line end after the last line
+    assert read_lines(source) == ["First line", "second\rstill second\u2028and\u0085still", "third"]
+    assert read_parallel(source, target)[1] == ("second\rstill second\u2028and\u0085still", "two")
+    squad = tmp_path / "dev-v1.1.json"
+    squad.write_bytes(b'\xef\xbb\xbf{"version": "1.1", "data": []}\r\n')
+    assert read_json(squad) == {"version": "1.1", "data": []}

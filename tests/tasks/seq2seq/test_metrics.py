@@ -67,6 +67,46 @@ def test_rouge_metric_callbacks_use_the_original_names():
     assert callbacks["rouge-2"](predictions, None, examples) == pytest.approx(both["rouge2"])
 
 
+# Summary-level ROUGE-L (rougeLsum) of one prediction sentence P = "cat dog hen pig cat" against the
+# reference sentences R1 = "cat pig", R2 = "cat hen" (every longest common subsequence below is unique):
+# * standard order, score(reference, prediction): each reference sentence takes the union of its LCS
+#   with the prediction sentences, clipped by token counts.  R1 ~ P: "cat pig" (2 hits), R2 ~ P:
+#   "cat hen" (P has a second "cat": 2 hits) -> 4 hits; recall 4/4, precision 4/5, F = 8/9.
+# * the original driver's order, score(prediction, reference): P takes the union of its LCS with
+#   R1 ("cat pig": P positions 0, 3) and R2 ("cat hen": positions 0, 2) = positions {0, 2, 3}
+#   -> 3 hits; recall 3/5, precision 3/4, F = 2 * 0.6 * 0.75 / 1.35 = 2/3.
+# A one-sentence pair "one two three four five" / "one two three four six" has an LCS of 4 of 5 either
+# way: 0.8 in both orders.  ROUGE-1 F (unigram overlap 4: P 4/5, R 4/4) is 8/9 in both orders.
+ORDER_PREDICTIONS = ["cat dog hen pig cat", "one two three four five"]
+ORDER_REFERENCES = ["cat pig [SEP] cat hen", "one two three four six"]
+
+
+def test_rouge_l_in_both_orders_hand_checked():
+    standard = rouge_scores(ORDER_PREDICTIONS, ORDER_REFERENCES, dataset="cnn_dm_org")
+    swapped = rouge_scores(ORDER_PREDICTIONS, ORDER_REFERENCES, dataset="cnn_dm_org", reference_first=False)
+    assert standard["rougeLsum"] == pytest.approx((8 / 9 + 0.8) / 2)
+    assert swapped["rougeLsum"] == pytest.approx((2 / 3 + 0.8) / 2)
+    for symmetric in ("rouge1", "rouge2"):
+        assert standard[symmetric] == pytest.approx(swapped[symmetric]), symmetric
+    assert standard["rouge1"] == pytest.approx((8 / 9 + 0.8) / 2)
+    # the same numbers straight from rouge-score, each order as the original called it
+    assert direct("cat pig\ncat hen", "cat dog hen pig cat", "rougeLsum") == pytest.approx(8 / 9)
+    assert direct("cat dog hen pig cat", "cat pig\ncat hen", "rougeLsum") == pytest.approx(2 / 3)
+
+
+def test_in_training_metric_uses_the_original_order_and_files_the_standard_one(tmp_path):
+    """The finetuning callbacks (best checkpoint, test_results) score as the original driver did;
+    the file scoring of evaluate_seq2seq.sh keeps the reference as the reference."""
+    examples = [SimpleNamespace(meta={"ref": ref}) for ref in ORDER_REFERENCES]
+    callbacks = rouge_metric_dict("cnn_dm_org")
+    assert callbacks["rouge-l"](ORDER_PREDICTIONS, None, examples) == pytest.approx((2 / 3 + 0.8) / 2)
+    assert callbacks["rouge-1"](ORDER_PREDICTIONS, None, examples) == pytest.approx((8 / 9 + 0.8) / 2)
+    hyps, refs = tmp_path / "test.jsonl.hyps", tmp_path / "test.jsonl.refs"
+    hyps.write_text("".join(p + "\n" for p in ORDER_PREDICTIONS))
+    refs.write_text("".join(r + "\n" for r in ORDER_REFERENCES))
+    assert rouge_from_files(hyps, refs, "cnn_dm_org")["rougeLsum"] == pytest.approx((8 / 9 + 0.8) / 2)
+
+
 def test_rouge_input_errors():
     with pytest.raises(ValueError, match="2 predictions but 1 references"):
         rouge_scores(["a", "b"], ["a"])
@@ -131,3 +171,31 @@ def test_squad_em_f1_with_windows_and_no_answer_questions():
 def test_squad_no_answer_predicted_for_an_answerable_question():
     assert squad_f1(["N/A"], None, [_example("q", ["x y"])]) == 0.0
     assert squad_exact_match(["x"], None, [_example("q", [])]) == 0.0   # no gold answers at all
+
+
+def test_squad_report_official_and_original_figures():
+    """A question without any window has no prediction: the official evaluation scores it 0 over
+    every question of the file, the original averaged over the answered questions only."""
+    examples = [_example("q1", ["Seventeen", "seventeen years"]), _example("q1", ["Seventeen", "seventeen years"]),
+                _example("q2", ["the red car"])]
+    predictions = ["N/A", "seventeen", "red cars"]
+    questions = {"q1": ["Seventeen", "seventeen years"], "q2": ["the red car"], "q3": ["blue"], "q4": ["green"]}
+    report = metrics.squad_report(predictions, examples, questions)
+    # q1: "seventeen" (second window) = first gold -> EM 1, F1 1; q2: "red cars" vs "red car": EM 0,
+    # F1 = 2 * (1/2 * 1/2) / 1 = 0.5; q3, q4: no window, no prediction.
+    assert report["questions_without_window"] == 2
+    assert report["EM"] == pytest.approx(100 * 1 / 4)
+    assert report["F1"] == pytest.approx(100 * 1.5 / 4)
+    assert report["EM_original"] == pytest.approx(100 * 1 / 2)
+    assert report["F1_original"] == pytest.approx(100 * 1.5 / 2)
+    assert tuple(report) == metrics.SQUAD_REPORT_NAMES
+
+
+def test_official_squad_scores_keep_accents_and_score_no_answer_questions():
+    # The official normalisation keeps accents (the original GLM's stripped them).
+    assert metrics.official_squad_scores({"q": "cafe"}, {"q": ["Café"]}) == (0.0, 0.0)
+    assert squad_exact_match(["cafe"], None, [_example("q", ["Café"])]) == 100.0
+    # SQuAD 2.0 no-answer question: 1 exactly when the answer is empty (our N/A is written as "").
+    assert metrics.official_squad_scores({"a": "", "b": "x"}, {"a": ["N/A"], "b": ["N/A"]}) == (50.0, 50.0)
+    with pytest.raises(ValueError, match="no questions"):
+        metrics.official_squad_scores({}, {})
