@@ -1,7 +1,7 @@
 """Two engines behind one training loop.
 
-``PlainEngine``: ``torch.optim.AdamW``, ``torch.autocast`` (bf16, or fp16 with a dynamic
-``GradScaler``), ``DistributedDataParallel`` over the data-parallel group, gradient accumulation,
+``PlainEngine``: ``torch.optim.AdamW``, ``torch.autocast`` (bf16, or fp16 with the original's dynamic
+loss scaling, :mod:`glm.training.loss_scaler`), ``DistributedDataParallel`` over the data-parallel group, gradient accumulation,
 clipping that counts model-parallel shards once.  ``DeepSpeedEngine``: ``deepspeed.initialize`` with
 the JSON of ``--deepspeed_config`` (ZeRO 0-3, fp16/bf16, clipping, accumulation, offload).
 
@@ -23,6 +23,7 @@ import torch.distributed as dist
 
 from .. import mpu
 from .distributed import all_reduce_mean
+from .loss_scaler import DynamicLossScaler
 
 
 @dataclasses.dataclass
@@ -69,14 +70,8 @@ class PlainEngine:
                 broadcast_buffers=False)
         else:
             self.forward_model = model
-        self.scaler = None
-        if self.amp_dtype == torch.float16:
-            # The original's dynamic scaler: start at 2^32, x2 every --loss-scale-window clean steps,
-            # halve on overflow.  A static --loss-scale keeps its value (growth disabled).
-            static = args.loss_scale is not None
-            self.scaler = torch.amp.GradScaler(
-                device.type, init_scale=args.loss_scale if static else 2.0 ** 32,
-                growth_interval=10 ** 9 if static else args.loss_scale_window)
+        # fp16 only: start at 2^32 (or a static --loss-scale), --loss-scale-window, --hysteresis, --min-scale.
+        self.scaler = DynamicLossScaler.from_args(args) if self.amp_dtype == torch.float16 else None
 
     # -- modes --------------------------------------------------------------------------------
     def train(self):
@@ -105,26 +100,25 @@ class PlainEngine:
                     self.optimizer.zero_grad(set_to_none=True)
                     return StepResult(loss=value, skipped=True, nonfinite=True)
                 scaled = loss / accumulation
-                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+                (scaled * self.scaler.scale if self.scaler else scaled).backward()
             losses.append(value)
             extras.update(extra or {})
-        if self.scaler:
-            self.scaler.unscale_(self.optimizer)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        grads = [p.grad for p in params if p.grad is not None]
+        if self.scaler and grads:
+            torch._foreach_mul_(grads, 1.0 / self.scaler.scale)
         max_norm = self.args.clip_grad if self.args.clip_grad > 0 else float("inf")
+        # The norm is reduced over the model-parallel group, so every rank sees the same overflow.
         grad_norm = mpu.clip_grad_norm(params, max_norm).item()
-        skipped = False
-        if self.scaler:
-            scale_before = self.scaler.get_scale()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            skipped = self.scaler.get_scale() < scale_before  # the step found inf/NaN gradients
-        else:
+        skipped = self.scaler is not None and not math.isfinite(grad_norm)  # fp16 overflow: skip the update
+        if not skipped:
             self.optimizer.step()
+        if self.scaler:
+            self.scaler.update(overflow=skipped)
         if not skipped and self.lr_scheduler is not None:
             self.lr_scheduler.step()
         return StepResult(loss=sum(losses) / len(losses), skipped=skipped, nonfinite=False, grad_norm=grad_norm,
-                          loss_scale=self.scaler.get_scale() if self.scaler else 1.0, extras=extras)
+                          loss_scale=self.scaler.scale if self.scaler else 1.0, extras=extras)
 
     # -- state for checkpoints ----------------------------------------------------------------
     def state_dict(self):
