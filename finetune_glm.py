@@ -200,19 +200,28 @@ def user_errors():
     from glm.training.loop import TrainingDiverged
     from tasks.finetune import FinetuneError
     from tasks.jsonl import TaskDataError
+    from glm.training.run_directory import RunDirectoryError
     from tasks.superglue.errors import TaskConfigError
     return (TaskError, TaskDataError, TaskConfigError, FinetuneError, GenerationInputError, CheckpointError,
-            TrainingDiverged, FileNotFoundError)
+            TrainingDiverged, FileNotFoundError, RunDirectoryError)
 
 
 def run(argv=None):
     """:func:`main` as a program: 0 on success; a user error prints one line on stderr and returns 1
-    (bad flags exit with 2 through argparse)."""
+    (bad flags exit with 2 through argparse); Ctrl-C/SIGTERM stop after a step with 130/143 and say
+    which checkpoint resumes the run."""
+    from glm.training.interrupt import RunInterrupted
     try:
         main(argv)
     except user_errors() as e:
         print(f"finetune_glm.py: error: {user_error_message(e)}", file=sys.stderr, flush=True)
         return 1
+    except RunInterrupted as stop:
+        print(f"finetune_glm.py: {stop}", file=sys.stderr, flush=True)
+        return stop.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once, without saving
+        print("finetune_glm.py: stopped at once by a second Ctrl-C", file=sys.stderr, flush=True)
+        return 130
     return 0
 
 

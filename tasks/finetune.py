@@ -38,6 +38,7 @@ from glm.checkpoint import load_model_state, load_pretrained_weights, model_file
 from glm.checkpoint.io import atomic_torch_save, atomic_write_text
 from glm.checkpoint.layout import BEST_TAG
 from glm.training.distributed import barrier, is_rank_0
+from glm.training.run_directory import LOCK_NAME, prepare_run_directory
 
 from .batching import batch_to_device, collate_choices
 
@@ -83,7 +84,9 @@ def run_save_directory(args):
 
 
 def _holds_files(directory):
-    return directory is not None and os.path.isdir(directory) and any(os.scandir(directory))
+    """Whether ``directory`` holds anything but the run lock a finished or failed run leaves."""
+    return directory is not None and os.path.isdir(directory) and any(
+        entry.name != LOCK_NAME for entry in os.scandir(directory))
 
 
 def _same_or_inside(path, directory):
@@ -245,6 +248,8 @@ class _Trainer:
         world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
         self.logger = TrainingLogger(args, _glm(self.engine.module).config, world, peak, label, self.writer)
         self.best_score, self.best_state, self.best_epoch = None, None, None
+        self.stop = None  # a StopRequest while run() trains
+        self.pending_rng = None  # the ResumeState whose RNG streams run() restores
         self.nonfinite = 0
         self.metric = _metric_for_selection(args, task)
 
@@ -254,7 +259,9 @@ class _Trainer:
         resume_args = copy.copy(self.args)
         resume_args.finetune = False   # --finetune would load the weights only
         state = load_training_checkpoint(resume_args, self.engine)
-        state.restore_rng()
+        # The RNG streams are restored by run(), at the point where the saved run stood: a checkpoint
+        # saved mid-epoch was taken after that epoch's loader iterator drew its seed.
+        self.pending_rng = state
         self.best_score = state.data_state.get("best_score")
         return state.iteration
 
@@ -307,10 +314,15 @@ class _Trainer:
         engine.train()
         for epoch in range(first_epoch, args.epochs):
             self.loader.sampler.set_epoch(args.seed + epoch)
-            batches = iter(self.loader)
             done_in_epoch = iteration - epoch * self.iters_per_epoch
+            if self.pending_rng is not None and not done_in_epoch:
+                self.pending_rng.restore_rng()
+            batches = iter(self.loader)
             for _ in range(done_in_epoch):   # resuming mid-epoch: the same order, skip what was trained
                 next(batches)
+            if self.pending_rng is not None:
+                self.pending_rng.restore_rng()  # a no-op when already restored above
+                self.pending_rng = None
             for _ in range((self.iters_per_epoch - done_in_epoch) // accumulation):
                 group = [batch_to_device(next(batches), self.device) for _ in range(accumulation)]
                 result = engine.train_batch(group, self.task.forward_step)
@@ -327,12 +339,28 @@ class _Trainer:
                                            args.eval_iters)
                     if is_rank_0():
                         print(f"validation loss at iteration {iteration}: {loss:.4f}", flush=True)
+                if self.stop is not None and self.stop.requested(self.device):
+                    self.stop_here(iteration, epoch)  # after the step is logged, like any other
             iteration = (epoch + 1) * self.iters_per_epoch
             if not args.no_validation and (epoch + 1) % args.eval_epoch == 0:
                 self.end_of_epoch(iteration, epoch)
             if save_directory(args) and args.save_epoch and (epoch + 1) % args.save_epoch == 0:
                 self.save(iteration, epoch)
         return iteration
+
+    def stop_here(self, iteration, epoch):
+        """End the run after a Ctrl-C/SIGTERM: save this iteration (a resume continues mid-epoch) unless
+        --no-save-on-interrupt, then raise :class:`RunInterrupted` naming the checkpoint."""
+        from glm.checkpoint.layout import read_tracker
+        from glm.training.interrupt import RunInterrupted
+        save = save_directory(self.args)
+        if save and not self.args.no_save_on_interrupt:
+            self.save(iteration, epoch)
+        tag = read_tracker(save) if save and os.path.isdir(save) else None
+        where = (f"the last complete checkpoint is {os.path.join(save, tag)}: resume with --load {save}" if tag
+                 else "no checkpoint was saved" + ("" if save else " (no --save)"))
+        raise RunInterrupted(f"stopped by {self.stop.name} after iteration {iteration} (epoch {epoch}); {where}",
+                             self.stop.exit_code)
 
     def restore_best(self):
         """Put the best weights back into the model before the final evaluation."""
@@ -376,10 +404,22 @@ def finetune(args, task, device):
         # Nothing to train and nothing to load: the score would be that of random weights.
         raise FinetuneError("--epochs 0 only evaluates, and no weights were given: pass --load-pretrained "
                             "CHECKPOINT_DIR (or --load a finetuning run's folder) to evaluate a trained model")
+    lock = None
     if args.save and not getattr(args, "_save_resolved", False):
-        args.save, args._save_resolved = os.path.join(args.save, args.experiment_name), True
-        if is_rank_0():
-            os.makedirs(args.save, exist_ok=True)
+        # The run's folder, locked for its life (a second run on it is refused; a killed one leaves no
+        # lock) and cleared of what an interrupted save left.
+        args.save, lock = prepare_run_directory(args.save, args.experiment_name, resume_into=True,
+                                                log=print if is_rank_0() else (lambda *a: None))
+        args._save_resolved = True
+    try:
+        return _finetune(args, task, device, start)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _finetune(args, task, device, start):
+    from glm.training.interrupt import StopRequest
     model = task.build_model(args, device)
     if args.load_pretrained:
         load_pretrained(model, args.load_pretrained, args.unsafe_unpickle)
@@ -398,7 +438,11 @@ def finetune(args, task, device):
         print(f"finetuning {task.name}: {len(task.train_dataset)} training samples, {trainer.iters_per_epoch} "
               f"micro-batches per epoch per data-parallel rank, {args.epochs} epochs, engine {trainer.engine.name}",
               flush=True)
-    trainer.run(start_iteration)
+    trainer.stop = StopRequest(announce=is_rank_0()).install()
+    try:
+        trainer.run(start_iteration)
+    finally:
+        trainer.stop.restore()
     trainer.restore_best()
     trainer.engine.eval()
     results = final_evaluation(args, task, trainer.engine.module, device)

@@ -17,6 +17,14 @@ import torch.distributed as dist
 SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
 
 
+class RunInterrupted(Exception):
+    """A run stopped on request at a clean point; the message says which checkpoint resumes it."""
+
+    def __init__(self, message, exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class StopRequest:
     """Records SIGINT/SIGTERM between :meth:`install` and :meth:`restore`."""
 

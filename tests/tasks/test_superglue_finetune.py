@@ -4,6 +4,7 @@ predictions in the submission format; 2 gloo processes (data or tensor parallel)
 one; every head / loss variant of the released configs runs."""
 
 import json
+import os
 import math
 import shutil
 
@@ -186,6 +187,47 @@ def test_an_interrupted_run_resumes_exactly(pretrained, tmp_path):
     full = {r["iteration"]: r["loss"] for r in log(tmp_path / "s1")}
     resumed = {r["iteration"]: r["loss"] for r in log(tmp_path / "s3")}
     assert sorted(resumed) == [5, 6, 7, 8] and all(resumed[i] == full[i] for i in resumed)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_mid_epoch_saves_and_resumes_exactly(pretrained, tmp_path, monkeypatch, capsys):
+    """SIGTERM during epoch 2 of a 4-epoch run: the run stops after that step with 143, saves it, names
+    the checkpoint, and a resume from it logs the uninterrupted run's losses."""
+    import signal
+
+    import tasks.finetune as finetune_module
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_rte(folder)
+    common = ["--batch-size", "2", "--log-interval", "1", "--hidden-dropout", "0.1", "--lr", "1e-3", "--epochs", "4"]
+
+    def argv(out, save, *extra):
+        return MODEL + ["--finetune", "--cloze-eval", "--task", "rte", "--data-dir", str(folder), "--seq-length", "64",
+                        "--load-pretrained", str(pretrained), "--summary-dir", str(out), "--experiment-name", "rte",
+                        "--save", str(save), *common, *extra]
+
+    assert finetune_glm.run(argv(tmp_path / "full", tmp_path / "s1")) == 0
+    real = finetune_module.batch_to_device
+    calls = []
+
+    def signalled(batch, device):
+        calls.append(1)
+        if len(calls) == 3:  # the first micro-batch of epoch 2 (2 a epoch): as if the scheduler sent SIGTERM now
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(batch, device)
+    monkeypatch.setattr(finetune_module, "batch_to_device", signalled)
+    capsys.readouterr()
+    assert finetune_glm.run(argv(tmp_path / "cut", tmp_path / "s2")) == 143
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    run_dir = tmp_path / "s2" / "rte"
+    assert f"stopped by SIGTERM after iteration 3 (epoch 1); the last complete checkpoint is {run_dir}/3: resume " \
+           f"with --load {run_dir}" in err
+    assert finetune_glm.run(argv(tmp_path / "resumed", tmp_path / "s2", "--load", str(run_dir), "--overwrite")) == 0
+    full = {r["iteration"]: r["loss"] for r in _log(tmp_path / "s1")}
+    resumed = {r["iteration"]: r["loss"] for r in _log(tmp_path / "s2")}
+    assert sorted(resumed) == list(range(1, 9)), resumed
+    assert [resumed[i] for i in range(4, 9)] == [full[i] for i in range(4, 9)], (resumed, full)
 
 
 def _log(save, task="rte"):
