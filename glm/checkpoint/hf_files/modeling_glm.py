@@ -337,8 +337,10 @@ class GLMForConditionalGeneration(GLMPreTrainedModel, GenerationMixin):
         """Beam search of one block as the GLM project decodes (glm/generation/beam_search.py), not as
         transformers does: ``2 * num_beams`` candidates per step, a candidate ending in an end id among the
         first ``num_beams`` finishes a hypothesis scored ``sum log p / (1 + n) ** length_penalty`` (``n``
-        tokens, ``sop`` counted), a row stops when it has ``num_beams`` hypotheses and the best live beam
-        cannot beat the worst of them; log-probabilities are normalised over the real vocabulary.
+        tokens, ``sop`` counted), a row stops when it has ``num_beams`` hypotheses and the worst of them
+        scores at least the step's best candidate (end tokens included) normalised at the length before
+        the step (the original's rule); among equal scores the hypothesis found last wins;
+        log-probabilities are normalised over the real vocabulary.
         Returns the row's ids followed by the best hypothesis and its end token (if it ended on one)."""
         unsupported = [k for k in ("min_length", "min_new_tokens", "no_repeat_ngram_size", "temperature", "top_k",
                                    "top_p") if kwargs.get(k) not in (None, 0, 1.0)]
@@ -390,7 +392,7 @@ class GLMForConditionalGeneration(GLMPreTrainedModel, GenerationMixin):
                 chosen.append((self.generation_config.pad_token_id or 0, -float("inf"), 0))
             best_live = max(score for _, score, _ in chosen)
             done = best_live == -float("inf") or (
-                len(finished) >= k and min(f[0] for f in finished) >= normalise(best_live, step + 1))
+                len(finished) >= k and min(f[0] for f in finished) >= normalise(top_scores[0].item(), step))
             sources = torch.tensor([source for _, _, source in chosen], device=sequences.device)
             tokens = torch.tensor([[token] for token, _, _ in chosen], device=sequences.device)
             sequences = torch.cat([sequences[sources], tokens], dim=1)
@@ -402,7 +404,7 @@ class GLMForConditionalGeneration(GLMPreTrainedModel, GenerationMixin):
                 add(sequences[row, prefix:].tolist(), float(beam_scores[row]), None)
         if not finished:
             return input_ids[0].tolist()
-        _, ids, end = max(finished, key=lambda f: f[0])
+        _, ids, end = max(reversed(finished), key=lambda f: f[0])
         return input_ids[0].tolist() + ids + ([end] if end is not None else [])
 
 
