@@ -76,7 +76,7 @@ def our_scores(setup):
 
 def test_harness_equals_our_multiple_choice_evaluation(setup):
     import lm_eval
-    import glm.lm_eval_backend  # noqa: F401  (registers "glm")
+    import tasks.lm_eval_backend  # noqa: F401  (registers "glm")
     from lm_eval.tasks import TaskManager
 
     results = lm_eval.simple_evaluate(model="glm", model_args=setup.model_args, tasks=["glm_tiny_choice"],
@@ -95,10 +95,10 @@ def test_harness_equals_our_multiple_choice_evaluation(setup):
 
 
 def test_command_line(setup, tmp_path):
-    """``python -m glm.lm_eval_backend`` is the lm_eval command with the ``glm`` model registered."""
+    """``python -m tasks.lm_eval_backend`` is the lm_eval command with the ``glm`` model registered."""
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=ROOT)
-    subprocess.run([sys.executable, "-m", "glm.lm_eval_backend", "--model", "glm", "--model_args", setup.model_args,
+    subprocess.run([sys.executable, "-m", "tasks.lm_eval_backend", "--model", "glm", "--model_args", setup.model_args,
                     "--tasks", "glm_tiny_choice", "--include_path", str(setup.root / "tasks"),
                     "--output_path", str(out)], check=True, env=env, capture_output=True, cwd=ROOT, timeout=300)
     found = [os.path.join(d, f) for d, _, files in os.walk(out) for f in files if f.startswith("results")]
@@ -108,7 +108,7 @@ def test_command_line(setup, tmp_path):
 
 
 def test_generate_until_is_our_blank_filling(setup):
-    from glm.lm_eval_backend import GLMHarnessModel
+    from tasks.lm_eval_backend import GLMHarnessModel
 
     lm = GLMHarnessModel(pretrained=setup.ckpt, num_attention_heads=4, tokenizer="bert", device="cpu")
     context = "The capital of France is"

@@ -4,11 +4,11 @@ lm-eval finds models in its registry; importing this module registers ``glm``.  
 plugin hook for outside models, so run it through this module, which is the ``lm_eval`` command
 with ``glm`` registered::
 
-    python -m glm.lm_eval_backend --model glm \\
+    python -m tasks.lm_eval_backend --model glm \\
         --model_args pretrained=CHECKPOINT_DIR,num_attention_heads=16,tokenizer=bert --tasks lambada_openai
-    python -m glm.lm_eval_backend --model glm --model_args pretrained=HF_FOLDER --tasks ...   # our export
+    python -m tasks.lm_eval_backend --model glm --model_args pretrained=HF_FOLDER --tasks ...   # our export
 
-or from Python: ``import glm.lm_eval_backend`` and then ``lm_eval.simple_evaluate(model="glm", ...)``.
+or from Python: ``import tasks.lm_eval_backend`` and then ``lm_eval.simple_evaluate(model="glm", ...)``.
 
 Scoring is GLM's blank infilling, the layout of our zero-shot multiple-choice evaluation
 (``tasks.multichoice.dataset.choice_samples``): ``loglikelihood(context, continuation)`` is the summed
