@@ -2,8 +2,12 @@
 
 Plain engine: ``<save>/<iteration>/mp_rank_XX_model_states.pt`` = ``{iteration, module, optimizer,
 lr_scheduler, grad_scaler, random_rng_state, np_rng_state, torch_rng_state, cuda_rng_state,
-rng_tracker_states, data_state, mp_world_size, dp_world_size}`` written by data-parallel rank 0 of each
-model-parallel rank.  DeepSpeed engine: ``engine.save_checkpoint`` with the same client state.  Every
+rng_tracker_states, rng_states_by_dp_rank, data_state, mp_world_size, dp_world_size}`` written by
+data-parallel rank 0 of each model-parallel rank.  The top-level RNG keys are that rank's (the original's
+layout); ``rng_states_by_dp_rank`` adds the same five states of every data-parallel rank of the
+model-parallel rank, gathered at save time, because the ranks' streams drift apart (each draws its own
+dropout masks), so a resume at the same size gives every rank back its own streams.  The data position is
+the iteration: each rank's sampler restarts at it (``--resume-dataloader``).  DeepSpeed engine: ``engine.save_checkpoint`` with the same client state.  Every
 file is complete before the tracker files name its tag: files are written to a temporary name and
 renamed, all ranks meet at a barrier, then rank 0 rewrites the trackers (also atomically).  A run
 killed at any moment therefore resumes from the last complete checkpoint.
@@ -42,6 +46,39 @@ class ResumeState:
         if self.rng_state is not None:
             set_rng_state(self.rng_state)
             self.rng_state = None
+
+
+RNG_KEYS = ("random_rng_state", "np_rng_state", "torch_rng_state", "cuda_rng_state", "rng_tracker_states")
+#: Every data-parallel rank's RNG states, a list indexed by data-parallel rank.
+RNG_BY_DP_RANK_KEY = "rng_states_by_dp_rank"
+
+
+def _rng_states_of_data_parallel_group():
+    """``(this rank's RNG states, list of every data-parallel rank's)``; collective over the
+    data-parallel group."""
+    own = get_rng_state()
+    world = mpu.get_data_parallel_world_size()
+    if world == 1:
+        return own, [own]
+    gathered = [None] * world
+    dist.all_gather_object(gathered, own, group=mpu.get_data_parallel_group())
+    return own, gathered
+
+
+def _rng_state_for_this_rank(meta):
+    """The RNG states this rank resumes with: its own entry of ``rng_states_by_dp_rank`` when the
+    checkpoint was saved at this data-parallel size, else the top-level ones (data-parallel rank 0's;
+    checkpoints of the original and of a run at another size)."""
+    if meta.get("torch_rng_state") is None:
+        return None
+    world, rank = mpu.get_data_parallel_world_size(), mpu.get_data_parallel_rank()
+    by_rank = meta.get(RNG_BY_DP_RANK_KEY)
+    if by_rank and len(by_rank) == world:
+        return {key: by_rank[rank].get(key) for key in RNG_KEYS}
+    if world > 1 or (by_rank and len(by_rank) > 1):
+        logger.info("the checkpoint holds no RNG states for data-parallel size %d; every rank continues the "
+                    "streams of data-parallel rank 0", world)
+    return {key: meta.get(key) for key in RNG_KEYS}
 
 
 class CheckpointSaveError(CheckpointError):
@@ -85,7 +122,9 @@ def save_training_checkpoint(args, iteration, engine, data_state=None):
     if engine.lr_scheduler is not None:
         client["lr_scheduler"] = engine.lr_scheduler.state_dict()
     if not args.no_save_rng:
-        client.update(get_rng_state())
+        own, by_rank = _rng_states_of_data_parallel_group()
+        client.update(own)
+        client[RNG_BY_DP_RANK_KEY] = by_rank
     error = None
     try:
         if engine.name == "deepspeed":
@@ -166,10 +205,7 @@ def _restore_client_state(args, engine, meta, weights_only_load):
     scheduler_state = meta.get("lr_scheduler") or meta.get("client_lr_scheduler")
     if engine.lr_scheduler is not None and scheduler_state and not args.no_load_lr_scheduler:
         engine.lr_scheduler.load_state_dict(scheduler_state)
-    rng_state = None
-    if not args.no_load_rng and meta.get("torch_rng_state") is not None:
-        rng_state = {key: meta.get(key) for key in ("random_rng_state", "np_rng_state", "torch_rng_state",
-                                                    "cuda_rng_state", "rng_tracker_states")}
+    rng_state = None if args.no_load_rng else _rng_state_for_this_rank(meta)
     iteration = meta.get("iteration", meta.get("total_iters", 0))
     return ResumeState(int(iteration), meta.get("data_state") or {}, rng_state)
 
