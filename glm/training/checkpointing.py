@@ -166,7 +166,7 @@ def load_training_checkpoint(args, engine):
     try:
         meta = load_model_state(engine.module, args.load, unsafe_unpickle=args.unsafe_unpickle)
     except CheckpointError as err:
-        raise CheckpointError(f"{err}{_earlier_checkpoints_hint(resolved)}") from err
+        raise CheckpointError(f"{err}{'' if resolved.zero3 else _earlier_checkpoints_hint(resolved)}") from err
     same_layout = resolved.mp_size == mpu.get_model_parallel_world_size()
     if not weights_only_load and not args.no_load_optim:
         if not same_layout:
