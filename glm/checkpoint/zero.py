@@ -10,9 +10,16 @@ the library function does not).  The result is written as
 with both tracker files, loadable by every loader of this project and by ``change_mp.py``.
 
     python change_mp.py SAVE_DIR 1 --consolidate-zero [--tag TAG] [--output OUT]
+
+A training run resumed at another data-parallel size re-partitions the ZeRO optimizer shards through
+DeepSpeed's universal checkpoint (:func:`convert_to_universal`, the library form of ``ds_to_universal.py``).
 """
 
+import argparse
+import contextlib
+import io
 import os
+import re
 
 import torch
 
@@ -21,6 +28,32 @@ from .errors import CheckpointError
 from .io import (atomic_torch_save, atomic_write_text, check_checkpoint_globals, check_output_directory,
                  load_checkpoint_file, staged_directory)
 from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, list_model_files, model_file_name
+
+
+_OPTIM_SHARD = re.compile(r"^(?:bf16_)?zero_pp_rank_(\d+)_mp_rank_\d+_optim_states\.pt$")
+
+
+def zero_data_parallel_size(tag_dir):
+    """The data-parallel size a ZeRO checkpoint was written at (its number of optimizer shards per
+    model-parallel rank), or 0 when ``tag_dir`` holds no ZeRO optimizer shards."""
+    ranks = {int(m.group(1)) for m in map(_OPTIM_SHARD.match, os.listdir(tag_dir)) if m}
+    return len(ranks)
+
+
+def convert_to_universal(tag_dir, output_dir):
+    """Write DeepSpeed's universal form of the ZeRO checkpoint ``tag_dir`` (every parameter's fp32
+    weight and optimizer moments whole, under ``output_dir/zero``) so that any data-parallel size can
+    load it.  Runs in this process (no worker pool); DeepSpeed's progress output is swallowed."""
+    try:
+        from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
+    except ImportError as err:  # pragma: no cover - deepspeed is in requirements.txt
+        raise CheckpointError("re-partitioning ZeRO shards needs DeepSpeed (pip install deepspeed)") from err
+    options = argparse.Namespace(input_folder=tag_dir, output_folder=output_dir, num_extract_workers=1,
+                                 num_merge_workers=1, keep_temp_folder=False, strict=True,
+                                 inject_missing_state=True)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        ds_to_universal(options)
+    return output_dir
 
 
 def _zero_tag(save_dir, tag):

@@ -25,8 +25,11 @@ import torch.distributed as dist
 from .. import mpu
 from ..checkpoint import (CheckpointError, atomic_torch_save, check_checkpoint_globals, load_model_state,
                           model_file_name, resolve_checkpoint)
+from ..checkpoint.io import load_checkpoint_file
 from ..checkpoint.layout import TRACKER_FILENAME, read_tracker
+from ..checkpoint.reshard import optimizer_parameter_names, partition_layout, reshard_optimizer_states
 from ..checkpoint.saving import update_tracker_files
+from ..checkpoint.zero import convert_to_universal, zero_data_parallel_size
 from .distributed import barrier, is_rank_0
 from .seed import get_rng_state, set_rng_state
 
@@ -157,7 +160,8 @@ def load_training_checkpoint(args, engine):
 
     ``--no-load-optim``, ``--no-load-rng``, ``--no-load-lr-scheduler`` and ``--finetune`` skip those
     parts; a ``release`` tag loads the weights only.  A checkpoint saved at another model-parallel size
-    is resharded for the weights; its optimizer state cannot be and is skipped with a warning.
+    is resharded, the weights and (plain engine) Adam's moments alike; DeepSpeed ZeRO shards saved at
+    another data-parallel size are re-partitioned through DeepSpeed's universal checkpoint.
     """
     resolved = resolve_checkpoint(args.load)
     weights_only_load = resolved.release or args.finetune
@@ -167,18 +171,26 @@ def load_training_checkpoint(args, engine):
         meta = load_model_state(engine.module, args.load, unsafe_unpickle=args.unsafe_unpickle)
     except CheckpointError as err:
         raise CheckpointError(f"{err}{'' if resolved.zero3 else _earlier_checkpoints_hint(resolved)}") from err
-    same_layout = resolved.mp_size == mpu.get_model_parallel_world_size()
     if not weights_only_load and not args.no_load_optim:
-        if not same_layout:
-            logger.warning("optimizer state of %s was saved at model-parallel size %d and is not loaded "
-                           "(weights were resharded); pass --no-load-optim to silence this",
-                           resolved.tag_dir, resolved.mp_size)
-        elif meta.get("optimizer") is None:
+        if meta.get("optimizer") is None:
             raise CheckpointError(
                 f"{resolved.tag_dir} holds no optimizer state; resume with --no-load-optim to start a fresh optimizer")
-        else:
-            engine.load_state_dict(meta)
+        if resolved.mp_size != mpu.get_model_parallel_world_size():
+            meta = dict(meta, optimizer=_resharded_optimizer_state(args, engine, resolved))
+        engine.load_state_dict(meta)
     return _restore_client_state(args, engine, meta, weights_only_load)
+
+
+def _resharded_optimizer_state(args, engine, resolved):
+    """This rank's optimizer state from a checkpoint of another model-parallel size: Adam's moments
+    have their weights' shapes, so they are merged and re-cut by the weights' partition rules."""
+    states = [load_checkpoint_file(resolved.model_file(r), unsafe_unpickle=args.unsafe_unpickle)["optimizer"]
+              for r in range(resolved.mp_size)]
+    logger.info("resharding the optimizer state of %s from model-parallel size %d to %d", resolved.tag_dir,
+                resolved.mp_size, mpu.get_model_parallel_world_size())
+    return reshard_optimizer_states(states, optimizer_parameter_names(engine.optimizer, engine.module),
+                                    partition_layout(engine.module), mpu.get_model_parallel_world_size(),
+                                    mpu.get_model_parallel_rank())
 
 
 def _earlier_checkpoints_hint(resolved):
@@ -210,19 +222,68 @@ def _restore_client_state(args, engine, meta, weights_only_load):
     return ResumeState(int(iteration), meta.get("data_state") or {}, rng_state)
 
 
+UNIVERSAL_SUFFIX = "-universal"
+
+
+def _universal_checkpoint(resolved, saved_dp):
+    """``(load_dir, tag)`` of the universal form of a ZeRO checkpoint written at data-parallel size
+    ``saved_dp``: ``<load>/<tag>-universal``, converted once by global rank 0 (beside the checkpoint,
+    so every node sees it) while the other ranks wait."""
+    tag = resolved.tag + UNIVERSAL_SUFFIX
+    output = os.path.join(resolved.load_dir, tag)
+    if is_rank_0() and not os.path.isdir(os.path.join(output, "zero")):
+        logger.info("re-partitioning the ZeRO optimizer state of %s (data-parallel size %d -> %d) through "
+                    "DeepSpeed's universal checkpoint %s", resolved.tag_dir, saved_dp,
+                    mpu.get_data_parallel_world_size(), output)
+        shutil.rmtree(output, ignore_errors=True)
+        convert_to_universal(resolved.tag_dir, output)
+    barrier()
+    return resolved.load_dir, tag
+
+
+def _repair_zero3_universal_load(zero_optimizer, groups_before, universal_dir):
+    """Undo two slips of DeepSpeed 0.19's ZeRO-3 universal load: it gives every optimizer group the
+    hyperparameters of the first one (weight decay on biases and LayerNorm), and one shared ``step``
+    tensor to every group's state (Adam then counts each update once per group).  Each group gets its
+    own saved hyperparameters back and its own step counter."""
+    optimizer = zero_optimizer.optimizer
+    saved = torch.load(os.path.join(universal_dir, "zero", "optimizer_state.pt"), map_location="cpu",
+                       weights_only=False)["optimizer_state_dict"]["param_groups"]
+    if len(saved) != len(groups_before):
+        raise CheckpointError(f"{universal_dir}: {len(saved)} optimizer groups saved, {len(groups_before)} now")
+    for group, before, stored in zip(optimizer.param_groups, groups_before, saved):
+        group.update({key: value for key, value in stored.items() if key != "params"})
+        group["params"] = before["params"]
+    for flat in zero_optimizer.fp32_partitioned_groups_flat:
+        state = optimizer.state.get(flat, {})
+        if torch.is_tensor(state.get("step")):
+            state["step"] = state["step"].clone()
+
+
 def _load_deepspeed(args, engine, resolved):
     # DeepSpeed unpickles its files in full: check what they would import before it reads them.
     check_checkpoint_globals(sorted(glob.glob(os.path.join(glob.escape(resolved.tag_dir), "*.pt"))),
                              args.unsafe_unpickle)
+    saved_dp = zero_data_parallel_size(resolved.tag_dir)
+    repartition = not args.no_load_optim and saved_dp not in (0, mpu.get_data_parallel_world_size())
+    load_dir, tag = resolved.load_dir, resolved.tag
     try:
-        _, client = engine.engine.load_checkpoint(
-            resolved.load_dir, tag=resolved.tag, load_optimizer_states=not args.no_load_optim,
-            load_lr_scheduler_states=False, load_module_strict=True)
-    except Exception as err:  # DeepSpeed raises assorted errors, e.g. for ZeRO shards of another DP size
+        if repartition:
+            load_dir, tag = _universal_checkpoint(resolved, saved_dp)
+        ds = engine.engine
+        ds._config.load_universal_checkpoint = repartition  # what "checkpoint": {"load_universal": true} sets
+        groups_before = [dict(group) for group in ds.optimizer.optimizer.param_groups] if repartition else None
+        try:
+            _, client = ds.load_checkpoint(load_dir, tag=tag, load_optimizer_states=not args.no_load_optim,
+                                           load_lr_scheduler_states=False, load_module_strict=True)
+        finally:
+            ds._config.load_universal_checkpoint = False
+        if repartition and ds.zero_optimization_partition_weights():
+            _repair_zero3_universal_load(ds.optimizer, groups_before, os.path.join(load_dir, tag))
+    except Exception as err:  # DeepSpeed raises assorted errors
         raise CheckpointError(
-            f"DeepSpeed could not load {resolved.tag_dir} ({type(err).__name__}: {err}). To resume at a different "
-            "data-parallel size, pass --no-load-optim (weights, schedule and data position are kept) or "
-            "consolidate the ZeRO shards first (docs/training.md)") from err
+            f"DeepSpeed could not load {resolved.tag_dir} ({type(err).__name__}: {err}). To resume without its "
+            "optimizer state, pass --no-load-optim (weights, schedule and data position are kept)") from err
     if client is None:
         raise CheckpointError(f"DeepSpeed found no checkpoint in {resolved.tag_dir}")
     return _restore_client_state(args, engine, client, False)
