@@ -129,12 +129,19 @@ def _two_processes(rank, world, directory):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def launched(tmp_path_factory):
+    """The folder with every run's losses (``<name>.json``) and checkpoints (``<engine>-<size>/``)."""
     pytest.importorskip("deepspeed")
     directory = str(tmp_path_factory.mktemp("resume-other-size"))
     run_distributed(_one_process, 1, directory, False)
     run_distributed(_two_processes, 2, directory)
     run_distributed(_one_process, 1, directory, True)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def runs(launched):
+    directory = launched
     losses = {}
     for name in os.listdir(directory):
         if name.endswith(".json"):
@@ -186,3 +193,22 @@ def test_zero_matches_plain_engine_over_20_updates(runs, stage):
     assert fp32 < FP32_TOLERANCE
     assert bf16 < BF16_TOLERANCE
     assert runs["plain-bf16"][-1] < runs["plain-bf16"][0] - 0.1
+
+
+@pytest.mark.slow
+def test_zero3_two_rank_shards_consolidate(launched, tmp_path):
+    """``change_mp.py --consolidate-zero`` on the ZeRO-3 checkpoint written by two ranks gives the
+    weights of the plain engine's checkpoint of the same update (fp32, same data)."""
+    from glm.checkpoint.change_mp import main as change_mp_main
+    from glm.checkpoint.io import load_checkpoint_file
+    zero3 = os.path.join(launched, "zero3-dp2")
+    assert any(name.startswith("zero_pp_rank_1_") for name in os.listdir(os.path.join(zero3, str(SAVE_AT))))
+    out = tmp_path / "fp32"
+    assert change_mp_main([zero3, "1", "--consolidate-zero", "--output", str(out)]) == 0
+    consolidated = load_checkpoint_file(str(out / str(SAVE_AT) / "mp_rank_00_model_states.pt"))
+    plain = load_checkpoint_file(os.path.join(launched, "plain-dp2", str(SAVE_AT), "mp_rank_00_model_states.pt"))
+    assert consolidated["iteration"] == SAVE_AT
+    assert consolidated["module"].keys() == plain["module"].keys()
+    for key, value in plain["module"].items():
+        assert consolidated["module"][key].dtype == torch.float32
+        torch.testing.assert_close(consolidated["module"][key], value, rtol=0, atol=1e-6, msg=key)
