@@ -166,6 +166,12 @@ def load_training_checkpoint(args, engine):
     resolved = resolve_checkpoint(args.load)
     weights_only_load = resolved.release or args.finetune
     if engine.name == "deepspeed" and not args.no_deepspeed_load and not weights_only_load:
+        if resolved.mp_size != mpu.get_model_parallel_world_size():
+            raise CheckpointError(
+                f"{resolved.tag_dir} was written at model-parallel size {resolved.mp_size} and this run has "
+                f"{mpu.get_model_parallel_world_size()}; DeepSpeed cannot re-cut its files. Pass --no-deepspeed-load "
+                "--no-load-optim to load the weights re-cut (schedule, RNG and data position are kept; Adam's "
+                "moments restart); a ZeRO-3 checkpoint must be consolidated first (change_mp.py --consolidate-zero)")
         return _load_deepspeed(args, engine, resolved)
     try:
         meta = load_model_state(engine.module, args.load, unsafe_unpickle=args.unsafe_unpickle)
@@ -227,17 +233,24 @@ UNIVERSAL_SUFFIX = "-universal"
 
 def _universal_checkpoint(resolved, saved_dp):
     """``(load_dir, tag)`` of the universal form of a ZeRO checkpoint written at data-parallel size
-    ``saved_dp``: ``<load>/<tag>-universal``, converted once by global rank 0 (beside the checkpoint,
-    so every node sees it) while the other ranks wait."""
+    ``saved_dp``: ``<load>/<tag>-universal``, converted by global rank 0 (beside the checkpoint, so every
+    node sees it; afresh each time, since an older conversion may be of an earlier save of this tag)
+    while the other ranks wait.  A failed conversion stops every rank with the cause."""
     tag = resolved.tag + UNIVERSAL_SUFFIX
     output = os.path.join(resolved.load_dir, tag)
-    if is_rank_0() and not os.path.isdir(os.path.join(output, "zero")):
+    error = None
+    if is_rank_0():
         logger.info("re-partitioning the ZeRO optimizer state of %s (data-parallel size %d -> %d) through "
                     "DeepSpeed's universal checkpoint %s", resolved.tag_dir, saved_dp,
                     mpu.get_data_parallel_world_size(), output)
-        shutil.rmtree(output, ignore_errors=True)
-        convert_to_universal(resolved.tag_dir, output)
-    barrier()
+        try:
+            shutil.rmtree(output, ignore_errors=True)
+            convert_to_universal(resolved.tag_dir, output)
+        except Exception as err:  # DeepSpeed's converter raises assorted errors (and asserts)
+            error = f"{type(err).__name__}: {err}"
+    if _any_rank(error is not None):
+        raise CheckpointError(f"could not convert {resolved.tag_dir} (data-parallel size {saved_dp}) into "
+                              f"DeepSpeed's universal form {output}: {error or 'failed on rank 0'}")
     return resolved.load_dir, tag
 
 
