@@ -279,10 +279,8 @@ def _load_deepspeed(args, engine, resolved):
                              args.unsafe_unpickle)
     saved_dp = zero_data_parallel_size(resolved.tag_dir)
     repartition = not args.no_load_optim and saved_dp not in (0, mpu.get_data_parallel_world_size())
-    load_dir, tag = resolved.load_dir, resolved.tag
+    load_dir, tag = _universal_checkpoint(resolved, saved_dp) if repartition else (resolved.load_dir, resolved.tag)
     try:
-        if repartition:
-            load_dir, tag = _universal_checkpoint(resolved, saved_dp)
         ds = engine.engine
         ds._config.load_universal_checkpoint = repartition  # what "checkpoint": {"load_universal": true} sets
         groups_before = [dict(group) for group in ds.optimizer.optimizer.param_groups] if repartition else None
