@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.training.test_pretrain_e2e import ROOT, corpus, env, flags, losses  # noqa: F401 (corpus: fixture)
+from tests.training.test_run_safety import _complete_log_lines as complete_log_lines  # never a half-written line
 
 TRAIN_ITERS = 16
 SAVE_INTERVAL = 3
@@ -50,15 +51,6 @@ def launch(cmd):
                             timeout=300)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return result
-
-
-def complete_log_lines(path):
-    """Records of the lines of ``path`` that end in a newline: a line being written is never parsed."""
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in text.split("\n")[:-1] if line]
 
 
 def kill_job(proc):
