@@ -5,7 +5,7 @@ Three launches serve every check (the engines are built one after another inside
 1. one process: plain engine and ZeRO 0/1/2/3, 20 updates each at data-parallel size 1, checkpoint at 8;
 2. two processes: the same at data-parallel size 2 (same global batch), plus each engine resumed from its
    size-1 checkpoint; the plain engine at tensor-parallel size 2 too, uninterrupted and resumed from the
-   size-1 checkpoint; ZeRO 1/2/3 in bf16 next to the plain engine in bf16;
+   size-1 checkpoint; ZeRO 1/2/3 in bf16 and fp16 next to the plain engine in the same precision;
 3. one process: each engine resumed from its size-2 checkpoint, and the plain engine from the
    tensor-parallel-2 checkpoint.
 
@@ -22,6 +22,9 @@ Tolerances (measured, see docs/training.md "Checkpoints and resume"):
 - bf16: both engines keep fp32 master weights and run the forward in bf16, DeepSpeed by casting the
   model, the plain engine by autocast, so they round different operations: 5e-3 over 20 updates
   (observed 4.6e-4 for ZeRO-1/2, 3.8e-4 for ZeRO-3; bf16's own resolution at a loss of ~4.8 is 3e-2).
+- fp16, static loss scale 1024 in both engines (so that no overflow skips need aligning; the dynamic
+  scaler is tested on its own): the same argument with fp16's finer rounding, 1e-3 (observed 1.1e-4;
+  fp16's resolution at ~4.8 is 4e-3).
 """
 
 import json
@@ -42,6 +45,8 @@ SAVE_AT = 8
 GLOBAL_BATCH = 4
 FP32_TOLERANCE = 1e-4
 BF16_TOLERANCE = 5e-3
+FP16_TOLERANCE = 1e-3
+FP16_LOSS_SCALE = 1024
 STAGES = (1, 2, 3)
 ENGINES = ("plain", *(f"zero{stage}" for stage in STAGES))
 #: ZeRO-0 keeps the whole optimizer state in its mp_rank file: resumed at another size like the plain engine.
@@ -53,12 +58,16 @@ def engine_args(kind, dp, mp, directory, dtype="fp32", load=None):
              "--weight-decay", "0.1", "--clip-grad", "0.5", "--train-iters", str(STEPS), "--seed", "5"]
     if dtype == "bf16":
         flags.append("--bf16")
+    elif dtype == "fp16":  # a static scale: both engines then apply every update (no overflow skips to align)
+        flags += ["--fp16", "--loss-scale", str(FP16_LOSS_SCALE)]
     if kind != "plain":
         config = {"train_micro_batch_size_per_gpu": GLOBAL_BATCH // dp, "gradient_accumulation_steps": 1,
                   "gradient_clipping": 0.5, "zero_optimization": {"stage": int(kind[-1])},
                   "zero_allow_untested_optimizer": True, "steps_per_print": 10 ** 9}
         if dtype == "bf16":
             config["bf16"] = {"enabled": True}
+        elif dtype == "fp16":
+            config["fp16"] = {"enabled": True, "loss_scale": FP16_LOSS_SCALE}
         os.makedirs(os.path.join(directory, "configs"), exist_ok=True)
         path = os.path.join(directory, "configs", f"{kind}-{dtype}-dp{dp}-rank{torch.distributed.get_rank()}.json")
         with open(path, "w") as f:
@@ -128,7 +137,8 @@ def _two_processes(rank, world, directory):
     _record(directory, "plain-tp2", train("plain", 1, 2, directory, save=f"{directory}/plain-tp2"))
     _record(directory, "plain-tp1to2", train("plain", 1, 2, directory, load=f"{directory}/plain-dp1"))
     for kind in ENGINES:
-        _record(directory, f"{kind}-bf16", train(kind, 2, 1, directory, dtype="bf16"))
+        for dtype in ("bf16", "fp16"):
+            _record(directory, f"{kind}-{dtype}", train(kind, 2, 1, directory, dtype=dtype))
 
 
 @pytest.fixture(scope="module")
@@ -192,9 +202,12 @@ def test_zero_matches_plain_engine_over_20_updates(runs, stage):
     assert len(runs["plain-dp2"]) == STEPS >= 20
     fp32 = max_difference(runs[f"zero{stage}-dp2"], runs["plain-dp2"])
     bf16 = max_difference(runs[f"zero{stage}-bf16"], runs["plain-bf16"])
-    print(f"ZeRO-{stage} vs plain over {STEPS} updates: fp32 max {fp32:.2e}, bf16 max {bf16:.2e}")
+    fp16 = max_difference(runs[f"zero{stage}-fp16"], runs["plain-fp16"])
+    print(f"ZeRO-{stage} vs plain over {STEPS} updates: fp32 max {fp32:.2e}, bf16 max {bf16:.2e}, "
+          f"fp16 max {fp16:.2e}")
     assert fp32 < FP32_TOLERANCE
     assert bf16 < BF16_TOLERANCE
+    assert fp16 < FP16_TOLERANCE
     assert runs["plain-bf16"][-1] < runs["plain-bf16"][0] - 0.1
 
 
