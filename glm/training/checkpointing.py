@@ -77,11 +77,19 @@ def _rng_state_for_this_rank(meta):
     world, rank = mpu.get_data_parallel_world_size(), mpu.get_data_parallel_rank()
     by_rank = meta.get(RNG_BY_DP_RANK_KEY)
     if by_rank and len(by_rank) == world:
-        return {key: by_rank[rank].get(key) for key in RNG_KEYS}
-    if world > 1 or (by_rank and len(by_rank) > 1):
-        logger.info("the checkpoint holds no RNG states for data-parallel size %d; every rank continues the "
-                    "streams of data-parallel rank 0", world)
-    return {key: meta.get(key) for key in RNG_KEYS}
+        state = {key: by_rank[rank].get(key) for key in RNG_KEYS}
+    else:
+        if world > 1 or (by_rank and len(by_rank) > 1):
+            logger.info("the checkpoint holds no RNG states for data-parallel size %d; every rank continues the "
+                        "streams of data-parallel rank 0", world)
+        state = {key: meta.get(key) for key in RNG_KEYS}
+    saved_mp = meta.get("mp_world_size")
+    if saved_mp is not None and saved_mp != mpu.get_model_parallel_world_size():
+        # The model-parallel stream is seeded per model-parallel rank (seed + 2718 + rank); at another
+        # size the saved ones do not map onto the ranks, so each rank keeps its freshly seeded stream
+        # rather than sharing another rank's.
+        state["rng_tracker_states"] = mpu.get_rng_tracker().get_states()
+    return state
 
 
 class CheckpointSaveError(CheckpointError):
