@@ -11,6 +11,8 @@ TRACKER_FILENAME = "latest_checkpointed_iteration.txt"
 BEST_TAG = "best"
 DEEPSPEED_TRACKER_FILENAME = "latest"
 _MODEL_FILE = re.compile(r"^mp_rank_(\d+)_model_states\.pt$")
+#: DeepSpeed ZeRO-3 writes one model-states file per data-parallel rank instead (weights partitioned).
+_ZERO3_MODEL_FILE = re.compile(r"^zero_pp_rank_(\d+)_mp_rank_(\d+)_model_states\.pt$")
 
 
 def model_file_name(mp_rank):
@@ -24,11 +26,15 @@ class ResolvedCheckpoint:
 
     ``tag_dir`` holds the ``mp_rank_XX`` files; ``tag`` is the tracker's content (an iteration
     number, ``release`` or ``best``); ``mp_size`` is the number of model-parallel shards present.
+    ``zero3``: a DeepSpeed ZeRO-3 checkpoint (``zero_pp_rank_<dp>_mp_rank_XX_model_states.pt`` files,
+    weights partitioned over the data-parallel ranks): only DeepSpeed reads it, or
+    ``change_mp.py --consolidate-zero`` turns it into ``mp_rank_XX`` files.
     """
     load_dir: str
     tag: str
     tag_dir: str
     mp_size: int
+    zero3: bool = False
 
     @property
     def release(self):
@@ -50,6 +56,16 @@ def list_model_files(tag_dir):
         if match:
             ranks.append(int(match.group(1)))
     return sorted(ranks)
+
+
+def list_zero3_model_files(tag_dir):
+    """``{model-parallel rank: sorted data-parallel ranks}`` of the ZeRO-3 model-states files in ``tag_dir``."""
+    ranks = {}
+    for name in os.listdir(tag_dir):
+        match = _ZERO3_MODEL_FILE.match(name)
+        if match:
+            ranks.setdefault(int(match.group(2)), []).append(int(match.group(1)))
+    return {mp: sorted(dp) for mp, dp in sorted(ranks.items())}
 
 
 def read_tracker(load_dir):
@@ -82,17 +98,21 @@ def resolve_checkpoint(path, tag=None):
             raise CheckpointError(
                 f"the tracker file in {path} names tag '{tag}', but {tag_dir} does not exist")
         load_dir = path
-    elif list_model_files(path):
+    elif list_model_files(path) or list_zero3_model_files(path):
         tag_dir, load_dir, tag = path, os.path.dirname(os.path.abspath(path)), os.path.basename(os.path.abspath(path))
     else:
         raise CheckpointError(
             f"{path} holds neither {TRACKER_FILENAME} / {DEEPSPEED_TRACKER_FILENAME} nor mp_rank_XX_model_states.pt "
             "files; point --load at a save directory or at the folder containing the mp_rank files")
     ranks = list_model_files(tag_dir)
+    zero3 = not ranks and bool(list_zero3_model_files(tag_dir))
+    if zero3:
+        ranks = list(list_zero3_model_files(tag_dir))
     if not ranks:
-        raise CheckpointError(f"no mp_rank_XX_model_states.pt files in {tag_dir}")
+        raise CheckpointError(f"no mp_rank_XX_model_states.pt (or DeepSpeed ZeRO-3 zero_pp_rank_*_model_states.pt) "
+                              f"files in {tag_dir}")
     if ranks != list(range(len(ranks))):
         missing = sorted(set(range(max(ranks) + 1)) - set(ranks))
         raise CheckpointError(
             f"{tag_dir} is missing model-parallel shard(s) {', '.join(model_file_name(r) for r in missing)}")
-    return ResolvedCheckpoint(load_dir, tag, tag_dir, len(ranks))
+    return ResolvedCheckpoint(load_dir, tag, tag_dir, len(ranks), zero3)

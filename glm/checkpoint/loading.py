@@ -72,6 +72,11 @@ def load_model_state(model, path, strict=True, extend_position_tables=True, tag=
     layout.  fp16 weights load into models of any dtype.
     """
     resolved = resolve_checkpoint(path, tag=tag)
+    if resolved.zero3:
+        raise CheckpointError(
+            f"{resolved.tag_dir} is a DeepSpeed ZeRO-3 checkpoint: its weights are partitioned over the "
+            "zero_pp_rank_* files. Resume it with --deepspeed (a ZeRO-3 config), or consolidate it first: "
+            f"python change_mp.py {resolved.load_dir} 1 --consolidate-zero --tag {resolved.tag}")
     rank, world = _model_parallel(model)
     if resolved.mp_size == world:
         checkpoint = load_checkpoint_file(resolved.model_file(rank), unsafe_unpickle=unsafe_unpickle)

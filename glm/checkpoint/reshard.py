@@ -6,6 +6,8 @@ of names, so classification heads, prompt encoders and Transformer-XL parameters
 by the same rule as everything else.
 """
 
+import torch
+
 from ..mpu.layers import partition_info
 from ..mpu.partition import merge_shards, shard_tensor
 
@@ -40,3 +42,34 @@ def reshard_state_dicts(shards, layout, world_size, rank):
     if len(shards) == world_size:
         return dict(shards[rank])
     return split_state_dict(merge_state_dicts(shards, layout), layout, world_size, rank)
+
+
+def optimizer_parameter_names(optimizer, module):
+    """Names of ``optimizer``'s parameters in the order its ``state_dict()`` numbers them (group by
+    group).  The order depends only on the model's structure, so it is the same at every model-parallel
+    size: index ``i`` of a checkpoint's optimizer state is the parameter ``names[i]``."""
+    names = {id(param): name for name, param in module.named_parameters()}
+    return [names[id(param)] for group in optimizer.param_groups for param in group["params"]]
+
+
+def reshard_optimizer_states(states, names, layout, world_size, rank):
+    """Rank ``rank``'s optimizer state dict at model-parallel size ``world_size`` from ``states``, the
+    ``torch.optim`` state dicts of every rank of another size.  Per-parameter tensors of the weight's
+    shape (Adam's ``exp_avg``/``exp_avg_sq``) are merged and re-cut with the weight's own
+    ``(dim, stride)`` from ``layout``; scalars (``step``) and the groups' hyperparameters are copied."""
+    if any(len(s["state"]) != len(states[0]["state"]) for s in states):
+        raise ValueError("the model-parallel shards of the optimizer state hold different numbers of parameters")
+    resharded = {}
+    for index, entry in states[0]["state"].items():
+        dim, stride = layout.get(names[int(index)], (None, 1))
+        resharded[index] = {key: _reshard_value([s["state"][index][key] for s in states], dim, stride, world_size,
+                                                rank)
+                            for key in entry}
+    return {"state": resharded, "param_groups": states[0]["param_groups"]}
+
+
+def _reshard_value(values, dim, stride, world_size, rank):
+    """One entry of a parameter's optimizer state: re-cut when it is a tensor of the weight's shape."""
+    if torch.is_tensor(values[0]) and values[0].dim() > 0:
+        return shard_tensor(merge_shards(values, dim, stride), dim, stride, world_size, rank)
+    return values[0]

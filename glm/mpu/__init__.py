@@ -19,6 +19,10 @@ from .initialize import (
     get_data_parallel_world_size,
     group_rank,
     group_world_size,
+    get_tensor_model_parallel_group,
+    get_tensor_model_parallel_rank,
+    get_tensor_model_parallel_world_size,
+    get_tensor_model_parallel_src_rank,
 )
 from .mappings import (
     copy_to_model_parallel_region,

@@ -116,3 +116,11 @@ def get_data_parallel_rank():
     if not _dist_ready():
         return 0
     return dist.get_rank(group=get_data_parallel_group())
+
+
+# DeepSpeed's newer checkpoint code (universal checkpoints) asks its ``mpu`` for the tensor-parallel
+# group by these Megatron-LM names; GLM's model parallelism is tensor parallelism, so they are the same.
+get_tensor_model_parallel_group = get_model_parallel_group
+get_tensor_model_parallel_rank = get_model_parallel_rank
+get_tensor_model_parallel_world_size = get_model_parallel_world_size
+get_tensor_model_parallel_src_rank = get_model_parallel_src_rank

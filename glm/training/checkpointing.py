@@ -2,8 +2,12 @@
 
 Plain engine: ``<save>/<iteration>/mp_rank_XX_model_states.pt`` = ``{iteration, module, optimizer,
 lr_scheduler, grad_scaler, random_rng_state, np_rng_state, torch_rng_state, cuda_rng_state,
-rng_tracker_states, data_state, mp_world_size, dp_world_size}`` written by data-parallel rank 0 of each
-model-parallel rank.  DeepSpeed engine: ``engine.save_checkpoint`` with the same client state.  Every
+rng_tracker_states, rng_states_by_dp_rank, data_state, mp_world_size, dp_world_size}`` written by
+data-parallel rank 0 of each model-parallel rank.  The top-level RNG keys are that rank's (the original's
+layout); ``rng_states_by_dp_rank`` adds the same five states of every data-parallel rank of the
+model-parallel rank, gathered at save time, because the ranks' streams drift apart (each draws its own
+dropout masks), so a resume at the same size gives every rank back its own streams.  The data position is
+the iteration: each rank's sampler restarts at it (``--resume-dataloader``).  DeepSpeed engine: ``engine.save_checkpoint`` with the same client state.  Every
 file is complete before the tracker files name its tag: files are written to a temporary name and
 renamed, all ranks meet at a barrier, then rank 0 rewrites the trackers (also atomically).  A run
 killed at any moment therefore resumes from the last complete checkpoint.
@@ -21,8 +25,11 @@ import torch.distributed as dist
 from .. import mpu
 from ..checkpoint import (CheckpointError, atomic_torch_save, check_checkpoint_globals, load_model_state,
                           model_file_name, resolve_checkpoint)
+from ..checkpoint.io import load_checkpoint_file
 from ..checkpoint.layout import TRACKER_FILENAME, read_tracker
+from ..checkpoint.reshard import optimizer_parameter_names, partition_layout, reshard_optimizer_states
 from ..checkpoint.saving import update_tracker_files
+from ..checkpoint.zero import convert_to_universal, zero_data_parallel_size
 from .distributed import barrier, is_rank_0
 from .seed import get_rng_state, set_rng_state
 
@@ -42,6 +49,47 @@ class ResumeState:
         if self.rng_state is not None:
             set_rng_state(self.rng_state)
             self.rng_state = None
+
+
+RNG_KEYS = ("random_rng_state", "np_rng_state", "torch_rng_state", "cuda_rng_state", "rng_tracker_states")
+#: Every data-parallel rank's RNG states, a list indexed by data-parallel rank.
+RNG_BY_DP_RANK_KEY = "rng_states_by_dp_rank"
+
+
+def _rng_states_of_data_parallel_group():
+    """``(this rank's RNG states, list of every data-parallel rank's)``; collective over the
+    data-parallel group."""
+    own = get_rng_state()
+    world = mpu.get_data_parallel_world_size()
+    if world == 1:
+        return own, [own]
+    gathered = [None] * world
+    dist.all_gather_object(gathered, own, group=mpu.get_data_parallel_group())
+    return own, gathered
+
+
+def _rng_state_for_this_rank(meta):
+    """The RNG states this rank resumes with: its own entry of ``rng_states_by_dp_rank`` when the
+    checkpoint was saved at this data-parallel size, else the top-level ones (data-parallel rank 0's;
+    checkpoints of the original and of a run at another size)."""
+    if meta.get("torch_rng_state") is None:
+        return None
+    world, rank = mpu.get_data_parallel_world_size(), mpu.get_data_parallel_rank()
+    by_rank = meta.get(RNG_BY_DP_RANK_KEY)
+    if by_rank and len(by_rank) == world:
+        state = {key: by_rank[rank].get(key) for key in RNG_KEYS}
+    else:
+        if world > 1 or (by_rank and len(by_rank) > 1):
+            logger.info("the checkpoint holds no RNG states for data-parallel size %d; every rank continues the "
+                        "streams of data-parallel rank 0", world)
+        state = {key: meta.get(key) for key in RNG_KEYS}
+    saved_mp = meta.get("mp_world_size")
+    if saved_mp is not None and saved_mp != mpu.get_model_parallel_world_size():
+        # The model-parallel stream is seeded per model-parallel rank (seed + 2718 + rank); at another
+        # size the saved ones do not map onto the ranks, so each rank keeps its freshly seeded stream
+        # rather than sharing another rank's.
+        state["rng_tracker_states"] = mpu.get_rng_tracker().get_states()
+    return state
 
 
 class CheckpointSaveError(CheckpointError):
@@ -85,7 +133,9 @@ def save_training_checkpoint(args, iteration, engine, data_state=None):
     if engine.lr_scheduler is not None:
         client["lr_scheduler"] = engine.lr_scheduler.state_dict()
     if not args.no_save_rng:
-        client.update(get_rng_state())
+        own, by_rank = _rng_states_of_data_parallel_group()
+        client.update(own)
+        client[RNG_BY_DP_RANK_KEY] = by_rank
     error = None
     try:
         if engine.name == "deepspeed":
@@ -118,28 +168,43 @@ def load_training_checkpoint(args, engine):
 
     ``--no-load-optim``, ``--no-load-rng``, ``--no-load-lr-scheduler`` and ``--finetune`` skip those
     parts; a ``release`` tag loads the weights only.  A checkpoint saved at another model-parallel size
-    is resharded for the weights; its optimizer state cannot be and is skipped with a warning.
+    is resharded, the weights and (plain engine) Adam's moments alike; DeepSpeed ZeRO shards saved at
+    another data-parallel size are re-partitioned through DeepSpeed's universal checkpoint.
     """
     resolved = resolve_checkpoint(args.load)
     weights_only_load = resolved.release or args.finetune
     if engine.name == "deepspeed" and not args.no_deepspeed_load and not weights_only_load:
+        if resolved.mp_size != mpu.get_model_parallel_world_size():
+            raise CheckpointError(
+                f"{resolved.tag_dir} was written at model-parallel size {resolved.mp_size} and this run has "
+                f"{mpu.get_model_parallel_world_size()}; DeepSpeed cannot re-cut its files. Pass --no-deepspeed-load "
+                "--no-load-optim to load the weights re-cut (schedule, RNG and data position are kept; Adam's "
+                "moments restart); a ZeRO-3 checkpoint must be consolidated first (change_mp.py --consolidate-zero)")
         return _load_deepspeed(args, engine, resolved)
     try:
         meta = load_model_state(engine.module, args.load, unsafe_unpickle=args.unsafe_unpickle)
     except CheckpointError as err:
-        raise CheckpointError(f"{err}{_earlier_checkpoints_hint(resolved)}") from err
-    same_layout = resolved.mp_size == mpu.get_model_parallel_world_size()
+        raise CheckpointError(f"{err}{'' if resolved.zero3 else _earlier_checkpoints_hint(resolved)}") from err
     if not weights_only_load and not args.no_load_optim:
-        if not same_layout:
-            logger.warning("optimizer state of %s was saved at model-parallel size %d and is not loaded "
-                           "(weights were resharded); pass --no-load-optim to silence this",
-                           resolved.tag_dir, resolved.mp_size)
-        elif meta.get("optimizer") is None:
+        if meta.get("optimizer") is None:
             raise CheckpointError(
                 f"{resolved.tag_dir} holds no optimizer state; resume with --no-load-optim to start a fresh optimizer")
-        else:
-            engine.load_state_dict(meta)
+        if resolved.mp_size != mpu.get_model_parallel_world_size():
+            meta = dict(meta, optimizer=_resharded_optimizer_state(args, engine, resolved))
+        engine.load_state_dict(meta)
     return _restore_client_state(args, engine, meta, weights_only_load)
+
+
+def _resharded_optimizer_state(args, engine, resolved):
+    """This rank's optimizer state from a checkpoint of another model-parallel size: Adam's moments
+    have their weights' shapes, so they are merged and re-cut by the weights' partition rules."""
+    states = [load_checkpoint_file(resolved.model_file(r), unsafe_unpickle=args.unsafe_unpickle)["optimizer"]
+              for r in range(resolved.mp_size)]
+    logger.info("resharding the optimizer state of %s from model-parallel size %d to %d", resolved.tag_dir,
+                resolved.mp_size, mpu.get_model_parallel_world_size())
+    return reshard_optimizer_states(states, optimizer_parameter_names(engine.optimizer, engine.module),
+                                    partition_layout(engine.module), mpu.get_model_parallel_world_size(),
+                                    mpu.get_model_parallel_rank())
 
 
 def _earlier_checkpoints_hint(resolved):
@@ -166,27 +231,78 @@ def _restore_client_state(args, engine, meta, weights_only_load):
     scheduler_state = meta.get("lr_scheduler") or meta.get("client_lr_scheduler")
     if engine.lr_scheduler is not None and scheduler_state and not args.no_load_lr_scheduler:
         engine.lr_scheduler.load_state_dict(scheduler_state)
-    rng_state = None
-    if not args.no_load_rng and meta.get("torch_rng_state") is not None:
-        rng_state = {key: meta.get(key) for key in ("random_rng_state", "np_rng_state", "torch_rng_state",
-                                                    "cuda_rng_state", "rng_tracker_states")}
+    rng_state = None if args.no_load_rng else _rng_state_for_this_rank(meta)
     iteration = meta.get("iteration", meta.get("total_iters", 0))
     return ResumeState(int(iteration), meta.get("data_state") or {}, rng_state)
+
+
+UNIVERSAL_SUFFIX = "-universal"
+
+
+def _universal_checkpoint(resolved, saved_dp):
+    """``(load_dir, tag)`` of the universal form of a ZeRO checkpoint written at data-parallel size
+    ``saved_dp``: ``<load>/<tag>-universal``, converted by global rank 0 (beside the checkpoint, so every
+    node sees it; afresh each time, since an older conversion may be of an earlier save of this tag)
+    while the other ranks wait.  A failed conversion stops every rank with the cause."""
+    tag = resolved.tag + UNIVERSAL_SUFFIX
+    output = os.path.join(resolved.load_dir, tag)
+    error = None
+    if is_rank_0():
+        logger.info("re-partitioning the ZeRO optimizer state of %s (data-parallel size %d -> %d) through "
+                    "DeepSpeed's universal checkpoint %s", resolved.tag_dir, saved_dp,
+                    mpu.get_data_parallel_world_size(), output)
+        try:
+            shutil.rmtree(output, ignore_errors=True)
+            convert_to_universal(resolved.tag_dir, output)
+        except Exception as err:  # DeepSpeed's converter raises assorted errors (and asserts)
+            error = f"{type(err).__name__}: {err}"
+    if _any_rank(error is not None):
+        raise CheckpointError(f"could not convert {resolved.tag_dir} (data-parallel size {saved_dp}) into "
+                              f"DeepSpeed's universal form {output}: {error or 'failed on rank 0'}")
+    return resolved.load_dir, tag
+
+
+def _repair_zero3_universal_load(zero_optimizer, groups_before, universal_dir):
+    """Undo two slips of DeepSpeed 0.19's ZeRO-3 universal load: it gives every optimizer group the
+    hyperparameters of the first one (weight decay on biases and LayerNorm), and one shared ``step``
+    tensor to every group's state (Adam then counts each update once per group).  Each group gets its
+    own saved hyperparameters back and its own step counter."""
+    optimizer = zero_optimizer.optimizer
+    saved = torch.load(os.path.join(universal_dir, "zero", "optimizer_state.pt"), map_location="cpu",
+                       weights_only=False)["optimizer_state_dict"]["param_groups"]
+    if len(saved) != len(groups_before):
+        raise CheckpointError(f"{universal_dir}: {len(saved)} optimizer groups saved, {len(groups_before)} now")
+    for group, before, stored in zip(optimizer.param_groups, groups_before, saved):
+        group.update({key: value for key, value in stored.items() if key != "params"})
+        group["params"] = before["params"]
+    for flat in zero_optimizer.fp32_partitioned_groups_flat:
+        state = optimizer.state.get(flat, {})
+        if torch.is_tensor(state.get("step")):
+            state["step"] = state["step"].clone()
 
 
 def _load_deepspeed(args, engine, resolved):
     # DeepSpeed unpickles its files in full: check what they would import before it reads them.
     check_checkpoint_globals(sorted(glob.glob(os.path.join(glob.escape(resolved.tag_dir), "*.pt"))),
                              args.unsafe_unpickle)
+    saved_dp = zero_data_parallel_size(resolved.tag_dir)
+    repartition = not args.no_load_optim and saved_dp not in (0, mpu.get_data_parallel_world_size())
+    load_dir, tag = _universal_checkpoint(resolved, saved_dp) if repartition else (resolved.load_dir, resolved.tag)
     try:
-        _, client = engine.engine.load_checkpoint(
-            resolved.load_dir, tag=resolved.tag, load_optimizer_states=not args.no_load_optim,
-            load_lr_scheduler_states=False, load_module_strict=True)
-    except Exception as err:  # DeepSpeed raises assorted errors, e.g. for ZeRO shards of another DP size
+        ds = engine.engine
+        ds._config.load_universal_checkpoint = repartition  # what "checkpoint": {"load_universal": true} sets
+        groups_before = [dict(group) for group in ds.optimizer.optimizer.param_groups] if repartition else None
+        try:
+            _, client = ds.load_checkpoint(load_dir, tag=tag, load_optimizer_states=not args.no_load_optim,
+                                           load_lr_scheduler_states=False, load_module_strict=True)
+        finally:
+            ds._config.load_universal_checkpoint = False
+        if repartition and ds.zero_optimization_partition_weights():
+            _repair_zero3_universal_load(ds.optimizer, groups_before, os.path.join(load_dir, tag))
+    except Exception as err:  # DeepSpeed raises assorted errors
         raise CheckpointError(
-            f"DeepSpeed could not load {resolved.tag_dir} ({type(err).__name__}: {err}). To resume at a different "
-            "data-parallel size, pass --no-load-optim (weights, schedule and data position are kept) or "
-            "consolidate the ZeRO shards first (docs/training.md)") from err
+            f"DeepSpeed could not load {resolved.tag_dir} ({type(err).__name__}: {err}). To resume without its "
+            "optimizer state, pass --no-load-optim (weights, schedule and data position are kept)") from err
     if client is None:
         raise CheckpointError(f"DeepSpeed found no checkpoint in {resolved.tag_dir}")
     return _restore_client_state(args, engine, client, False)

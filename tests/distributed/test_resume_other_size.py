@@ -1,0 +1,230 @@
+"""Resume at another size, and the engines agreeing, on gloo processes with the tiny model.
+
+Three launches serve every check (the engines are built one after another inside each):
+
+1. one process: plain engine and ZeRO 0/1/2/3, 20 updates each at data-parallel size 1, checkpoint at 8;
+2. two processes: the same at data-parallel size 2 (same global batch), plus each engine resumed from its
+   size-1 checkpoint; the plain engine at tensor-parallel size 2 too, uninterrupted and resumed from the
+   size-1 checkpoint; ZeRO 1/2/3 in bf16 and fp16 next to the plain engine in the same precision;
+3. one process: each engine resumed from its size-2 checkpoint, and the plain engine from the
+   tensor-parallel-2 checkpoint.
+
+Weight decay (0.1) and clipping (0.5, active on most steps) are on; dropout is off so that runs at
+different sizes compute the same function.
+
+Tolerances (measured, see docs/training.md "Checkpoints and resume"):
+
+- fp32, another size or another engine: 1e-4 on the loss (~4.8).  Only the order of the reductions
+  differs (gradients summed over 1 or 2 ranks, ZeRO's flattened buffers, tensor-parallel partial sums);
+  observed max differences are 4.8e-7 (one float32 ulp of the loss), often 0.  Optimizer state that is
+  lost or mis-assigned on resume shows up as 1e-3 or more from the second step after it (DeepSpeed's
+  ZeRO-3 universal load counting Adam's step twice gave 2.5e-3).
+- bf16: both engines keep fp32 master weights and run the forward in bf16, DeepSpeed by casting the
+  model, the plain engine by autocast, so they round different operations: 5e-3 over 20 updates
+  (observed 4.6e-4 for ZeRO-1/2, 3.8e-4 for ZeRO-3; bf16's own resolution at a loss of ~4.8 is 3e-2).
+- fp16, static loss scale 1024 in both engines (so that no overflow skips need aligning; the dynamic
+  scaler is tested on its own): the same argument with fp16's finer rounding, 1e-3 (observed 1.1e-4;
+  fp16's resolution at ~4.8 is 4e-3).
+"""
+
+import json
+import os
+
+import pytest
+import torch
+
+from glm import mpu
+from glm.training.checkpointing import load_training_checkpoint, save_training_checkpoint
+from glm.training.loop import pretrain_forward
+from tests.distributed.launcher import run_distributed
+from tests.distributed.test_engines_distributed import NO_DROPOUT, make
+from tests.training.synthetic import SyntheticLoader
+
+STEPS = 20
+SAVE_AT = 8
+GLOBAL_BATCH = 4
+FP32_TOLERANCE = 1e-4
+BF16_TOLERANCE = 5e-3
+FP16_TOLERANCE = 1e-3
+FP16_LOSS_SCALE = 1024
+STAGES = (1, 2, 3)
+ENGINES = ("plain", *(f"zero{stage}" for stage in STAGES))
+#: ZeRO-0 keeps the whole optimizer state in its mp_rank file: resumed at another size like the plain engine.
+RESUMED_ENGINES = (*ENGINES, "zero0")
+
+
+def engine_args(kind, dp, mp, directory, dtype="fp32", load=None):
+    flags = [*NO_DROPOUT, "--batch-size", str(GLOBAL_BATCH // dp), "--model-parallel-size", str(mp),
+             "--weight-decay", "0.1", "--clip-grad", "0.5", "--train-iters", str(STEPS), "--seed", "5"]
+    if dtype == "bf16":
+        flags.append("--bf16")
+    elif dtype == "fp16":  # a static scale: both engines then apply every update (no overflow skips to align)
+        flags += ["--fp16", "--loss-scale", str(FP16_LOSS_SCALE)]
+    if kind != "plain":
+        config = {"train_micro_batch_size_per_gpu": GLOBAL_BATCH // dp, "gradient_accumulation_steps": 1,
+                  "gradient_clipping": 0.5, "zero_optimization": {"stage": int(kind[-1])},
+                  "zero_allow_untested_optimizer": True, "steps_per_print": 10 ** 9}
+        if dtype == "bf16":
+            config["bf16"] = {"enabled": True}
+        elif dtype == "fp16":
+            config["fp16"] = {"enabled": True, "loss_scale": FP16_LOSS_SCALE}
+        os.makedirs(os.path.join(directory, "configs"), exist_ok=True)
+        path = os.path.join(directory, "configs", f"{kind}-{dtype}-dp{dp}-rank{torch.distributed.get_rank()}.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        flags += ["--deepspeed", "--deepspeed_config", path]
+    from tests.training.synthetic import tiny_args
+    args = tiny_args(*flags)
+    args.save, args.load = None, load
+    return args
+
+
+def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None):
+    """Losses of updates ``start+1..STEPS``: from scratch, or resumed from the checkpoint ``load``;
+    with ``save``, a checkpoint of update ``SAVE_AT`` is written there."""
+    mpu.destroy_model_parallel()
+    mpu.initialize_model_parallel(mp)
+    args = engine_args(kind, dp, mp, directory, dtype, load)
+    engine = make(args)
+    start = 0
+    if load:
+        resume = load_training_checkpoint(args, engine)
+        start = resume.iteration
+        assert start == SAVE_AT
+        resume.restore_rng()
+    loader = iter(SyntheticLoader(GLOBAL_BATCH // dp, mpu.get_data_parallel_rank(),
+                                  mpu.get_data_parallel_world_size(), start=start, fixed_sep=12))
+    losses, clipped = [], 0
+    for iteration in range(start + 1, STEPS + 1):
+        result = engine.train_batch([next(loader)], pretrain_forward)
+        assert not result.skipped
+        losses.append(result.loss)
+        clipped += result.grad_norm > args.clip_grad
+        if save and iteration == SAVE_AT:
+            args.save = save
+            save_training_checkpoint(args, iteration, engine)
+    if kind == "plain":  # (ZeRO-0 reports no norm; the engines' losses are compared instead)
+        assert clipped >= len(losses) // 2, f"clipping acted on {clipped} of {len(losses)} updates only"
+    return losses
+
+
+def _record(directory, name, losses):
+    if torch.distributed.get_rank() == 0:
+        with open(os.path.join(directory, f"{name}.json"), "w") as f:
+            json.dump(losses, f)
+
+
+def _env(rank, world):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+
+
+def _one_process(rank, world, directory, resume):
+    _env(rank, world)
+    for kind in RESUMED_ENGINES:
+        if not resume:
+            _record(directory, f"{kind}-dp1", train(kind, 1, 1, directory, save=f"{directory}/{kind}-dp1"))
+        else:
+            _record(directory, f"{kind}-dp2to1", train(kind, 1, 1, directory, load=f"{directory}/{kind}-dp2"))
+    if resume:
+        _record(directory, "plain-tp2to1", train("plain", 1, 1, directory, load=f"{directory}/plain-tp2"))
+
+
+def _two_processes(rank, world, directory):
+    _env(rank, world)
+    for kind in RESUMED_ENGINES:
+        _record(directory, f"{kind}-dp2", train(kind, 2, 1, directory, save=f"{directory}/{kind}-dp2"))
+        _record(directory, f"{kind}-dp1to2", train(kind, 2, 1, directory, load=f"{directory}/{kind}-dp1"))
+    _record(directory, "plain-tp2", train("plain", 1, 2, directory, save=f"{directory}/plain-tp2"))
+    _record(directory, "plain-tp1to2", train("plain", 1, 2, directory, load=f"{directory}/plain-dp1"))
+    for kind in ENGINES:
+        for dtype in ("bf16", "fp16"):
+            _record(directory, f"{kind}-{dtype}", train(kind, 2, 1, directory, dtype=dtype))
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """The folder with every run's losses (``<name>.json``) and checkpoints (``<engine>-<size>/``)."""
+    pytest.importorskip("deepspeed")
+    directory = str(tmp_path_factory.mktemp("resume-other-size"))
+    run_distributed(_one_process, 1, directory, False)
+    run_distributed(_two_processes, 2, directory)
+    run_distributed(_one_process, 1, directory, True)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def runs(launched):
+    directory = launched
+    losses = {}
+    for name in os.listdir(directory):
+        if name.endswith(".json"):
+            with open(os.path.join(directory, name)) as f:
+                losses[name[:-5]] = json.load(f)
+    return losses
+
+
+def max_difference(a, b):
+    assert len(a) == len(b), (a, b)
+    return max(abs(x - y) for x, y in zip(a, b))
+
+
+def first_difference(a, b):
+    return next((SAVE_AT + 1 + i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", RESUMED_ENGINES)
+def test_resume_at_another_data_parallel_size(runs, kind):
+    one, two = runs[f"{kind}-dp1"], runs[f"{kind}-dp2"]
+    assert one[-1] < one[0] - 0.1  # it learns
+    for resumed, reference in ((runs[f"{kind}-dp1to2"], two), (runs[f"{kind}-dp2to1"], one)):
+        # Compared with both uninterrupted runs: they agree with each other within the same noise.
+        for other in (reference, one if reference is two else two):
+            difference = max_difference(resumed, other[SAVE_AT:])
+            print(f"{kind}: resumed vs uninterrupted: first difference at {first_difference(resumed, other[SAVE_AT:])}"
+                  f", max {difference:.2e}")
+            assert difference < FP32_TOLERANCE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("resumed,reference", [("plain-tp1to2", "plain-tp2"), ("plain-tp2to1", "plain-dp1")])
+def test_resume_at_another_tensor_parallel_size(runs, resumed, reference):
+    difference = max_difference(runs[resumed], runs[reference][SAVE_AT:])
+    print(f"{resumed}: first difference at {first_difference(runs[resumed], runs[reference][SAVE_AT:])}, "
+          f"max {difference:.2e}")
+    assert difference < FP32_TOLERANCE
+    assert max_difference(runs["plain-tp2"], runs["plain-dp1"]) < FP32_TOLERANCE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", STAGES)
+def test_zero_matches_plain_engine_over_20_updates(runs, stage):
+    assert len(runs["plain-dp2"]) == STEPS >= 20
+    fp32 = max_difference(runs[f"zero{stage}-dp2"], runs["plain-dp2"])
+    bf16 = max_difference(runs[f"zero{stage}-bf16"], runs["plain-bf16"])
+    fp16 = max_difference(runs[f"zero{stage}-fp16"], runs["plain-fp16"])
+    print(f"ZeRO-{stage} vs plain over {STEPS} updates: fp32 max {fp32:.2e}, bf16 max {bf16:.2e}, "
+          f"fp16 max {fp16:.2e}")
+    assert fp32 < FP32_TOLERANCE
+    assert bf16 < BF16_TOLERANCE
+    assert fp16 < FP16_TOLERANCE
+    assert runs["plain-bf16"][-1] < runs["plain-bf16"][0] - 0.1
+
+
+@pytest.mark.slow
+def test_zero3_two_rank_shards_consolidate(launched, tmp_path):
+    """``change_mp.py --consolidate-zero`` on the ZeRO-3 checkpoint written by two ranks gives the
+    weights of the plain engine's checkpoint of the same update (fp32, same data)."""
+    from glm.checkpoint.change_mp import main as change_mp_main
+    from glm.checkpoint.io import load_checkpoint_file
+    zero3 = os.path.join(launched, "zero3-dp2")
+    assert any(name.startswith("zero_pp_rank_1_") for name in os.listdir(os.path.join(zero3, str(SAVE_AT))))
+    out = tmp_path / "fp32"
+    assert change_mp_main([zero3, "1", "--consolidate-zero", "--output", str(out)]) == 0
+    consolidated = load_checkpoint_file(str(out / str(SAVE_AT) / "mp_rank_00_model_states.pt"))
+    plain = load_checkpoint_file(os.path.join(launched, "plain-dp2", str(SAVE_AT), "mp_rank_00_model_states.pt"))
+    assert consolidated["iteration"] == SAVE_AT
+    assert consolidated["module"].keys() == plain["module"].keys()
+    for key, value in plain["module"].items():
+        assert consolidated["module"][key].dtype == torch.float32
+        torch.testing.assert_close(consolidated["module"][key], value, rtol=0, atol=1e-6, msg=key)
