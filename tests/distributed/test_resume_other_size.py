@@ -99,7 +99,7 @@ def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None):
         result = engine.train_batch([next(loader)], pretrain_forward)
         assert not result.skipped
         losses.append(result.loss)
-        clipped += result.grad_norm > args.clip_grad
+        clipped += result.grad_norm is not None and result.grad_norm > args.clip_grad
         if save and iteration == SAVE_AT:
             args.save = save
             save_training_checkpoint(args, iteration, engine)
