@@ -11,7 +11,8 @@ vocabulary padded to 30592), text packed from a corpus as the pretraining datase
 ``--bf16`` (autocast).  Hugging Face: ``BertForMaskedLM`` of the same shape (12 x 768, 12 heads, FFN 3072,
 vocabulary 30592, ``attn_implementation="sdpa"``, dropout 0.1) on the same text with 15% of the positions
 labelled, AdamW (foreach), clipping at 1.0, bf16 = ``torch.autocast``.  ``--baseline`` adds the GLM step as
-it was before issue 18 (vocabulary projection at every position, SDPA attention) on the same models.
+it was before issue 18 (vocabulary projection at every position, SDPA attention, foreach AdamW) on the same
+models.
 
 The configurations take one step each in turn (round-robin) so that a shared machine's slow moments hit
 them alike; the table gives the median, the spread (min-max) and the forward + loss + backward part
@@ -70,6 +71,19 @@ def attention_backend(model, backend):
             m.attention_backend = value
 
 
+@contextlib.contextmanager
+def foreach_adamw(optimizer):
+    """Run ``optimizer`` with torch's foreach AdamW kernels instead of the fused ones (read per step)."""
+    saved = [(g["fused"], g["foreach"]) for g in optimizer.param_groups]
+    for g in optimizer.param_groups:
+        g["fused"], g["foreach"] = False, True
+    try:
+        yield
+    finally:
+        for g, (fused, foreach) in zip(optimizer.param_groups, saved):
+            g["fused"], g["foreach"] = fused, foreach
+
+
 class OptimizerClock:
     """Seconds spent inside ``optimizer.step`` (hooks), to split a step into fwd+bwd and update."""
 
@@ -125,7 +139,7 @@ def main():
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--corpus", type=Path, default=default_corpus())
     parser.add_argument("--baseline", action="store_true",
-                        help="also time the GLM step as before issue 18 (dense projection, SDPA attention)")
+                        help="also time the GLM step as before issue 18 (dense projection, SDPA attention, foreach AdamW)")
     parser.add_argument("--profile", action="store_true", help="print the top operators of one GLM step per dtype")
     parser.add_argument("--json", type=Path, help="also write the step times here")
     opts = parser.parse_args()
@@ -156,7 +170,7 @@ def main():
         engine = engines[dtype]
         if not before:
             return engine.train_batch([glm_batches[i]], pretrain_forward)
-        with attention_backend(engine.module, "sdpa"):
+        with attention_backend(engine.module, "sdpa"), foreach_adamw(engine.optimizer):
             return engine.train_batch([glm_batches[i]], dense_projection_forward)
 
     def hf_step(dtype, i):
