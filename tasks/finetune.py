@@ -146,10 +146,12 @@ def load_pretrained(model, path, unsafe_unpickle=False):
 
 def evaluation_precision(args, device):
     """Evaluation under the training precision: ``torch.autocast`` to bf16/fp16 on GPUs when the
-    flags ask for it (a no-op on CPU, where autocast would only slow fp32 models down)."""
+    flags ask for it, and to bf16 on CPUs with bf16 instructions (elsewhere on CPU a no-op, where
+    autocast would only slow fp32 models down)."""
+    from glm.precision import native_bf16
     from glm.training.engines import autocast_dtype
     dtype = autocast_dtype(args)
-    if dtype is None or device.type != "cuda":
+    if dtype is None or (device.type != "cuda" and not (dtype == torch.bfloat16 and native_bf16(device))):
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
 

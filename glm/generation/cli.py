@@ -11,6 +11,7 @@ import torch
 
 from ..arguments import build_parser, get_args
 from ..checkpoint import CheckpointError
+from ..precision import native_bf16
 from ..training.model_setup import build_model
 from .blank_filling import fill_text
 from .decoding import DecodeConfig, GenerationInputError
@@ -72,6 +73,8 @@ def build_generation_model(args, device=None):
             model = model.half()
         elif args.bf16:
             model = model.to(torch.bfloat16)
+    elif device is not None and args.bf16 and native_bf16(device):
+        model = model.to(torch.bfloat16)   # CPUs with bf16 instructions; fp16 stays a GPU option
     return model.eval()
 
 

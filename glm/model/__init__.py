@@ -8,4 +8,4 @@ from .heads import (
     GLMForSequenceClassification,
 )
 from .prompt import PromptSpell
-from .flops import flops_per_token, hardware_flops_per_token, count_parameters
+from .flops import count_parameters, executed_flops, flops_per_token, hardware_flops_per_token

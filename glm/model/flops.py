@@ -4,6 +4,10 @@ Model FLOPs per token, without recomputation, attention counted dense:
 ``72 l h^2 (1 + s/(6h) + V/(12 l h))`` = ``72 l h^2 + 12 l h s + 6 V h``, i.e. about
 ``6 N + 12 l h s`` (PaLM, nanoGPT, torchtitan).  With full activation recomputation the hardware
 does one more forward of the layers: ``96 l h^2 (1 + s/(6h) + V/(16 l h))`` (HFU).
+
+MFU always uses the dense figure, as if every position were projected onto the vocabulary.  The
+training losses project only the positions they read (``logit_positions``), so the FLOPs a step
+really executes are fewer: :func:`executed_flops` counts them, for a separate, labelled log figure.
 """
 
 
@@ -33,3 +37,15 @@ def count_parameters(config, exclude_embeddings=False):
         rows = config["max_sequence_length"] + (1 if config.get("block_position_encoding") else 0)
         total += rows * h * (2 if config.get("block_position_encoding") else 1)
     return total
+
+
+def executed_flops(num_layers, hidden_size, vocab_size, seq_length, tokens, projected_tokens,
+                   recompute=False):
+    """FLOPs a training step really executes for ``tokens`` tokens of which ``projected_tokens`` are
+    projected onto the vocabulary (forward + backward, ``6 V h`` each); ``recompute`` adds the extra
+    forward of the layers that activation checkpointing does."""
+    l, h, v, s = num_layers, hidden_size, vocab_size, seq_length
+    layers = 72 * l * h * h + 12 * l * h * s
+    if recompute:
+        layers = layers * 4 / 3
+    return tokens * layers + projected_tokens * 6 * v * h

@@ -64,9 +64,15 @@ class GLMModel(nn.Module):
                 layer.requires_grad_(True)
 
     def forward(self, input_ids, position_ids, attention_mask, *mems, return_memory=False, detach_memory=True,
-                prompt_pos=None, return_hidden=False):
+                prompt_pos=None, return_hidden=False, logit_positions=None):
         """``return_hidden`` (new): return the final hidden states instead of the logits, for callers
-        that project only some positions onto the vocabulary (:meth:`project`)."""
+        that project only some positions onto the vocabulary (:meth:`project`).
+
+        ``logit_positions`` (new): a boolean ``[B, L]`` selecting the positions to project; the logits
+        then come back as ``[N, vocab]`` for the ``N`` selected positions in row-major order.  Losses
+        read only part of the sequence (Part B in blank infilling), and the vocabulary projection with
+        its cross entropy is otherwise the largest single matmul of a step for every position.  The
+        selection happens inside ``forward`` so wrappers that hook it (DDP, DeepSpeed) see it."""
         embeddings = self.word_embeddings(input_ids)
         if prompt_pos is not None:
             embeddings = embeddings.clone()
@@ -76,6 +82,8 @@ class GLMModel(nn.Module):
         hidden, new_mems = self.transformer(embeddings, position_ids, attention_mask, *mems,
                                             return_memory=return_memory, detach_memory=detach_memory)
         if self.output_predict and not return_hidden:
+            if logit_positions is not None:
+                hidden = hidden[logit_positions]
             return (self.project(hidden), *new_mems)
         return (hidden, *new_mems)
 

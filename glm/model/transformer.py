@@ -85,12 +85,15 @@ class ParallelSelfAttention(nn.Module):
         batch, length = x.shape[:2]
         return x.view(batch, length, self.num_heads_per_partition, self.head_dim).transpose(1, 2)
 
-    def forward(self, hidden_states, mask, mem=None, position_embeddings=None, r_w_bias=None, r_r_bias=None):
-        """Attention of ``hidden_states`` over ``[mem, hidden_states]`` (both already normed)."""
+    def forward(self, hidden_states, mask, mem=None, position_embeddings=None, r_w_bias=None, r_r_bias=None,
+                kernel=None):
+        """Attention of ``hidden_states`` over ``[mem, hidden_states]`` (both already normed); ``kernel``
+        (``'sdpa'``/``'reference'``) is the transformer's choice for boolean masks, else :meth:`_kernel`."""
         query_length = hidden_states.size(1)
         full = hidden_states if mem is None else torch.cat([mem, hidden_states], dim=1)
         query, key, value = torch.chunk(self.query_key_value(full), 3, dim=-1)
-        return self._attend(query[:, -query_length:], key, value, mask, position_embeddings, r_w_bias, r_r_bias)
+        return self._attend(query[:, -query_length:], key, value, mask, position_embeddings, r_w_bias, r_r_bias,
+                            kernel)
 
     def forward_cached(self, hidden_states, mask, key_cache=None, value_cache=None):
         """Attention of ``hidden_states`` (normed) over cached keys and values followed by its own:
@@ -103,7 +106,8 @@ class ParallelSelfAttention(nn.Module):
             value = torch.cat([value_cache, value], dim=1)
         return self._attend(query, key, value, mask), key, value
 
-    def _attend(self, query, key, value, mask, position_embeddings=None, r_w_bias=None, r_r_bias=None):
+    def _attend(self, query, key, value, mask, position_embeddings=None, r_w_bias=None, r_r_bias=None,
+                kernel=None):
         """The attention kernel chosen by the backend and the mask, then the output projection.
         ``query`` ``[B, L, h]``, ``key``/``value`` ``[B, K, h]`` with ``h`` this rank's hidden part."""
         batch, query_length = query.shape[:2]
@@ -117,7 +121,7 @@ class ParallelSelfAttention(nn.Module):
             mask = mask.dense  # FlexAttention has no dropout on the probabilities: use SDPA then
         if self.relative_encoding:
             context = self._relative_attention(query, key, value, mask, position_embeddings, r_w_bias, r_r_bias)
-        elif mask.dtype == torch.bool and self.attention_backend != "reference":
+        elif mask.dtype == torch.bool and (kernel or self._kernel(query.device.type, query.dtype)) == "sdpa":
             with dropout_rng:
                 p = self.attention_dropout.p if self.training else 0.0
                 context = attn.sdpa_attention(query, key, value, mask, p)
@@ -127,6 +131,16 @@ class ParallelSelfAttention(nn.Module):
                                                    self.attention_scale)
         context = context.transpose(1, 2).reshape(batch, query_length, self.hidden_size_per_partition)
         return self.output_dropout(self.dense(context))
+
+    def _kernel(self, device_type, dtype):
+        """The kernel for a boolean mask: the forced one, or ``auto``'s measured pick for this device,
+        dtype and dropout (``flex`` masks that reach here fall back to SDPA, as before)."""
+        if self.attention_backend == "reference":
+            return "reference"
+        if self.attention_backend == "auto":
+            dropout_active = self.training and self.attention_dropout.p > 0
+            return attn.auto_kernel(device_type, dtype, dropout_active)
+        return "sdpa"
 
     def _relative_attention(self, query, key, value, mask, position_embeddings, r_w_bias, r_r_bias):
         relative = self._heads(self.relative(position_embeddings))
@@ -167,10 +181,11 @@ class ParallelTransformerLayer(nn.Module):
         self.post_attention_layernorm = nn.LayerNorm(hidden_size, eps=LAYERNORM_EPS)
         self.mlp = ParallelMLP(hidden_size, output_dropout_prob, init_method, output_layer_init_method, group)
 
-    def forward(self, hidden_states, mask, mem=None, position_embeddings=None, r_w_bias=None, r_r_bias=None):
+    def forward(self, hidden_states, mask, mem=None, position_embeddings=None, r_w_bias=None, r_r_bias=None,
+                kernel=None):
         normed = self.input_layernorm(hidden_states)
         normed_mem = self.input_layernorm(mem) if mem is not None else None
-        x = hidden_states + self.attention(normed, mask, normed_mem, position_embeddings, r_w_bias, r_r_bias)
+        x = hidden_states + self.attention(normed, mask, normed_mem, position_embeddings, r_w_bias, r_r_bias, kernel)
         return x + self.mlp(self.post_attention_layernorm(x))
 
     def forward_cached(self, hidden_states, mask, key_cache=None, value_cache=None):
@@ -295,7 +310,8 @@ class GLMTransformer(nn.Module):
         keep_memory = self.max_memory_length > 0 or return_memory
         layer_inputs = [hidden_states] if keep_memory else []
         extra = dict(position_embeddings=position_embeddings,
-                     r_w_bias=getattr(self, "r_w_bias", None), r_r_bias=getattr(self, "r_r_bias", None))
+                     r_w_bias=getattr(self, "r_w_bias", None), r_r_bias=getattr(self, "r_r_bias", None),
+                     kernel=self._attention_kernel(hidden_states))
 
         if self.checkpoint_activations and torch.is_grad_enabled():
             chunk = max(1, self.checkpoint_num_layers)
@@ -315,6 +331,16 @@ class GLMTransformer(nn.Module):
         output = self.final_layernorm(hidden_states)
         new_mems = self.update_mems(layer_inputs, mems, return_memory, detach_memory) if keep_memory else []
         return output, new_mems
+
+    def _attention_kernel(self, hidden_states):
+        """The kernel every layer runs for a boolean mask in this forward, chosen here, outside the
+        (possibly compiled) layers: the dtype is the one autocast will give the attention inputs."""
+        if not self.layers:
+            return None
+        device_type = hidden_states.device.type
+        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) \
+            else hidden_states.dtype
+        return self.layers[0].attention._kernel(device_type, dtype)
 
     def _chunk_forward(self, start, end, mask, extra):
         def run(hidden_states, *chunk_mems):

@@ -45,12 +45,30 @@ def get_batch(data_iterator, device):
 
 def pretrain_forward(model, batch, label_smoothing=0.0):
     """Blank-infilling loss: per-token vocab-parallel cross entropy averaged over the loss mask
-    (left unnormalised when the mask is empty, as the original)."""
-    logits = model(batch["text"], batch["position_id"], batch["attention_mask"])[0]
-    losses = mpu.vocab_parallel_cross_entropy(logits, batch["target"], label_smoothing=label_smoothing)
-    mask = batch["loss_mask"].float()
-    loss = (losses * mask).sum() / mask.sum().clamp(min=1.0)
+    (left unnormalised when the mask is empty, as the original).
+
+    Only the positions with a non-zero loss-mask weight are projected onto the vocabulary
+    (``logit_positions``): the others are multiplied by zero in the original, so the loss and its
+    gradients are those of the full projection while the largest matmul of the step shrinks to Part B."""
+    mask = batch["loss_mask"]
+    selected = mask != 0
+    logits = model(batch["text"], batch["position_id"], batch["attention_mask"], logit_positions=selected)[0]
+    losses = mpu.vocab_parallel_cross_entropy(logits, batch["target"][selected], label_smoothing=label_smoothing)
+    weights = mask[selected].float()
+    loss = (losses * weights).sum() / mask.float().sum().clamp(min=1.0)
     return loss, {"mode": batch.get("mode")}
+
+
+def projected_positions(micro_batches):
+    """How many positions :func:`pretrain_forward` projects onto the vocabulary in these batches
+    (for the executed-FLOPs figure), or ``None`` for batches it does not handle (cloze heads)."""
+    count = 0
+    for batch in micro_batches:
+        mask = batch.get("loss_mask")
+        if mask is None or mask.shape != batch["text"].shape:
+            return None
+        count += int((mask != 0).sum())
+    return count
 
 
 def evaluate(engine, data_iterator, eval_iters, forward_fn, device):
@@ -187,7 +205,9 @@ def train(args, engine, train_iterator, forward_fn, start_iteration, device, tra
         else:
             consecutive_nonfinite = 0
         tokens = sum(b["text"].numel() for b in micro_batches) * dp_world
-        train_logger.record(result, tokens, micro_batches[0]["text"].size(1))
+        projected = projected_positions(micro_batches)
+        train_logger.record(result, tokens, micro_batches[0]["text"].size(1),
+                            projected=None if projected is None else projected * dp_world)
         if progress is not None:
             progress.update(1)
         lr = engine.lr_scheduler.get_lr() if engine.lr_scheduler is not None else args.lr

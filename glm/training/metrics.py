@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from ..model import flops_per_token
+from ..model import executed_flops, flops_per_token
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +74,17 @@ class TrainingLogger:
         self.loss_sum = 0.0
         self.tokens = 0
         self.flops = 0.0
+        self.executed = 0.0   # FLOPs really run (projection at the loss positions only), when known
+        self.executed_known = True
         self.skipped = 0
         self.loss_steps = 0
         self.started = time.perf_counter()
         self.grad_norm = None   # None: the engine does not expose it (the line then omits it)
         self.loss_scale = 1.0
 
-    def record(self, result, tokens, seq_length):
+    def record(self, result, tokens, seq_length, projected=None):
+        """One optimizer step of ``tokens`` tokens; ``projected``: how many of them the loss projected
+        onto the vocabulary (``None``: unknown, the executed-FLOPs figure is then left out)."""
         self.steps += 1
         if result.nonfinite or result.skipped:
             self.skipped += 1
@@ -96,6 +100,12 @@ class TrainingLogger:
         # Executed FLOPs: a NaN/inf loss ends the step before its backward (the engines return at
         # once), so only the forward third was done; an overflow-skipped step ran forward and backward.
         self.flops += flops / 3 if result.nonfinite else flops
+        if projected is None:
+            self.executed_known = False
+        else:
+            executed = executed_flops(c["num_layers"], c["hidden_size"], c["vocab_size"], seq_length, tokens,
+                                      projected, recompute=bool(getattr(self.args, "checkpoint_activations", False)))
+            self.executed += executed / 3 if result.nonfinite else executed
         if result.grad_norm is not None:
             self.grad_norm = result.grad_norm
         self.loss_scale = result.loss_scale
@@ -111,6 +121,12 @@ class TrainingLogger:
                 + (f"grad norm {self.grad_norm:.3f} | " if self.grad_norm is not None else "")
                 + f"ms/iter {1000 * elapsed / max(1, self.steps):.1f} | tokens/s {tokens_per_s:,.0f} | "
                 f"TFLOP/s/device {tflops:.3f} | MFU {mfu:.1f}%")
+        executed_tflops = None
+        if self.executed_known and self.steps:
+            # Labelled apart from the MFU: the MFU counts dense model FLOPs (every position projected onto
+            # the vocabulary), this counts what ran (projection at the loss positions, recomputation).
+            executed_tflops = self.executed / elapsed / self.num_devices / 1e12
+            line += f" (dense model FLOPs) | executed TFLOP/s/device {executed_tflops:.3f}"
         if self.skipped:
             line += f" | skipped {self.skipped}"
         print(line, flush=True)
@@ -120,7 +136,7 @@ class TrainingLogger:
         if self.jsonl_path:
             record = {"iteration": iteration, "lr": lr, "loss": loss, "loss_scale": self.loss_scale,
                       "grad_norm": self.grad_norm, "skipped": self.skipped, "tokens_per_s": tokens_per_s,
-                      "tflops_per_device": tflops, "mfu": mfu}
+                      "tflops_per_device": tflops, "mfu": mfu, "executed_tflops_per_device": executed_tflops}
             with open(self.jsonl_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
         if self.writer is not None:

@@ -178,3 +178,20 @@ def test_interactive_generate_samples_py_reads_stdin(reference_dir, tmp_path):
     assert "Context: no mask here [gMASK]" in out.stdout  # the original's automatic [gMASK]
     files = list((tmp_path / "s").iterdir())
     assert len(files) == 1 and files[0].read_text().startswith("The sun rises in the [gMASK]<|startofpiece|> east")
+
+
+def test_bf16_generation_on_a_cpu_with_bf16_instructions(reference_dir, tmp_path):
+    """``--bf16`` generation runs in bfloat16 on CPUs that compute it natively (issue 18), fp32 elsewhere."""
+    from glm.precision import native_bf16
+
+    vectors = torch.load(reference_dir / "generation" / "generation.pt", weights_only=True)["no_task_mask"]
+    args = parse_args(glm_bert_argv(reference_dir, "--bf16", "--samples-dir", str(tmp_path / "samples")))
+    tokenizer = prepare_tokenizer(args)
+    model = build_generation_model(args, device="cpu")
+    expected = torch.bfloat16 if native_bf16("cpu") else torch.float32
+    assert {p.dtype for p in model.parameters()} == {expected}
+    stdout = io.StringIO()
+    contexts = "\n".join([vectors["results"][0]["context"], "stop"]) + "\n"
+    run_interactive(model, tokenizer, args, DecodeConfig.from_args(args, tokenizer), io.StringIO(contexts), stdout)
+    generated = stdout.getvalue().split("GLM: ", 1)[1].splitlines()[0]
+    assert generated == vectors["results"][0]["glm_output_text"]   # greedy: the same answer as fp32

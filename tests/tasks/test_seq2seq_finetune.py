@@ -98,6 +98,19 @@ def test_each_format_trains_decodes_and_scores(task, task_data_dir, pretrained, 
     assert (run_dir / "results.json").exists()   # the dev metrics of the (only) epoch
 
 
+def test_bf16_finetuning_trains_evaluates_and_decodes_on_cpu(task_data_dir, pretrained, tmp_path, capsys):
+    """``--bf16`` end to end on CPU (issue 18): autocast training, bf16 evaluation where the CPU has bf16
+    instructions, beam-search decoding, finite losses and scores."""
+    results, run_dir = run("gigaword", task_data_dir / "seq2seq" / "gigaword", tmp_path / "out", pretrained,
+                           "--epochs", "2", "--batch-size", "2", "--bf16", "--num-beams", "2", "--log-interval", "1")
+    log = capsys.readouterr().out
+    losses = [float(line.split("| loss ")[1].split()[0]) for line in log.splitlines() if "| loss " in line]
+    assert losses and all(0.0 < loss < 50.0 for loss in losses)
+    assert set(results["test"]) == {"rouge-1", "rouge-2", "rouge-l"}
+    assert all(0.0 <= value <= 1.0 for value in results["test"].values())
+    assert (run_dir / "test.jsonl.hyps").read_text().strip()
+
+
 @pytest.fixture(scope="module")
 def memorised(task_data_dir, pretrained, tmp_path_factory):
     """A tiny GLM trained until it reproduces the two Gigaword headlines of the reference files."""

@@ -1,0 +1,62 @@
+"""``auto`` picks the attention kernel per device, dtype and dropout from a measured table (issue 18);
+every kernel it may pick agrees with the original's explicit computation within the dtype's rounding,
+and the choice is logged."""
+
+import logging
+
+import pytest
+import torch
+
+from glm.model import attention as attn
+from tests.helpers import glm_batch, tiny_glm
+
+# Forward logits and parameter gradients of a tiny model, kernel against kernel, same dtype: float32 to
+# rounding, bfloat16 (8-bit mantissa, logits of order 1) to a few of its ulps.
+TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 3e-2}
+KERNELS = sorted(set(attn.AUTO_KERNELS.values()) | {"sdpa"})
+
+
+def run(backend, dtype):
+    torch.manual_seed(0)
+    model = tiny_glm(backend=backend, dropout=0.0)
+    ids, pos, sep = glm_batch(batch=2, length=16, seed=1)
+    with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+        logits = model(ids, pos, sep)[0]
+    logits.float().square().mean().backward()
+    return logits.float().detach(), {n: p.grad.float() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_every_kernel_auto_may_pick_agrees_with_the_reference(dtype):
+    reference = run("reference", dtype)
+    for kernel in KERNELS:
+        logits, grads = run(kernel, dtype)
+        assert (logits - reference[0]).abs().max().item() < TOLERANCE[dtype], kernel
+        for name, grad in grads.items():
+            assert (grad - reference[1][name]).abs().max().item() < TOLERANCE[dtype], (kernel, name)
+
+
+@pytest.mark.parametrize("dtype,dropout,expected", [
+    (torch.float32, 0.1, "sdpa"), (torch.float32, 0.0, "sdpa"),
+    (torch.bfloat16, 0.1, "reference"), (torch.bfloat16, 0.0, "sdpa")])
+def test_auto_runs_the_measured_kernel_and_logs_it(monkeypatch, caplog, dtype, dropout, expected):
+    calls = []
+    for name in ("sdpa_attention", "reference_attention"):
+        original = getattr(attn, name)
+        monkeypatch.setattr(attn, name, lambda *a, _f=original, _n=name, **k: (calls.append(_n), _f(*a, **k))[1])
+    monkeypatch.setattr(attn, "_logged_choices", set())
+    torch.manual_seed(0)
+    model = tiny_glm(backend="auto", dropout=dropout).train()
+    ids, pos, sep = glm_batch(batch=2, length=16, seed=1)
+    with caplog.at_level(logging.INFO, logger="glm.model.attention"):
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            model(ids, pos, sep)
+    assert set(calls) == {f"{expected}_attention"} and len(calls) == 2   # both layers
+    messages = [r.getMessage() for r in caplog.records if "attention backend auto" in r.getMessage()]
+    assert len(messages) == 1 and expected in messages[0] and str(dtype).replace("torch.", "") in messages[0]
+
+
+def test_forced_backends_ignore_the_table(monkeypatch):
+    monkeypatch.setitem(attn.AUTO_KERNELS, ("cpu", torch.float32, False), "reference")
+    assert tiny_glm(backend="sdpa").transformer.layers[0].attention._kernel("cpu", torch.float32) == "sdpa"
+    assert tiny_glm(backend="auto").eval().transformer.layers[0].attention._kernel("cpu", torch.float32) == "reference"
