@@ -422,7 +422,9 @@ def _finetune(args, task, device, start):
     from glm.training.interrupt import StopRequest
     model = task.build_model(args, device)
     if args.load_pretrained:
+        # The backbone was built on the meta device (build_task_model): the checkpoint fills it.
         load_pretrained(model, args.load_pretrained, args.unsafe_unpickle)
+        model = model.to(device)
     if args.continuous_prompt and args.prompt_init and getattr(_glm(model), "prompt_spell", None) is not None:
         _glm(model).prompt_spell.init_embedding(_glm(model).word_embeddings, task.prompt_token_ids)
     if not args.epochs:
