@@ -118,7 +118,7 @@ def infer_model(state_dict, mp_size=1, num_attention_heads=None):
 
 
 @contextlib.contextmanager
-def _no_init():
+def skip_init():
     """Skip ``torch.nn.init`` while building on ``meta``: there is nothing to initialise, and
     the meta implementations of the random fills pull in ``torch._dynamo`` (seconds, ~100 MB)."""
     init = torch.nn.init
@@ -141,7 +141,7 @@ def build_meta_model(info):
     heads = info.num_attention_heads or 1
     if info.hidden_size % heads:
         raise CheckpointError(f"{heads} attention heads do not divide the hidden size {info.hidden_size}")
-    with torch.device("meta"), _no_init():
+    with torch.device("meta"), skip_init():
         model = GLMModel(**info.model_kwargs(heads))
         if info.head == "classification":
             model = GLMForSequenceClassification(model, info.hidden_size, 0.0, "cls", num_class=info.num_class)
