@@ -162,3 +162,27 @@ def test_tensor_parallel_adapters_equal_the_single_process_model(world):
                 "params": {n: p.detach().clone() for n, p in lora.items()}}
     assert all(g.abs().sum() > 0 for g in expected["grads"].values())
     run_distributed(_tp_worker, world, expected)
+
+
+def test_change_mp_recuts_a_checkpoint_that_holds_adapters(tmp_path):
+    """A resumable LoRA checkpoint (base weights + adapters) goes 1 -> 2 -> 1 through change_mp.py
+    unchanged, the adapters cut by their own partition attributes."""
+    from glm.checkpoint.change_mp import change_model_parallel
+    from glm.checkpoint.io import load_checkpoint_file
+    torch.manual_seed(0)
+    model = tiny_glm(**MODEL_KW)
+    add_lora(model, rank=4, alpha=8)
+    _randomise_adapters(model)
+    state = model.state_dict()
+    save_model_checkpoint(str(tmp_path / "mp1"), "1", {"module": state, "iteration": 1})
+    change_model_parallel(str(tmp_path / "mp1"), 2, output_dir=str(tmp_path / "mp2"), log=lambda *a: None)
+    shard = load_checkpoint_file(str(tmp_path / "mp2" / "1" / "mp_rank_01_model_states.pt"))["module"]
+    qkv = "transformer.layers.0.attention.query_key_value.lora."
+    dense = "transformer.layers.0.attention.dense.lora."
+    assert torch.equal(shard[qkv + "b"], shard_tensor(state[qkv + "b"], 0, 3, 2, 1))
+    assert torch.equal(shard[qkv + "a"], state[qkv + "a"])
+    assert torch.equal(shard[dense + "a"], shard_tensor(state[dense + "a"], 1, 1, 2, 1))
+    assert torch.equal(shard[dense + "b"], state[dense + "b"])
+    change_model_parallel(str(tmp_path / "mp2"), 1, output_dir=str(tmp_path / "back"), log=lambda *a: None)
+    back = load_checkpoint_file(str(tmp_path / "back" / "1" / "mp_rank_00_model_states.pt"))["module"]
+    assert set(back) == set(state) and all(torch.equal(back[k], state[k]) for k in state)
