@@ -8,7 +8,7 @@ vocabulary 50304: about 3.9 GB).
     python bench/bench_loading.py --layers 2 --hidden 128 --vocab 1024   # smoke run
 
 Each measurement runs in a fresh subprocess that reports its own peak resident set
-(``ru_maxrss``, which counts mapped checkpoint pages that were touched) and its resident memory
+(``VmHWM``, which counts mapped checkpoint pages that were touched) and its resident memory
 after the imports.  The loading path is the one generate_samples.py and zero-shot evaluation take:
 ``build_model(..., on_meta=True, dtype=...)`` then ``load_pretrained_weights``; with ``--before``
 the code of another checkout is measured the way it loaded then (a randomly initialised fp32 model,
@@ -19,7 +19,6 @@ The checkpoint is written to a temporary folder and deleted at the end.
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -105,7 +104,9 @@ def _child(argv, code_root):
 def _run_child(argv):
     kind, *rest = argv
     out = {"make": child_make, "load": child_load, "change_mp": child_change_mp, "hf_export": child_hf_export}[kind](*rest)
-    out["peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM: the peak of this process image (ru_maxrss would carry over a larger parent's peak across exec).
+    with open("/proc/self/status") as f:
+        out["peak"] = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
     print(json.dumps(out))
 
 

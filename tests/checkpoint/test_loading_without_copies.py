@@ -104,15 +104,20 @@ def test_released_pages_read_back_from_the_file(checkpoint):
     assert all(torch.equal(module[k], copy[k]) for k in copy)
 
 
+def _status_kib(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
 def _peak_worker(path, on_meta):
-    import resource
+    # VmHWM, not ru_maxrss: the latter survives exec, so a child of a large pytest worker would report
+    # the worker's peak.
     args = get_args(["--block-lm", "--num-layers", "4", "--hidden-size", "512", "--num-attention-heads", "8",
                      "--max-position-embeddings", "512", "--seq-length", "64", "--vocab-size", "8192"])
-    with open("/proc/self/status") as f:  # resident now (KiB), below the import-time peak
-        before = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    before = _status_kib("VmRSS")  # resident now, below the import-time peak
     model = build_model(args, on_meta=on_meta)
     load_pretrained_weights(model, path, log=lambda *a: None)
-    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    grown = _status_kib("VmHWM") - before
     size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     print(json.dumps({"grown_bytes": grown * 1024, "model_bytes": size}))
 
