@@ -120,12 +120,13 @@ def load_evaluation_model(args, device):
     # the flag.
     model_args = argparse.Namespace(**vars(args))
     model_args.seq_length = min(args.seq_length, args.max_position_embeddings)
-    model = build_model(model_args, device, parallel_output=False)
+    # Built on the meta device in the evaluation dtype: the checkpoint's tensors become the weights.
+    dtype = torch.float16 if args.fp16 else torch.bfloat16 if args.bf16 else None
+    model = build_model(model_args, on_meta=True, dtype=dtype if device.type == "cuda" else None,
+                        parallel_output=False)
     load_pretrained_weights(model, path, unsafe_unpickle=args.unsafe_unpickle,
                             log=print if is_rank_0() else (lambda *a: None))
-    if device.type == "cuda" and (args.fp16 or args.bf16):
-        model = model.to(torch.float16 if args.fp16 else torch.bfloat16)
-    return model.eval()
+    return model.to(device).eval()
 
 
 def results_path(args):

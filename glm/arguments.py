@@ -565,6 +565,20 @@ def add_finetune_config_args(parser: argparse.ArgumentParser) -> argparse.Argume
                        help="Train only the prompt/head parameters, keep the transformer frozen.")
     group.add_argument("--tune-prefix-layers", type=int, default=None,
                        help="Train only the first this many layers (plus prompts).")
+    group.add_argument("--lora-rank", type=int, default=0,
+                       help="(new) LoRA finetuning: put rank-r adapters on the --lora-targets layers of every "
+                            "transformer layer and freeze the embeddings and transformer (0: off).")
+    group.add_argument("--lora-alpha", type=float, default=None,
+                       help="(new) LoRA scaling numerator: the update is alpha / rank * B A (default: the rank).")
+    group.add_argument("--lora-dropout", type=float, default=0.0,
+                       help="(new) Dropout on the input of the LoRA adapters.")
+    group.add_argument("--lora-targets", default="query_key_value,dense,dense_h_to_4h,dense_4h_to_h",
+                       help="(new) Comma-separated layers that get adapters: query_key_value, dense (attention "
+                            "output), dense_h_to_4h, dense_4h_to_h.")
+    group.add_argument("--lora-save", choices=("merged", "adapter"), default="merged",
+                       help="(new) What the best-dev weights of a LoRA run hold: 'merged' (W + alpha/r B A in the "
+                            "original checkpoint layout, for change_mp.py, generation and the Hugging Face export) "
+                            "or 'adapter' (the trainable tensors only).")
     group.add_argument("--prefix-prompt", type=int, default=0,
                        help="Number of prefix prompt tokens placed before the input.")
     group.add_argument("--prompt-init", action="store_true",

@@ -34,9 +34,10 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from glm import mpu
-from glm.checkpoint import load_model_state, load_pretrained_weights, model_file_name
-from glm.checkpoint.io import atomic_torch_save, atomic_write_text
-from glm.checkpoint.layout import BEST_TAG
+from glm.checkpoint import load_model_state, load_pretrained_weights, model_file_name, read_model_state_dict
+from glm.checkpoint.io import atomic_torch_save, atomic_write_text, load_checkpoint_file
+from glm.checkpoint.layout import BEST_TAG, resolve_checkpoint
+from glm.model.lora import add_lora_from_args, has_lora, load_saved_weights, state_dict_to_save
 from glm.training.distributed import barrier, is_rank_0
 from glm.training.run_directory import LOCK_NAME, prepare_run_directory
 
@@ -166,7 +167,9 @@ def save_best(args, model, iteration, epoch):
     directory = save_directory(args)
     if mpu.get_data_parallel_rank() == 0:
         path = os.path.join(directory, BEST_TAG, model_file_name(mpu.get_model_parallel_rank()))
-        atomic_torch_save({"module": model.state_dict(), "iteration": iteration, "epoch": epoch}, path)
+        # A LoRA run's best weights: merged into the original layout or the adapter alone (--lora-save).
+        module = state_dict_to_save(model, getattr(args, "lora_save", "merged"))
+        atomic_torch_save({"module": module, "iteration": iteration, "epoch": epoch}, path)
     barrier()
     if is_rank_0():
         atomic_write_text(os.path.join(directory, "best_checkpointed_iteration.txt"), str(iteration))
@@ -369,7 +372,12 @@ class _Trainer:
         if self.best_state is not None:
             self.engine.module.load_state_dict(self.best_state)
         elif self.best_epoch is not None or (save_directory(self.args) and _has_best(self.args)):
-            load_model_state(self.engine.module, save_directory(self.args), tag=BEST_TAG)
+            if has_lora(self.engine.module):
+                path = resolve_checkpoint(save_directory(self.args), tag=BEST_TAG).model_file(
+                    mpu.get_model_parallel_rank())
+                load_saved_weights(self.engine.module, read_model_state_dict(load_checkpoint_file(path)))
+            else:
+                load_model_state(self.engine.module, save_directory(self.args), tag=BEST_TAG)
 
 
 def _has_best(args):
@@ -424,7 +432,11 @@ def _finetune(args, task, device, start):
     from glm.training.interrupt import StopRequest
     model = task.build_model(args, device)
     if args.load_pretrained:
+        # The backbone was built on the meta device (build_task_model): the checkpoint fills it.
         load_pretrained(model, args.load_pretrained, args.unsafe_unpickle)
+    # LoRA adapters go on the loaded weights (their A is drawn here, B starts at zero).
+    add_lora_from_args(model, args)
+    model = model.to(device)
     if args.continuous_prompt and args.prompt_init and getattr(_glm(model), "prompt_spell", None) is not None:
         _glm(model).prompt_spell.init_embedding(_glm(model).word_embeddings, task.prompt_token_ids)
     if not args.epochs:

@@ -112,7 +112,9 @@ def test_new_flags_defaults_and_marking():
     new = {a.option_strings[0] for a in build_parser()._actions if (a.help or "").startswith("(new)")}
     assert new == {"--bf16", "--attention-backend", "--lr-schedule-compat", "--max-nan-steps", "--tensorboard",
                    "--compile", "--corpus-registry", "--unsafe-unpickle", "--no-save-on-interrupt",
-                   "--print-config", "--distributed-timeout-minutes"}
+                   "--print-config", "--distributed-timeout-minutes", "--lora-rank", "--lora-alpha",
+                   "--lora-dropout", "--lora-targets", "--lora-save"}
+    assert (args.lora_rank, args.lora_alpha, args.lora_dropout, args.lora_save) == (0, None, 0.0, "merged")
 
 
 def test_every_flag_has_help_and_help_renders():

@@ -19,8 +19,8 @@ import tempfile
 import torch
 
 from .errors import CheckpointError
-from .io import (UNSAFE_FLAG, atomic_torch_save, atomic_write_text, check_output_directory, load_checkpoint_file,
-                 staged_directory)
+from .io import (UNSAFE_FLAG, atomic_torch_save, atomic_write_text, check_output_directory, is_mappable,
+                 load_checkpoint_file, release_pages, staged_directory)
 from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, model_file_name, read_tracker, resolve_checkpoint
 from .layout_inference import check_target_size, checkpoint_layout
 from ..mpu.partition import merge_shards, shard_tensor
@@ -37,7 +37,8 @@ def default_output_dir(checkpoint_dir, target_mp):
 
 
 def _load_shards(resolved, unsafe_unpickle=False):
-    checkpoints = [load_checkpoint_file(resolved.model_file(r), unsafe_unpickle=unsafe_unpickle)
+    # Mapped, not read: a tensor costs memory while it is cut (reshard_module gives its pages back).
+    checkpoints = [load_checkpoint_file(resolved.model_file(r), unsafe_unpickle=unsafe_unpickle, mmap=True)
                    for r in range(resolved.mp_size)]
     for rank, ckpt in enumerate(checkpoints):
         if not isinstance(ckpt, dict) or MODULE_KEY not in ckpt:
@@ -83,10 +84,12 @@ def _full_tensor(shards, key, dim, stride):
     return merge_shards([s[key] for s in shards], dim, stride)
 
 
-def reshard_module(shards, layout, target_mp, rank, release=False):
+def reshard_module(shards, layout, target_mp, rank, release=False, mapped=False):
     """Rank ``rank``'s ``module`` at ``target_mp`` from the source ``shards`` (list of state
     dicts); each full tensor lives only while it is cut.  With ``release`` the source tensors are
-    dropped from ``shards`` as soon as they are used (call it for the last rank)."""
+    dropped from ``shards`` as soon as they are used (call it for the last rank).  ``mapped``: the
+    shards are memory-mapped files, whose pages are given back once a tensor is cut (read again
+    from the file for the next rank)."""
     out = {}
     for key in list(shards[0]):
         value = shards[0][key]
@@ -100,6 +103,9 @@ def reshard_module(shards, layout, target_mp, rank, release=False):
             else:
                 out[key] = shard_tensor(full, dim, stride, target_mp, rank)
             del full
+            if mapped:
+                for shard in shards:
+                    release_pages(shard[key])
         if release:
             for s in shards:
                 del s[key]
@@ -122,6 +128,7 @@ def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=
     check_output_directory(output_dir, inputs, overwrite)
 
     checkpoints = _load_shards(resolved, unsafe_unpickle)
+    mapped = all(is_mappable(resolved.model_file(r)) for r in range(resolved.mp_size))
     shards = [c[MODULE_KEY] for c in checkpoints]
     layout, info = checkpoint_layout(shards[0], resolved.mp_size, num_attention_heads)
     check_target_size(info, layout, shards, target_mp)
@@ -143,7 +150,7 @@ def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=
         tag_dir = os.path.join(staging, resolved.tag) if has_tracker else staging
         os.makedirs(tag_dir, exist_ok=True)
         for rank in range(target_mp):
-            module = reshard_module(shards, layout, target_mp, rank, release=rank == target_mp - 1)
+            module = reshard_module(shards, layout, target_mp, rank, release=rank == target_mp - 1, mapped=mapped)
             state = dict(others)
             state[MODULE_KEY] = module
             atomic_torch_save(state, os.path.join(tag_dir, model_file_name(rank)))

@@ -14,6 +14,7 @@ import os
 import pickle
 import re
 import shutil
+import sys
 import tempfile
 import zipfile
 
@@ -61,21 +62,33 @@ def _refused(path, err):
         "full unpickling")
 
 
-def load_checkpoint_file(path, map_location="cpu", unsafe_unpickle=False):
+def is_mappable(path):
+    """Whether ``load_checkpoint_file(path, mmap=True)`` really maps ``path`` (torch's zip format)."""
+    return zipfile.is_zipfile(path)
+
+
+def load_checkpoint_file(path, map_location="cpu", unsafe_unpickle=False, mmap=False):
     """``torch.load`` a checkpoint file without running code from it, turning low-level failures
-    into a readable error (see the module docstring)."""
+    into a readable error (see the module docstring).
+
+    ``mmap``: map the file instead of reading it; tensors then live in the page cache and cost
+    memory only once touched (:func:`release_pages` gives pages back).  Files in torch's old
+    (pre-1.6, non-zip) format cannot be mapped and are read as before."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file {path} does not exist")
+    if mmap and not is_mappable(path):
+        mmap = False
+    extra = {"mmap": True} if mmap else {}
     if unsafe_unpickle:
         logger.warning("%s: reading with full unpickling (%s); this can run code stored in the file",
                        path, UNSAFE_FLAG)
         try:
-            return torch.load(path, map_location=map_location, weights_only=False)
+            return torch.load(path, map_location=map_location, weights_only=False, **extra)
         except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError, pickle.UnpicklingError) as err:
             raise _damaged(path, err) from err
     try:
         with torch.serialization.safe_globals(_safe_globals()):
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True, **extra)
     except pickle.UnpicklingError as err:
         # torch names a refused class as "... GLOBAL module.name ..."; anything else is a broken file.
         refused = re.search(r"GLOBAL ([\w.]+)", str(err))
@@ -84,6 +97,46 @@ def load_checkpoint_file(path, map_location="cpu", unsafe_unpickle=False):
         raise _damaged(path, err) from err
     except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise _damaged(path, err) from err
+
+
+_PAGE_SIZE = 4096 if not hasattr(os, "sysconf") else os.sysconf("SC_PAGE_SIZE")
+_MADV_DONTNEED = 4  # Linux
+
+
+def _libc():
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    return libc
+
+
+_LIBC = None
+
+
+def release_pages(tensor):
+    """Give back the memory of the whole pages under ``tensor``, a tensor of a checkpoint read with
+    ``mmap=True`` that nothing will read again soon: the pages are dropped from this process
+    (``madvise(MADV_DONTNEED)``; a later read fetches them from the file again).  Without this, every
+    page of a mapped checkpoint that was touched stays resident until the whole file is unmapped,
+    and loading would hold the checkpoint and the model at once.  Never call it on a tensor that
+    owns ordinary memory: those pages would read as zeros.  A no-op off Linux."""
+    global _LIBC
+    if not sys.platform.startswith("linux") or tensor.device.type != "cpu" or tensor.numel() == 0:
+        return
+    if _LIBC is None:
+        _LIBC = _libc() or False
+    if not _LIBC:
+        return
+    start = tensor.data_ptr()
+    end = start + tensor.numel() * tensor.element_size()
+    first = -(-start // _PAGE_SIZE) * _PAGE_SIZE  # only pages that lie wholly inside the tensor
+    last = end // _PAGE_SIZE * _PAGE_SIZE
+    if last > first:
+        _LIBC.madvise(first, last - first, _MADV_DONTNEED)
 
 
 def check_checkpoint_globals(paths, unsafe_unpickle=False, allowed=DEEPSPEED_SHARD_GLOBALS):

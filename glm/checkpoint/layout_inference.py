@@ -118,7 +118,7 @@ def infer_model(state_dict, mp_size=1, num_attention_heads=None):
 
 
 @contextlib.contextmanager
-def _no_init():
+def skip_init():
     """Skip ``torch.nn.init`` while building on ``meta``: there is nothing to initialise, and
     the meta implementations of the random fills pull in ``torch._dynamo`` (seconds, ~100 MB)."""
     init = torch.nn.init
@@ -141,7 +141,7 @@ def build_meta_model(info):
     heads = info.num_attention_heads or 1
     if info.hidden_size % heads:
         raise CheckpointError(f"{heads} attention heads do not divide the hidden size {info.hidden_size}")
-    with torch.device("meta"), _no_init():
+    with torch.device("meta"), skip_init():
         model = GLMModel(**info.model_kwargs(heads))
         if info.head == "classification":
             model = GLMForSequenceClassification(model, info.hidden_size, 0.0, "cls", num_class=info.num_class)
@@ -150,12 +150,26 @@ def build_meta_model(info):
     return model
 
 
+def _add_stored_adapters(model, state_dict):
+    """Put LoRA adapters (a run saved with its adapters, not merged) on the meta ``model`` where
+    ``state_dict`` has them, so their layout comes from the adapters themselves."""
+    stored = [key for key in state_dict if ".lora." in key]
+    if not stored:
+        return
+    from ..model.lora import add_lora
+    targets = tuple({key.split(".lora.")[0].rsplit(".", 1)[-1] for key in stored})
+    rank = next(state_dict[key].shape[0] for key in stored if key.endswith(".lora.a"))
+    with torch.device("meta"), skip_init():
+        add_lora(model, rank, rank, targets=targets)
+
+
 def checkpoint_layout(state_dict, mp_size=1, num_attention_heads=None):
     """``(layout, info)``: ``{key: (dim, stride)}`` for every key of ``state_dict`` (one shard of
     ``mp_size``), decided by the model the shapes describe.  Keys the model does not have are an
     error: guessing their layout is how the original mis-split heads."""
     info = infer_model(state_dict, mp_size, num_attention_heads)
     model = build_meta_model(info)
+    _add_stored_adapters(model, state_dict)
     layout = partition_layout(model)
     unknown = [k for k in state_dict if k not in layout]
     if unknown:

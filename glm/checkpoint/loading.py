@@ -8,9 +8,9 @@ import torch
 
 from .. import mpu
 from .errors import CheckpointError
-from .io import load_checkpoint_file
+from .io import is_mappable, load_checkpoint_file, release_pages
 from .layout import BEST_TAG, list_model_files, read_tracker, resolve_checkpoint
-from .reshard import partition_layout, reshard_state_dicts
+from .reshard import partition_layout, reshard_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -33,31 +33,98 @@ def _model_parallel(model):
     return mpu.group_rank(group), mpu.group_world_size(group)
 
 
-def _fit_to_model(state_dict, model_state, extend_position_tables):
-    """Cast to the model's dtypes, grow position tables, and name any shape mismatch."""
-    fitted = {}
-    for key, value in state_dict.items():
-        target = model_state.get(key)
-        if target is None or not torch.is_tensor(value):
-            fitted[key] = value
-            continue
-        if value.shape != target.shape:
-            grows = (key.endswith(POSITION_TABLES) and extend_position_tables and value.dim() == 2
-                     and value.size(1) == target.size(1) and value.size(0) < target.size(0))
-            if not grows:
-                raise CheckpointError(
-                    f"checkpoint tensor '{key}' has shape {list(value.shape)} but the model expects "
-                    f"{list(target.shape)}; check --num-layers/--hidden-size/--num-attention-heads/"
-                    "--max-position-embeddings and the tokenizer flags against the checkpoint")
-            # A longer --max-position-embeddings than the checkpoint: keep the stored rows and
-            # the model's own initialisation for the new ones (the original guarded this by
-            # mistake on the block-position key for both tables; here each table is checked).
-            grown = target.detach().clone()
-            grown[: value.size(0)] = value.to(grown.dtype)
-            logger.info("extended %s from %d to %d rows", key, value.size(0), target.size(0))
-            value = grown
-        fitted[key] = value.to(dtype=target.dtype)
+def _grow_position_table(key, value, target, init_std):
+    """A longer ``--max-position-embeddings`` than the checkpoint: the stored rows, then rows drawn
+    as the model initialises its tables (N(0, ``init_std``)).  The original guarded this by mistake
+    on the block-position key for both tables; here each table is checked."""
+    if target.is_meta:
+        grown = torch.empty(target.shape, dtype=target.dtype)
+        torch.nn.init.normal_(grown[value.size(0):], mean=0.0, std=init_std)
+    else:
+        grown = target.detach().clone()
+    grown[: value.size(0)] = value.to(grown.dtype)
+    logger.info("extended %s from %d to %d rows", key, value.size(0), target.size(0))
+    return grown
+
+
+def _fit_tensor(key, value, target, extend_position_tables, init_std=0.02):
+    """``value`` in the model's dtype and shape (a position table may grow), never sharing memory
+    with ``value`` (which may be a mapped checkpoint page); a shape mismatch is named."""
+    if value.shape != target.shape:
+        grows = (key.endswith(POSITION_TABLES) and extend_position_tables and value.dim() == 2
+                 and value.size(1) == target.size(1) and value.size(0) < target.size(0))
+        if not grows:
+            raise CheckpointError(
+                f"checkpoint tensor '{key}' has shape {list(value.shape)} but the model expects "
+                f"{list(target.shape)}; check --num-layers/--hidden-size/--num-attention-heads/"
+                "--max-position-embeddings and the tokenizer flags against the checkpoint")
+        return _grow_position_table(key, value, target, init_std)
+    fitted = value.to(dtype=target.dtype)
+    if fitted.data_ptr() == value.data_ptr():
+        fitted = fitted.clone()
     return fitted
+
+
+def _owners(model):
+    """``{id(tensor): (module, attribute name)}`` for every parameter and buffer of ``model``
+    (heads may rename their state-dict keys, so keys are not module paths)."""
+    owners = {}
+    for module in model.modules():
+        for name, tensor in [*module._parameters.items(), *module._buffers.items()]:
+            if tensor is not None:
+                owners[id(tensor)] = (module, name)
+    return owners
+
+
+def _put(target, value, owners):
+    """Store ``value`` in the model: copied into ``target``, or -- when ``target`` is a meta tensor
+    of a model built on the meta device -- put in its place, keeping the parameter's
+    ``requires_grad`` and its other attributes (the model-parallel layout)."""
+    if not target.is_meta:
+        with torch.no_grad():
+            target.copy_(value)
+        return
+    module, name = owners[id(target)]
+    if isinstance(target, torch.nn.Parameter):
+        param = torch.nn.Parameter(value, requires_grad=target.requires_grad)
+        param.__dict__.update(target.__dict__)
+        setattr(module, name, param)
+    else:
+        module._buffers[name] = value
+
+
+def _source_tensors(shards, key):
+    return [shard[key] for shard in shards if torch.is_tensor(shard.get(key))]
+
+
+def _load_into(model, shards, resharding, mapped, extend_position_tables):
+    """Put every entry of the checkpoint into ``model`` one tensor at a time; returns (missing,
+    unexpected) keys.  ``shards``: one state dict per stored model-parallel rank when ``resharding``
+    (each tensor is re-cut for this rank), else this rank's state dict alone.  Peak memory: the model plus one full tensor -- each tensor's mapped pages are
+    given back once it is in the model."""
+    rank, world = _model_parallel(model) if resharding else (0, 1)
+    model_state = model.state_dict(keep_vars=True)
+    layout = partition_layout(model) if resharding else {}
+    init_std = getattr(getattr(model, "transformer", None), "init_method_std", 0.02)
+    owners = _owners(model)
+    for key in list(shards[0]):
+        sources = _source_tensors(shards, key)
+        target = model_state.get(key)
+        if target is None or not sources:
+            continue
+        if not resharding:
+            value = sources[0]
+        else:
+            value = reshard_tensors(sources, *layout.get(key, (None, 1)), world, rank)
+        _put(target, _fit_tensor(key, value, target, extend_position_tables, init_std), owners)
+        del value
+        if mapped:
+            for source in sources:
+                release_pages(source)
+    stored = set(shards[0])
+    missing = [key for key in model_state if key not in stored]
+    unexpected = [key for key in shards[0] if key not in model_state]
+    return missing, unexpected
 
 
 def load_model_state(model, path, strict=True, extend_position_tables=True, tag=None, key="module",
@@ -68,9 +135,14 @@ def load_model_state(model, path, strict=True, extend_position_tables=True, tag=
     ``path`` may be a save directory (tracker file), a directory of ``mp_rank_XX`` files or one
     such file.  Files are read without running code from them unless ``unsafe_unpickle``
     (:func:`~glm.checkpoint.io.load_checkpoint_file`).  When the checkpoint was saved at another
-    model-parallel size, every shard is read, merged and re-cut for this rank using the model's own
-    layout.  fp16 weights load into models of any dtype.
-    """
+    model-parallel size, every shard is read and each tensor merged and re-cut for this rank using
+    the model's own layout.  fp16 weights load into models of any dtype.
+
+    Files are memory-mapped and read tensor by tensor.  A model built on the meta device
+    (:func:`glm.training.model_setup.build_model` with ``on_meta=True``) gets the checkpoint's
+    tensors as its parameters, in its own dtype, without a random initialisation first: loading
+    then holds the model plus one tensor (``bench/bench_loading.py``).  Entries the checkpoint lacks
+    stay on the meta device (``strict=False``); the caller must fill them."""
     resolved = resolve_checkpoint(path, tag=tag)
     if resolved.zero3:
         raise CheckpointError(
@@ -78,26 +150,25 @@ def load_model_state(model, path, strict=True, extend_position_tables=True, tag=
             "zero_pp_rank_* files. Resume it with --deepspeed (a ZeRO-3 config), or consolidate it first: "
             f"python change_mp.py {resolved.load_dir} 1 --consolidate-zero --tag {resolved.tag}")
     rank, world = _model_parallel(model)
-    if resolved.mp_size == world:
-        checkpoint = load_checkpoint_file(resolved.model_file(rank), unsafe_unpickle=unsafe_unpickle)
-        state_dict = read_model_state_dict(checkpoint, key)
-    else:
+    resharding = resolved.mp_size != world
+    ranks = list(range(resolved.mp_size)) if resharding else [rank]
+    if resharding:
         logger.info("resharding %s from model-parallel size %d to %d", resolved.tag_dir, resolved.mp_size, world)
-        checkpoints = [load_checkpoint_file(resolved.model_file(r), unsafe_unpickle=unsafe_unpickle)
-                       for r in range(resolved.mp_size)]
-        shards = [read_model_state_dict(c, key) for c in checkpoints]
-        state_dict = reshard_state_dicts(shards, partition_layout(model), world, rank)
-        checkpoint = checkpoints[0]
-    model_state = model.state_dict()
-    state_dict = _fit_to_model(state_dict, model_state, extend_position_tables)
-    result = model.load_state_dict(state_dict, strict=strict)
-    if not strict and (result.missing_keys or result.unexpected_keys):
-        logger.warning("loading %s: missing keys %s, unexpected keys %s", resolved.tag_dir,
-                       result.missing_keys, result.unexpected_keys)
-    meta = {k: v for k, v in checkpoint.items() if k != key}
+    files = {r: resolved.model_file(r) for r in ranks}
+    checkpoints = {r: load_checkpoint_file(f, unsafe_unpickle=unsafe_unpickle, mmap=True) for r, f in files.items()}
+    mapped = all(is_mappable(f) for f in files.values())
+    shards = [read_model_state_dict(checkpoints[r], key) for r in ranks]
+    missing, unexpected = _load_into(model, shards, resharding, mapped, extend_position_tables)
+    if strict and (missing or unexpected):
+        raise CheckpointError(f"loading {resolved.tag_dir}: the model has entries the checkpoint lacks {missing[:5]} "
+                              f"and the checkpoint entries the model lacks {unexpected[:5]}")
+    if not strict and (missing or unexpected):
+        logger.warning("loading %s: missing keys %s, unexpected keys %s", resolved.tag_dir, missing, unexpected)
+    meta = {k: v for k, v in checkpoints[ranks[0]].items() if k != key}
+    del shards, checkpoints
     meta.setdefault("iteration", resolved.iteration)
     meta["_resolved"] = resolved
-    meta["_missing_keys"], meta["_unexpected_keys"] = list(result.missing_keys), list(result.unexpected_keys)
+    meta["_missing_keys"], meta["_unexpected_keys"] = missing, unexpected
     return meta
 
 

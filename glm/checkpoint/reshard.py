@@ -37,6 +37,12 @@ def split_state_dict(full, layout, world_size, rank):
     return out
 
 
+def reshard_tensors(shards, dim, stride, world_size, rank):
+    """Rank ``rank``'s part at ``world_size`` of one tensor stored as ``shards`` (one per rank of
+    another size)."""
+    return shard_tensor(merge_shards(shards, dim, stride), dim, stride, world_size, rank)
+
+
 def reshard_state_dicts(shards, layout, world_size, rank):
     """Rank ``rank``'s state dict at ``world_size`` from the shards of another size."""
     if len(shards) == world_size:

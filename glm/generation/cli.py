@@ -58,8 +58,16 @@ def build_generation_model(args, device=None):
         raise GenerationInputError("--no-block-position generation is not implemented; use a model with "
                                    "block position encoding")
     memory = args.seq_length + args.mem_length - 1
-    model = build_model(args, max_memory_length=memory, checkpoint_activations=False, parallel_output=False)
     path = args.load_pretrained or args.load
+    # Half precision on GPUs, and bf16 on CPUs that have its instructions; the weights are loaded
+    # straight into that dtype, on the meta-built model, so no fp32 copy is ever held.
+    dtype = None
+    if device is not None and torch.device(device).type == "cuda" and (args.fp16 or args.bf16):
+        dtype = torch.float16 if args.fp16 else torch.bfloat16
+    elif device is not None and args.bf16 and native_bf16(device):
+        dtype = torch.bfloat16  # CPUs with bf16 instructions; fp16 stays a GPU option
+    model = build_model(args, on_meta=bool(path), dtype=dtype, max_memory_length=memory,
+                        checkpoint_activations=False, parallel_output=False)
     if path:
         from ..checkpoint import load_pretrained_weights
         load_pretrained_weights(model, path, unsafe_unpickle=args.unsafe_unpickle,
@@ -68,13 +76,8 @@ def build_generation_model(args, device=None):
         logger.warning("no --load-pretrained/--load given: generating with randomly initialised weights")
     if device is not None:
         model = model.to(device)
-    if device is not None and torch.device(device).type == "cuda":
-        if args.fp16:
-            model = model.half()
-        elif args.bf16:
-            model = model.to(torch.bfloat16)
-    elif device is not None and args.bf16 and native_bf16(device):
-        model = model.to(torch.bfloat16)   # CPUs with bf16 instructions; fp16 stays a GPU option
+    if dtype is not None:
+        model = model.to(dtype)  # a no-op after loading; random weights are built in fp32
     return model.eval()
 
 

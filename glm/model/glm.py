@@ -51,9 +51,14 @@ class GLMModel(nn.Module):
             checkpoint_num_layers, relative_encoding=relative_encoding,
             block_position_encoding=block_position_encoding, attention_scale=attention_scale, group=self.group,
             attention_backend=attention_backend)
-        self.spell_length = spell_length
+        self.spell_length = None
         if spell_length is not None:
-            self.prompt_spell = PromptSpell(spell_length, hidden_size, spell_func)
+            self.add_prompt_spell(spell_length, spell_func)
+
+    def add_prompt_spell(self, spell_length, spell_func="lstm"):
+        """(Re)build the P-tuning prompt encoder of ``spell_length`` embeddings."""
+        self.spell_length = spell_length
+        self.prompt_spell = PromptSpell(spell_length, self.hidden_size, spell_func)
 
     def freeze_transformer(self, tune_prefix_layers=None):
         """Freeze embeddings and transformer; optionally keep the first N layers trainable."""

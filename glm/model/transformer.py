@@ -228,6 +228,7 @@ class GLMTransformer(nn.Module):
         self.attention_backend = attention_backend
         self.embedding_dropout = nn.Dropout(embedding_dropout_prob)
 
+        self.init_method_std = init_method_std
         init = normal_init(init_method_std)
         if relative_encoding:
             self.position_embeddings = SinusoidalPositionalEmbedding(hidden_size)

@@ -120,10 +120,12 @@ class ColumnParallelLinear(nn.Module):
             set_partition_attributes(self.bias, 0, stride)
         else:
             self.register_parameter("bias", None)
+        self.lora = None  # a glm.mpu.lora.LoRA adapter, when added
 
     def forward(self, x):
-        x = copy_to_model_parallel_region(x, self.group)
-        out = F.linear(x, self.weight, self.bias)
+        out = F.linear(copy_to_model_parallel_region(x, self.group), self.weight, self.bias)
+        if self.lora is not None:
+            out = out + self.lora(x)
         if self.gather_output:
             out = gather_from_model_parallel_region(out, self.group)
         return out
@@ -153,12 +155,14 @@ class RowParallelLinear(nn.Module):
             set_partition_attributes(self.bias, None)
         else:
             self.register_parameter("bias", None)
+        self.lora = None  # a glm.mpu.lora.LoRA adapter, when added
 
     def forward(self, x):
         if not self.input_is_parallel:
             x = scatter_to_model_parallel_region(x, self.group)
-        out = F.linear(x, self.weight)
-        out = reduce_from_model_parallel_region(out, self.group)
+        out = reduce_from_model_parallel_region(F.linear(x, self.weight), self.group)
+        if self.lora is not None:
+            out = out + self.lora(x)
         if self.bias is not None:
             out = out + self.bias
         return out

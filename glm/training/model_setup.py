@@ -17,12 +17,18 @@ def check_lengths(args):
             "or shorten --seq-length")
 
 
-def build_model(args, device=None, **overrides):
+def build_model(args, device=None, on_meta=False, dtype=None, **overrides):
     """The ``GLMModel`` the flags describe, with the original's flag-to-argument mapping:
     dropouts from ``--hidden-dropout``/``--attention-dropout``, the table size from
     ``--max-position-embeddings``, memory only with ``--transformer-xl``, 2D positions with
     ``--block-lm`` (unless ``--masked-lm``).  ``overrides`` replace or add ``GLMModel`` arguments
-    (generation asks for a longer memory and full-vocabulary logits, heads for prompts)."""
+    (generation asks for a longer memory and full-vocabulary logits, heads for prompts).
+
+    ``on_meta``: the model is about to receive a checkpoint, so its weights are not drawn: the
+    transformer and embeddings are built on the meta device (no memory, no random numbers) in
+    ``dtype`` and :func:`glm.checkpoint.load_model_state` puts the checkpoint's tensors in their
+    place; ``device`` is then ignored (move the model after loading).  The P-tuning prompt
+    encoder, which no pretrained checkpoint holds, is built for real."""
     check_lengths(args)
     kwargs = dict(
         num_layers=args.num_layers, vocab_size=args.vocab_size, hidden_size=args.hidden_size,
@@ -35,7 +41,19 @@ def build_model(args, device=None, **overrides):
         block_position_encoding=args.block_lm and not args.masked_lm, attention_scale=args.attention_scale,
         attention_backend=getattr(args, "attention_backend", "auto"))
     kwargs.update(overrides)
-    model = GLMModel(**kwargs)
+    if on_meta:
+        from ..checkpoint.layout_inference import skip_init
+        with torch.device("meta"), skip_init():
+            model = GLMModel(**kwargs)
+        if dtype is not None:
+            model = model.to(dtype)
+        if model.spell_length is not None:
+            model.add_prompt_spell(model.spell_length, kwargs.get("spell_func", "lstm"))
+        device = None
+    else:
+        model = GLMModel(**kwargs)
+    if dtype is not None and not on_meta:
+        model = model.to(dtype)
     if device is not None:
         model = model.to(device)
     if getattr(args, "compile", False):
@@ -94,7 +112,10 @@ def build_task_model(args, device=None, model_type="generation", multi_token=Tru
     overrides = dict(parallel_output=model_type == "generation", output_predict=not head_on_hidden)
     if spell_length:
         overrides.update(spell_length=spell_length, spell_func=args.prompt_func)
-    model = build_model(args, None, **overrides)
+    # With --load-pretrained the backbone's weights come from the checkpoint: build it on the meta
+    # device (the caller loads, then moves the model to its device).
+    on_meta = bool(getattr(args, "load_pretrained", None))
+    model = build_model(args, None, on_meta=on_meta, **overrides)
     if args.freeze_transformer:
         model.freeze_transformer(tune_prefix_layers=args.tune_prefix_layers)
     if model_type == "multiple_choice" and args.cloze_eval:
@@ -107,4 +128,4 @@ def build_task_model(args, device=None, model_type="generation", multi_token=Tru
         num_class = 1 if model_type == "multiple_choice" else num_labels
         model = GLMForSequenceClassification(model, args.hidden_size, args.output_dropout, args.pool_token,
                                              num_class=num_class)
-    return model.to(device) if device is not None else model
+    return model.to(device) if device is not None and not on_meta else model

@@ -2,6 +2,7 @@
 own file format, decode, write hyps/refs, score; data and tensor parallel decoding equal one process."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import finetune_glm
+from glm import mpu
 from tests.distributed.launcher import run_distributed
 from tests.tasks.conftest import TINY_BERT_GLM
 from tasks.seq2seq.metrics import SQUAD_REPORT_NAMES
@@ -139,7 +141,10 @@ def test_a_memorised_headline_scores_full_rouge(memorised, task_data_dir):
 
 
 def _decode_worker(rank, world, model_parallel, argv, expected):
+    # get_args caps --model-parallel-size at the launcher's WORLD_SIZE: say what run_distributed started.
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank))
     results = finetune_glm.main(argv + ["--model-parallel-size", str(model_parallel)])
+    assert mpu.get_model_parallel_world_size() == model_parallel
     assert results["test"] == pytest.approx(expected)
 
 

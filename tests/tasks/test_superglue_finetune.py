@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 import finetune_glm
+from glm import mpu
 from tasks.superglue.registry import get_task
 from tests.distributed.launcher import run_distributed
 from tests.tasks.conftest import TINY_BERT_GLM
@@ -88,7 +89,10 @@ def test_single_and_multi_token_tasks_learn_and_write_submissions(trained, task,
 
 
 def _evaluate_worker(rank, world, model_parallel, argv, expected):
+    # get_args caps --model-parallel-size at the launcher's WORLD_SIZE: say what run_distributed started.
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank))
     results = finetune_glm.main(argv + ["--model-parallel-size", str(model_parallel)])
+    assert mpu.get_model_parallel_world_size() == model_parallel
     assert results == expected
 
 
