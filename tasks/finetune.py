@@ -344,7 +344,7 @@ class _Trainer:
                                            args.eval_iters)
                     if is_rank_0():
                         print(f"validation loss at iteration {iteration}: {loss:.4f}", flush=True)
-                if self.stop is not None and self.stop.requested(self.device):
+                if self.stop is not None and self.stop.requested():
                     self.stop_here(iteration, epoch)  # after the step is logged, like any other
             iteration = (epoch + 1) * self.iters_per_epoch
             if not args.no_validation and (epoch + 1) % args.eval_epoch == 0:

@@ -28,7 +28,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
 from data_utils.tokenizers import make_tokenizer
-from glm.checkpoint.hf_export import HUB_MODELS, load_full_module, read_hf_state_dict
+from glm.checkpoint.hf_export import HUB_MODELS, TOKENIZER_CLASSES, load_full_module, read_hf_state_dict
 from glm.checkpoint.layout_inference import infer_model
 from glm.generation import DecodeConfig, fill_text
 from glm.model import GLMModel
@@ -61,8 +61,7 @@ def load_glm(pretrained, num_attention_heads=None, model_name=None):
         tokenizer_config = os.path.join(pretrained, "tokenizer_config.json")
         if os.path.isfile(tokenizer_config):
             saved = _read_json(tokenizer_config)
-            families = {"GLMBertTokenizer": "bert", "GLMGPT2Tokenizer": "gpt2", "GLMRobertaTokenizer": "roberta",
-                        "GLMChineseTokenizer": "chinese_sp"}
+            families = {cls: family for family, cls in TOKENIZER_CLASSES.items()}
             hints = {"tokenizer": families.get(saved.get("tokenizer_class")),
                      "task_mask": saved.get("task_mask", False), "fix_command_token": saved.get("fix_command_token", False),
                      "tokenizer_path": pretrained}
@@ -140,18 +139,20 @@ class GLMHarnessModel(LM):
         return [(logprob, greedy) for logprob, _, greedy in self._score(samples)]
 
     def loglikelihood_rolling(self, requests, disable_tqdm=False):
-        """Every token of the text, in windows of ``max_length - 3`` predicted tokens: the first from
-        ``[CLS] [MASK]`` (all tokens generated), each later one with the tokens before it (up to the
-        window length) read bidirectionally in part A, as our perplexity evaluation does."""
+        """Every token of the text (the first one included, as lm-eval's rolling likelihood wants), in
+        windows of ``(max_length - 3) // 2`` predicted tokens: each window is part B after a part A of
+        ``[CLS]``, the previous window's tokens, ``[MASK]`` (and ``eos`` when there is a context).  The
+        windows are the harness's own, not those of our perplexity evaluation (``tasks/language_model``),
+        whose figures they therefore do not reproduce."""
         from tasks.inputs import pack_glm_input
 
         tok = self.tokenizer
         enc, sop, eos = (tok.get_command(n).Id for n in ("ENC", "sop", "eos"))
         mask = tok.get_command("MASK").Id
+        window = max(1, (self.max_length - 3) // 2)
         results = []
         for request in requests:
             ids = list(tok.EncodeAsIds(request.args[0]).tokenization)
-            window = max(1, (self.max_length - 3) // 2)
             samples = []
             for start in range(0, len(ids), window):
                 target = ids[start:start + window]

@@ -40,7 +40,9 @@ def split_state_dict(full, layout, world_size, rank):
 def reshard_tensors(shards, dim, stride, world_size, rank):
     """Rank ``rank``'s part at ``world_size`` of one tensor stored as ``shards`` (one per rank of
     another size)."""
-    return shard_tensor(merge_shards(shards, dim, stride), dim, stride, world_size, rank)
+    # A replicated tensor (no dim) is whole in every shard: cut it without merging first.
+    full = shards[0] if dim is None else merge_shards(shards, dim, stride)
+    return shard_tensor(full, dim, stride, world_size, rank)
 
 
 def reshard_state_dicts(shards, layout, world_size, rank):
@@ -77,5 +79,5 @@ def reshard_optimizer_states(states, names, layout, world_size, rank):
 def _reshard_value(values, dim, stride, world_size, rank):
     """One entry of a parameter's optimizer state: re-cut when it is a tensor of the weight's shape."""
     if torch.is_tensor(values[0]) and values[0].dim() > 0:
-        return shard_tensor(merge_shards(values, dim, stride), dim, stride, world_size, rank)
+        return reshard_tensors(values, dim, stride, world_size, rank)
     return values[0]

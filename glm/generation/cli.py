@@ -76,8 +76,6 @@ def build_generation_model(args, device=None):
         logger.warning("no --load-pretrained/--load given: generating with randomly initialised weights")
     if device is not None:
         model = model.to(device)
-    if dtype is not None:
-        model = model.to(dtype)  # a no-op after loading; random weights are built in fp32
     return model.eval()
 
 

@@ -44,8 +44,7 @@ def executed_flops(num_layers, hidden_size, vocab_size, seq_length, tokens, proj
     """FLOPs a training step really executes for ``tokens`` tokens of which ``projected_tokens`` are
     projected onto the vocabulary (forward + backward, ``6 V h`` each); ``recompute`` adds the extra
     forward of the layers that activation checkpointing does."""
-    l, h, v, s = num_layers, hidden_size, vocab_size, seq_length
-    layers = 72 * l * h * h + 12 * l * h * s
-    if recompute:
-        layers = layers * 4 / 3
-    return tokens * layers + projected_tokens * 6 * v * h
+    # The layers' share is the per-token figure without the vocabulary projection (vocab 0).
+    per_token = hardware_flops_per_token if recompute else flops_per_token
+    layers = per_token(num_layers, hidden_size, 0, seq_length)
+    return tokens * layers + projected_tokens * 6 * vocab_size * hidden_size

@@ -30,7 +30,7 @@ from ..checkpoint.layout import TRACKER_FILENAME, read_tracker
 from ..checkpoint.reshard import optimizer_parameter_names, partition_layout, reshard_optimizer_states
 from ..checkpoint.saving import update_tracker_files
 from ..checkpoint.zero import convert_to_universal, zero_data_parallel_size
-from .distributed import barrier, is_rank_0
+from .distributed import barrier, is_rank_0, max_over_ranks
 from .seed import get_rng_state, set_rng_state
 
 logger = logging.getLogger(__name__)
@@ -98,13 +98,7 @@ class CheckpointSaveError(CheckpointError):
 
 def _any_rank(flag):
     """Whether ``flag`` is true on any rank (every rank learns the same answer)."""
-    if not (dist.is_initialized() and dist.get_world_size() > 1):
-        return flag
-    # gloo reduces CPU tensors; NCCL needs the rank's GPU.
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
-    value = torch.tensor([int(flag)], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    return bool(max_over_ranks(int(flag)))
 
 
 def _save_failure(save_dir, tag_dir, error):
@@ -198,7 +192,8 @@ def load_training_checkpoint(args, engine):
 def _resharded_optimizer_state(args, engine, resolved):
     """This rank's optimizer state from a checkpoint of another model-parallel size: Adam's moments
     have their weights' shapes, so they are merged and re-cut by the weights' partition rules."""
-    states = [load_checkpoint_file(resolved.model_file(r), unsafe_unpickle=args.unsafe_unpickle)["optimizer"]
+    # Memory-mapped: only the optimizer tensors are paged in, not the weights beside them.
+    states = [load_checkpoint_file(resolved.model_file(r), unsafe_unpickle=args.unsafe_unpickle, mmap=True)["optimizer"]
               for r in range(resolved.mp_size)]
     logger.info("resharding the optimizer state of %s from model-parallel size %d to %d", resolved.tag_dir,
                 resolved.mp_size, mpu.get_model_parallel_world_size())
@@ -262,14 +257,16 @@ def _universal_checkpoint(resolved, saved_dp):
     return resolved.load_dir, tag
 
 
-def _repair_zero3_universal_load(zero_optimizer, groups_before, universal_dir):
+def _repair_zero3_universal_load(zero_optimizer, groups_before, universal_dir, unsafe_unpickle=False):
     """Undo two slips of DeepSpeed 0.19's ZeRO-3 universal load: it gives every optimizer group the
     hyperparameters of the first one (weight decay on biases and LayerNorm), and one shared ``step``
     tensor to every group's state (Adam then counts each update once per group).  Each group gets its
     own saved hyperparameters back and its own step counter."""
     optimizer = zero_optimizer.optimizer
-    saved = torch.load(os.path.join(universal_dir, "zero", "optimizer_state.pt"), map_location="cpu",
-                       weights_only=False)["optimizer_state_dict"]["param_groups"]
+    path = os.path.join(universal_dir, "zero", "optimizer_state.pt")
+    # DeepSpeed's own file, read in full as DeepSpeed reads it: checked by name first, like every other.
+    check_checkpoint_globals([path], unsafe_unpickle)
+    saved = torch.load(path, map_location="cpu", weights_only=False)["optimizer_state_dict"]["param_groups"]
     if len(saved) != len(groups_before):
         raise CheckpointError(f"{universal_dir}: {len(saved)} optimizer groups saved, {len(groups_before)} now")
     for group, before, stored in zip(optimizer.param_groups, groups_before, saved):
@@ -298,7 +295,8 @@ def _load_deepspeed(args, engine, resolved):
         finally:
             ds._config.load_universal_checkpoint = False
         if repartition and ds.zero_optimization_partition_weights():
-            _repair_zero3_universal_load(ds.optimizer, groups_before, os.path.join(load_dir, tag))
+            _repair_zero3_universal_load(ds.optimizer, groups_before, os.path.join(load_dir, tag),
+                                         args.unsafe_unpickle)
     except Exception as err:  # DeepSpeed raises assorted errors
         raise CheckpointError(
             f"DeepSpeed could not load {resolved.tag_dir} ({type(err).__name__}: {err}). To resume without its "

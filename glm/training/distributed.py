@@ -80,6 +80,18 @@ def is_rank_0():
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
+def max_over_ranks(value):
+    """The largest of an integer ``value`` given by every rank of the job (each learns the same
+    answer): how the ranks agree that one of them failed a save or received a stop signal."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return value
+    # gloo reduces CPU tensors; NCCL needs the rank's GPU.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    tensor = torch.tensor([int(value)], dtype=torch.int64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor.item())
+
+
 def all_reduce_mean(value, group=None):
     """Average a scalar tensor over ``group`` (the data-parallel group by default)."""
     if not dist.is_initialized():

@@ -11,8 +11,7 @@ Ctrl-C stops at once (``KeyboardInterrupt``), for a user who does not want to wa
 import signal
 import sys
 
-import torch
-import torch.distributed as dist
+from .distributed import max_over_ranks
 
 SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
 
@@ -51,15 +50,12 @@ class StopRequest:
                   "(press Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
         self.signum = self.signum or signum
 
-    def requested(self, device=None):
+    def requested(self):
         """Whether any rank received a stop signal (a collective call when several ranks run)."""
-        if not (dist.is_initialized() and dist.get_world_size() > 1):
-            return self.signum is not None
-        flag = torch.tensor([self.signum or 0], dtype=torch.int64, device=device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if self.signum is None and flag.item():
-            self.signum = int(flag.item())
-        return bool(flag.item())
+        received = max_over_ranks(self.signum or 0)
+        if self.signum is None and received:
+            self.signum = received
+        return bool(received)
 
     @property
     def name(self):

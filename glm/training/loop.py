@@ -61,13 +61,15 @@ def pretrain_forward(model, batch, label_smoothing=0.0):
 
 def projected_positions(micro_batches):
     """How many positions :func:`pretrain_forward` projects onto the vocabulary in these batches
-    (for the executed-FLOPs figure), or ``None`` for batches it does not handle (cloze heads)."""
+    (for the executed-FLOPs figure), or ``None`` for batches it does not handle (cloze heads).  A
+    tensor on the batches' device: the logger adds it up and reads it only when it reports, so the
+    step pays no host synchronisation for it."""
     count = 0
     for batch in micro_batches:
         mask = batch.get("loss_mask")
         if mask is None or mask.shape != batch["text"].shape:
             return None
-        count += int((mask != 0).sum())
+        count = count + (mask != 0).sum(dtype=torch.float64)  # float: the FLOPs it scales reach 1e20
     return count
 
 
@@ -225,7 +227,7 @@ def train(args, engine, train_iterator, forward_fn, start_iteration, device, tra
                 if writer is not None:
                     for key, value in results.items():
                         writer.add_scalar(f"Train/valid_{key.replace(' ', '_')}", value, iteration)
-        if stop_request is not None and stop_request.requested(device):
+        if stop_request is not None and stop_request.requested():
             break
     if progress is not None:
         progress.close()

@@ -125,7 +125,7 @@ class TrainingLogger:
         if self.executed_known and self.steps:
             # Labelled apart from the MFU: the MFU counts dense model FLOPs (every position projected onto
             # the vocabulary), this counts what ran (projection at the loss positions, recomputation).
-            executed_tflops = self.executed / elapsed / self.num_devices / 1e12
+            executed_tflops = float(self.executed) / elapsed / self.num_devices / 1e12
             line += f" (dense model FLOPs) | executed TFLOP/s/device {executed_tflops:.3f}"
         if self.skipped:
             line += f" | skipped {self.skipped}"
