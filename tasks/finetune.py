@@ -35,7 +35,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from glm import mpu
 from glm.checkpoint import load_model_state, load_pretrained_weights, model_file_name, read_model_state_dict
-from glm.checkpoint.io import atomic_torch_save, atomic_write_text, load_checkpoint_file
+from glm.checkpoint.io import atomic_torch_save, atomic_write_text, path_relation, load_checkpoint_file
 from glm.checkpoint.layout import BEST_TAG, resolve_checkpoint
 from glm.model.lora import add_lora_from_args, has_lora, load_saved_weights, state_dict_to_save
 from glm.training.distributed import barrier, is_rank_0
@@ -90,11 +90,6 @@ def _holds_files(directory):
         entry.name != LOCK_NAME for entry in os.scandir(directory))
 
 
-def _same_or_inside(path, directory):
-    path, directory = os.path.realpath(path), os.path.realpath(directory)
-    return path == directory or path.startswith(directory + os.sep)
-
-
 def check_outputs_free(args, results_file=None):
     """Refuse to start a run whose outputs would replace an earlier run's, before anything is
     written: the results folder (``<summary-dir>/runs/<experiment-name>``: metrics, predictions,
@@ -104,7 +99,8 @@ def check_outputs_free(args, results_file=None):
     checkpoint folder itself continues that run and is allowed."""
     save = run_save_directory(args)
     sources = [p for p in (args.load_pretrained, args.load) if p]
-    if save and any(_same_or_inside(source, save) for source in sources if source != args.load):
+    if save and any(path_relation(source, save) in ("is", "lies inside") for source in sources
+                    if source != args.load):
         raise FinetuneError(f"--load-pretrained {args.load_pretrained} lies inside this run's checkpoint folder "
                             f"{save}, which the run writes: copy the weights elsewhere or choose another --save or "
                             "--experiment-name")
@@ -320,14 +316,12 @@ class _Trainer:
         for epoch in range(first_epoch, args.epochs):
             self.loader.sampler.set_epoch(args.seed + epoch)
             done_in_epoch = iteration - epoch * self.iters_per_epoch
-            if self.pending_rng is not None and not done_in_epoch:
-                self.pending_rng.restore_rng()
+            if not done_in_epoch:
+                self.resume_rng()            # saved at an epoch's end: before this epoch's loader draws
             batches = iter(self.loader)
             for _ in range(done_in_epoch):   # resuming mid-epoch: the same order, skip what was trained
                 next(batches)
-            if self.pending_rng is not None:
-                self.pending_rng.restore_rng()  # a no-op when already restored above
-                self.pending_rng = None
+            self.resume_rng()                # saved mid-epoch: after the loader drew its seed
             for _ in range((self.iters_per_epoch - done_in_epoch) // accumulation):
                 group = [batch_to_device(next(batches), self.device) for _ in range(accumulation)]
                 result = engine.train_batch(group, self.task.forward_step)
@@ -352,6 +346,12 @@ class _Trainer:
             if save_directory(args) and args.save_epoch and (epoch + 1) % args.save_epoch == 0:
                 self.save(iteration, epoch)
         return iteration
+
+    def resume_rng(self):
+        """Restore the resumed checkpoint's RNG streams, once, where :meth:`run` says the saved run stood."""
+        if self.pending_rng is not None:
+            self.pending_rng.restore_rng()
+            self.pending_rng = None
 
     def stop_here(self, iteration, epoch):
         """End the run after a Ctrl-C/SIGTERM: save this iteration (a resume continues mid-epoch) unless

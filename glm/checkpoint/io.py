@@ -206,24 +206,26 @@ def remove_interrupted_writes(directory):
     return leftovers
 
 
-def _real(path):
-    return os.path.realpath(os.path.abspath(path))
+def path_relation(path, other):
+    """How the folder ``path`` stands to ``other`` once links are resolved: ``"is"``, ``"contains"``,
+    ``"lies inside"`` or ``None`` (apart)."""
+    path, other = (os.path.realpath(os.path.abspath(p)) for p in (path, other))
+    if path == other:
+        return "is"
+    if other.startswith(path + os.sep):
+        return "contains"
+    if path.startswith(other + os.sep):
+        return "lies inside"
+    return None
 
 
 def check_output_directory(output_dir, inputs, overwrite=False, allow_empty=False):
     """Refuse an output folder that would destroy data: one that is, contains or lies inside one of
     ``inputs`` (whatever ``overwrite`` says), one that is a file, or an existing one without
     ``overwrite``."""
-    out = _real(output_dir)
     for source in inputs:
-        src = _real(source)
-        if out == src:
-            relation = "is"
-        elif src.startswith(out + os.sep):
-            relation = "contains"
-        elif out.startswith(src + os.sep):
-            relation = "lies inside"
-        else:
+        relation = path_relation(output_dir, source)
+        if relation is None:
             continue
         raise CheckpointError(
             f"output directory {output_dir} {relation} the input {source}; writing it would replace or mix with "

@@ -48,8 +48,8 @@ def _grow_position_table(key, value, target, init_std):
 
 
 def _fit_tensor(key, value, target, extend_position_tables, init_std=0.02):
-    """``value`` in the model's dtype and shape (a position table may grow), never sharing memory
-    with ``value`` (which may be a mapped checkpoint page); a shape mismatch is named."""
+    """``value`` in the model's dtype and shape (a position table may grow); a shape mismatch is
+    named.  May be ``value`` itself when nothing needs changing."""
     if value.shape != target.shape:
         grows = (key.endswith(POSITION_TABLES) and extend_position_tables and value.dim() == 2
                  and value.size(1) == target.size(1) and value.size(0) < target.size(0))
@@ -59,10 +59,7 @@ def _fit_tensor(key, value, target, extend_position_tables, init_std=0.02):
                 f"{list(target.shape)}; check --num-layers/--hidden-size/--num-attention-heads/"
                 "--max-position-embeddings and the tokenizer flags against the checkpoint")
         return _grow_position_table(key, value, target, init_std)
-    fitted = value.to(dtype=target.dtype)
-    if fitted.data_ptr() == value.data_ptr():
-        fitted = fitted.clone()
-    return fitted
+    return value.to(dtype=target.dtype)
 
 
 def _owners(model):
@@ -116,8 +113,13 @@ def _load_into(model, shards, resharding, mapped, extend_position_tables):
             value = sources[0]
         else:
             value = reshard_tensors(sources, *layout.get(key, (None, 1)), world, rank)
-        _put(target, _fit_tensor(key, value, target, extend_position_tables, init_std), owners)
-        del value
+        fitted = _fit_tensor(key, value, target, extend_position_tables, init_std)
+        if target.is_meta and mapped and fitted.data_ptr() == sources[0].data_ptr():
+            # Put in place of a meta tensor, a mapped checkpoint page would become the parameter:
+            # give the model its own memory (a copied-into or re-cut tensor already has it).
+            fitted = fitted.clone()
+        _put(target, fitted, owners)
+        del value, fitted
         if mapped:
             for source in sources:
                 release_pages(source)

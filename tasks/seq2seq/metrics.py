@@ -189,7 +189,11 @@ def squad_evaluate(predictions, labels, examples, metric):
     ``N/A``, otherwise ``metric`` takes the best over the gold answers."""
     del labels
     examples = list(examples)
-    answers = squad_answers(predictions, examples)
+    return _original_squad_score(squad_answers(predictions, examples), examples, metric)
+
+
+def _original_squad_score(answers, examples, metric):
+    """:func:`squad_evaluate` on answers already chosen by :func:`squad_answers`."""
     if not answers:
         raise ValueError("no predictions to score")
     gold_of = {example.idx: example.meta["answers"] for example in examples}
@@ -245,8 +249,8 @@ def squad_report(predictions, examples, questions):
     exact, f1 = official_squad_scores(answers, questions)
     windowed = {example.idx for example in examples}
     return {"EM": exact, "F1": f1,
-            "EM_original": squad_exact_match(predictions, None, examples) if examples else 0.0,
-            "F1_original": squad_f1(predictions, None, examples) if examples else 0.0,
+            "EM_original": _original_squad_score(answers, examples, exact_match_score) if examples else 0.0,
+            "F1_original": _original_squad_score(answers, examples, f1_score) if examples else 0.0,
             "questions_without_window": float(sum(question not in windowed for question in questions))}
 
 
