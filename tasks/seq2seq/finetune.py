@@ -51,15 +51,19 @@ def fit_lengths(args):
     args.seq_length = longest
 
 
-def metric_functions(args):
-    """``{name: f(predictions, labels, examples)}`` for the task (extractive SQuAD is scored by
-    :func:`~tasks.seq2seq.metrics.squad_report`, which also needs every question of the file)."""
+def task_scorer(args):
+    """``(metric names, score(predictions, examples, dataset) -> {name: value})`` for the task.
+    Extractive SQuAD is scored by :func:`~tasks.seq2seq.metrics.squad_report`: the official figures
+    over every question of the file (the dataset's ``questions``), the original's over the answered ones."""
     task = args.task.lower()
     if task in SQUAD_TASKS:
-        return {}
-    if task == "extraction":
-        return {"accuracy": span_accuracy}
-    return seq2seq_metrics.rouge_metric_dict(retokenizer_for(args))
+        return (seq2seq_metrics.SQUAD_REPORT_NAMES,
+                lambda predictions, examples, dataset: seq2seq_metrics.squad_report(predictions, examples,
+                                                                                    dataset.questions))
+    metrics = ({"accuracy": span_accuracy} if task == "extraction"
+               else seq2seq_metrics.rouge_metric_dict(retokenizer_for(args)))
+    return tuple(metrics), lambda predictions, examples, dataset: {
+        name: float(f(predictions, None, examples)) for name, f in metrics.items()}
 
 
 def span_accuracy(predictions, labels, examples):
@@ -78,10 +82,8 @@ class Seq2SeqEvaluation:
     def __init__(self, args, tokenizer, device_of):
         self.args, self.tokenizer, self.device_of = args, tokenizer, device_of
         self.datasets = {}
-        self.metrics = metric_functions(args)
         self.task = args.task.lower()
-        self.metric_names = (seq2seq_metrics.SQUAD_REPORT_NAMES if self.task in SQUAD_TASKS
-                             else tuple(self.metrics))
+        self.metric_names, self.score = task_scorer(args)
 
     def dataset(self, split):
         if split not in self.datasets:
@@ -105,12 +107,7 @@ class Seq2SeqEvaluation:
             predictions = [prediction_text(self.args, self.tokenizer, ids, example)
                            for ids, example in zip(generated, dataset.example_list)]
         examples = dataset.example_list
-        if self.task in SQUAD_TASKS:
-            # The official figures over every question of the file, the original's over the answered ones.
-            scores = seq2seq_metrics.squad_report(predictions, examples, dataset.questions)
-        else:
-            scores = {name: float(f(predictions, None, examples)) for name, f in self.metrics.items()}
-        return scores, {"predictions": predictions, "examples": examples}
+        return self.score(predictions, examples, dataset), {"predictions": predictions, "examples": examples}
 
     @torch.no_grad()
     def fill(self, model, dataset, device):
