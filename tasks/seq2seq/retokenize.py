@@ -20,7 +20,7 @@ NO_REWRITE = "cnn_dm_org"       # nothing (GPT-2 models decode to natural text a
 RETOKENIZERS = (PTB_RULES, UNK_ONLY, NO_REWRITE)
 
 
-def fix_tokenization(text, dataset="cnn_dm"):
+def fix_tokenization(text, dataset=PTB_RULES):
     """Rewrite decoded text for scoring: ``dataset`` is one of :data:`RETOKENIZERS`."""
     if dataset == NO_REWRITE:
         return text
