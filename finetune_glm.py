@@ -55,6 +55,8 @@ def main(argv=None):
         raise TaskError("finetune_glm.py expects --finetune (as the original); add it to the flags")
     family, spec = find_task(args.task)
     family.check(args, spec)
+    if args.epochs is None:   # no --epochs: nothing to train, the finetuning families only evaluate
+        args.epochs = 0
     # A zero-shot run writes one file; a finetuning run a folder of results and a checkpoint folder.
     check_outputs_free(args, results_file=family.results_file(args))
     device = initialize_distributed(args)

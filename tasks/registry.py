@@ -34,8 +34,6 @@ def _finetune(args, build_task, tokenizer, device):
     """Train and evaluate through ``tasks.finetune.finetune`` (imported on call: training pulls in
     the engines)."""
     from .finetune import finetune
-    if args.epochs is None:
-        args.epochs = 0
     return finetune(args, build_task(args, tokenizer), device)
 
 
