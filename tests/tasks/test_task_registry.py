@@ -1,6 +1,7 @@
 """The task tables: every --task in exactly one family, every released recipe in its table, and adding
 a task is one row plus its reader/pattern code (docs/finetuning.md, "Adding a task")."""
 
+import ast
 import json
 import re
 import subprocess
@@ -202,3 +203,31 @@ def test_a_new_cloze_row_is_found_and_encodes_its_pattern(monkeypatch, tmp_path,
     assert re.search(r"a fine film \. it was \[MASK\] \.", text), text
     good, bad = (bert_tokenizer.EncodeAsIds(word).tokenization[0] for word in (" good", " bad"))
     assert sorted(int(t) for t in item["target"]) == sorted([bad, good])   # the verbalizer ids, label order
+
+
+# ----------------------------------------------------------------------------------- no task lists elsewhere
+# Strings that equal a task name but mean something else (the original's names for rule sets and folders).
+NOT_TASK_REFERENCES = {("tasks/seq2seq/retokenize.py", "cnn_dm"), ("tasks/seq2seq/retokenize.py", "gigaword"),
+                       ("tasks/seq2seq/dataset.py", "blank")}   # re-tokenisation names; the blank test folder
+
+
+def _code_strings(path):
+    """The string constants of a module that are not docstrings."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def test_only_the_tables_name_tasks():
+    """The entry script and the task modules of the seq2seq, language-model and multiple-choice families
+    name no task: what differs between tasks is a field of the task's row."""
+    tables = {ROOT / "tasks/seq2seq/registry.py", ROOT / "tasks/zero_shot.py"}
+    modules = [ROOT / "finetune_glm.py", ROOT / "tasks/registry.py", *sorted((ROOT / "tasks/seq2seq").glob("*.py")),
+               *sorted((ROOT / "tasks/language_model").glob("*.py")), *sorted((ROOT / "tasks/multichoice").glob("*.py"))]
+    names = set(registry.task_names())
+    found = [(str(path.relative_to(ROOT)), text) for path in modules if path not in tables
+             for text in _code_strings(path) if text in names]
+    assert set(found) <= NOT_TASK_REFERENCES, found
