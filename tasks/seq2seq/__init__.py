@@ -3,6 +3,8 @@
 =====================  ===================================================================
 module                 contents
 =====================  ===================================================================
+``registry``           the task table: one ``TaskSpec`` row per ``--task`` (the only module
+                       that names tasks; the others receive the row)
 ``dataset``            the datasets (``Seq2SeqDataset``, ``CustomizationDataset``,
                        ``ExtractionDataset``, ``BlankLMDataset``) and ``build_dataset``
 ``summarization``      CNN/DM, Gigaword and XSum readers and source packing

@@ -3,7 +3,9 @@
 ``Seq2SeqDataset(args, split, tokenizer)`` serves the summarisation and SQuAD-format tasks
 (``cnn_dm``, ``cnn_dm_original``, ``gigaword``, ``xsum``, ``squad_generation``, ``squad``,
 ``squad_v1``, ``cmrc``); ``CustomizationDataset``, ``ExtractionDataset`` and ``BlankLMDataset`` take
-the same arguments.  :func:`build_dataset` picks the class for ``args.task``.
+the same arguments.  :func:`build_dataset` picks the class the task's row in
+:mod:`tasks.seq2seq.registry` names; every dataset reads its row (``self.spec``) for the files, text
+rules and mask of its task.
 
 Every dataset has ``examples`` (``{guid: InputExample}``, in file order), ``example_list``,
 ``len()`` and items that are the original's dicts (see :mod:`tasks.seq2seq.layout`); ``uid`` of an
@@ -23,23 +25,8 @@ from .example import InputExample
 from .files import check_split, read_lines, read_parallel, split_path
 from .layout import (CommandIds, encode_target, eval_sample, find_mask, hide_padding_mask, pad_source, spans_sample,
                      task_mask_name, train_sample)
-from .squad import CmrcFormat, SquadExtractiveFormat, SquadGenerationFormat
-from .summarization import SummaryFormat, XSumFormat
-
-# --task name -> how its files are read and its source packed (all laid out by Seq2SeqDataset).
-SEQ2SEQ_FORMATS = {
-    "cnn_dm": SummaryFormat, "cnn_dm_original": SummaryFormat, "gigaword": SummaryFormat, "xsum": XSumFormat,
-    "squad_generation": SquadGenerationFormat, "cmrc": CmrcFormat,
-    "squad": SquadExtractiveFormat, "squad_v1": SquadExtractiveFormat,
-}
-
-
-def _task(args):
-    task = (getattr(args, "task", None) or "").lower()
-    if task not in TASK_DATASETS:
-        raise ValueError(f"unknown seq2seq task {getattr(args, 'task', None)!r}; expected one of "
-                         f"{', '.join(sorted(TASK_DATASETS))}")
-    return task
+from .registry import BLANK, CUSTOMIZATION, EXTRACTION, GENERATION, get_task
+from .squad import SquadExtractiveFormat
 
 
 def _lengths(args):
@@ -55,7 +42,8 @@ class _Seq2SeqBase(Dataset):
     def __init__(self, args, split, tokenizer):
         check_split(split)
         self.args, self.split, self.tokenizer = args, split, tokenizer
-        self.task = _task(args)
+        self.spec = get_task(getattr(args, "task", None))
+        self.task = self.spec.name
         self.data_dir = getattr(args, "data_dir", None)
         self.max_src_length, self.max_tgt_length = _lengths(args)
         self.dataset_name = split
@@ -84,17 +72,17 @@ class Seq2SeqDataset(_Seq2SeqBase):
 
     def __init__(self, args, split, tokenizer):
         super().__init__(args, split, tokenizer)
-        if self.task not in SEQ2SEQ_FORMATS:
-            raise ValueError(f"Seq2SeqDataset does not serve --task {self.task}; it serves "
-                             f"{', '.join(sorted(SEQ2SEQ_FORMATS))}")
-        fmt = SEQ2SEQ_FORMATS[self.task]
-        if fmt is SquadExtractiveFormat:
+        fmt = self.spec.format
+        if self.spec.dataset != GENERATION or fmt is None:
+            raise ValueError(f"Seq2SeqDataset does not serve --task {self.task}; its row in "
+                             f"tasks/seq2seq/registry.py names the {self.spec.dataset} dataset")
+        if issubclass(fmt, SquadExtractiveFormat):
             # Character offsets are only used to map BERT pieces back to the context (squad_decode).
             use_offsets = getattr(args, "tokenizer_type", None) == "BertWordPieceTokenizer"
-            self.format = fmt(self.task, self.data_dir, tokenizer, self.max_src_length, use_offsets)
+            self.format = fmt(self.spec, self.data_dir, tokenizer, self.max_src_length, use_offsets)
         else:
-            self.format = fmt(self.task, self.data_dir, tokenizer)
-        self.mask_id = command_id(tokenizer, task_mask_name(args, self.task))
+            self.format = fmt(self.spec, self.data_dir, tokenizer)
+        self.mask_id = command_id(tokenizer, task_mask_name(getattr(args, "task_mask", False), self.spec))
         self._set_examples(*self.format.examples(split))
         # Extractive SQuAD: every question of the file, including those without a window.
         self.questions = getattr(self.format, "questions", None)
@@ -119,9 +107,9 @@ def _line_examples(split, pairs, origins):
     return examples, origins
 
 
-def _read_stripped_pairs(data_dir, layout, split):
-    source_path = split_path(data_dir, layout, split, ".source")
-    target_path = split_path(data_dir, layout, split, ".target")
+def _read_stripped_pairs(data_dir, stems, split):
+    source_path = split_path(data_dir, stems, split, ".source")
+    target_path = split_path(data_dir, stems, split, ".target")
     pairs = read_parallel(source_path, target_path)
     return ([(s.strip(), t.strip()) for s, t in pairs],
             [f"{source_path}:{number}" for number in range(1, len(pairs) + 1)])
@@ -138,8 +126,8 @@ class CustomizationDataset(_Seq2SeqBase):
 
     def __init__(self, args, split, tokenizer):
         super().__init__(args, split, tokenizer)
-        self.mask_id = command_id(tokenizer, task_mask_name(args, self.task))
-        self._set_examples(*_line_examples(split, *_read_stripped_pairs(self.data_dir, "customization", split)))
+        self.mask_id = command_id(tokenizer, task_mask_name(getattr(args, "task_mask", False), self.spec))
+        self._set_examples(*_line_examples(split, *_read_stripped_pairs(self.data_dir, self.spec.split_stems, split)))
 
     def __getitem__(self, idx):
         example = self.example_list[idx]
@@ -195,7 +183,7 @@ class ExtractionDataset(_BlankBase):
     def __init__(self, args, split, tokenizer):
         super().__init__(args, split, tokenizer)
         self.mask_id = command_id(tokenizer, "MASK")
-        self._set_examples(*_line_examples(split, *_read_stripped_pairs(self.data_dir, "extraction", split)))
+        self._set_examples(*_line_examples(split, *_read_stripped_pairs(self.data_dir, self.spec.split_stems, split)))
 
     def __getitem__(self, idx):
         example = self.example_list[idx]
@@ -222,7 +210,7 @@ class BlankLMDataset(_BlankBase):
         self.mask_name = "gMASK" if getattr(args, "task_mask", False) else "MASK"
         self.mask_id = command_id(tokenizer, self.mask_name)
         self.ratio = float(getattr(args, "blank_maskratio", 0.1))
-        text_path = split_path(self.data_dir, "blank", split, ".txt")
+        text_path = split_path(self.data_dir, self.spec.split_stems, split, ".txt")
         targets = [blank_detokenize(line.strip()) for line in read_lines(text_path)]
         origins = [f"{text_path}:{n}" for n in range(1, len(targets) + 1)]
         sources = targets
@@ -265,11 +253,16 @@ class BlankLMDataset(_BlankBase):
         return self._spans_item(idx, self._encode_source(masked), spans, self.mask_id, max_length)
 
 
-# --task name -> dataset class (what the original finetune driver built for train, dev and test).
-TASK_DATASETS = {**{task: Seq2SeqDataset for task in SEQ2SEQ_FORMATS},
-                 "customization": CustomizationDataset, "extraction": ExtractionDataset, "blank": BlankLMDataset}
+# The dataset class of each kind a task's row may name (``TaskSpec.dataset``).
+DATASETS = {GENERATION: Seq2SeqDataset, CUSTOMIZATION: CustomizationDataset, EXTRACTION: ExtractionDataset,
+            BLANK: BlankLMDataset}
+
+
+def dataset_class(task):
+    """The dataset class that lays out ``task``'s samples (any case; unknown names list the tasks)."""
+    return DATASETS[get_task(task).dataset]
 
 
 def build_dataset(args, split, tokenizer):
     """The dataset of ``args.task`` for ``split`` (``train``, ``dev`` or ``test``)."""
-    return TASK_DATASETS[_task(args)](args, split, tokenizer)
+    return dataset_class(getattr(args, "task", None))(args, split, tokenizer)

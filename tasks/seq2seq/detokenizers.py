@@ -6,8 +6,8 @@ to a BERT or GPT-2 vocabulary would teach the model to write ``-LRB-``, so the o
 back to plain text.  Every rule is a plain string replacement applied in the listed order, so the
 tables below are the whole behaviour.
 
-Each detokenizer is ``f(text, is_target=False) -> text``; :func:`detokenizer_for` picks the one a task
-uses (``None`` for tasks whose files are plain text).
+Each detokenizer is ``f(text, is_target=False) -> text``; a task's row in :mod:`tasks.seq2seq.registry`
+names the one it uses (``None`` for tasks whose files are plain text).  This module knows no task names.
 """
 
 from data_utils.corpora import punctuation_standardization
@@ -56,19 +56,9 @@ def blank_detokenize(text, is_target=False):
     return _replace_all(text, _BLANK)
 
 
-# Which detokenizer each summarisation task applies.  ``cnn_dm_original`` is the raw (untokenised)
-# CNN/DM release and is only punctuation-standardised.
-_TASK_DETOKENIZERS = {"cnn_dm": cnndm_detokenize, "gigaword": gigaword_detokenize}
-
-
-def detokenizer_for(task):
-    """The detokenizer of a summarisation task, or ``None`` when its files are used as they are."""
-    return _TASK_DETOKENIZERS.get(task)
-
-
-def clean_summary_line(line, task, is_target):
+def clean_summary_line(line, detokenize, is_target):
     """One line of a ``.source``/``.target`` file as the original summarisation reader prepared it:
-    stripped, curly quotes and en dashes made ASCII, then the task's detokenizer."""
+    stripped, curly quotes and en dashes made ASCII, then ``detokenize`` (the task's
+    ``TaskSpec.detokenizer``; ``None`` for files used as they are, e.g. the raw ``cnn_dm_original``)."""
     line = punctuation_standardization(line.strip())
-    detokenize = detokenizer_for(task)
     return detokenize(line, is_target=is_target) if detokenize else line

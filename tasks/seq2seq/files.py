@@ -1,7 +1,7 @@
 """Where each seq2seq task keeps its splits, and readers whose errors name the file (and line).
 
 The original used a different file name for the development split per task (``val``, ``valid``,
-``dev``); :data:`SPLIT_STEMS` is that table.
+``dev``): each task's row in :mod:`tasks.seq2seq.registry` names one of the stem tables below.
 
 Lines end at ``\n`` only (a ``\r\n`` pair counts as one end), not with ``str.splitlines``, which would
 also cut at U+2028 and friends, nor at a lone ``\r`` as Python's universal newlines (and so the
@@ -17,14 +17,10 @@ from ..jsonl import MissingSplitError, TaskDataError
 
 SPLITS = ("train", "dev", "test")
 
-# task -> the file stem of each split inside --data-dir.
-SPLIT_STEMS = {
-    "summary": {"train": "train", "dev": "val", "test": "test"},        # cnn_dm, cnn_dm_original, gigaword, xsum
-    "customization": {"train": "train", "dev": "val", "test": "test"},
-    "extraction": {"train": "train", "dev": "valid", "test": "test"},
-    "blank": {"train": "train", "dev": "valid", "test": "test"},
-    "squad_json": {"train": "train", "dev": "dev", "test": "test"},     # squad_generation, cmrc
-}
+# The file stem of each split inside --data-dir, by what the development split is called.
+VAL_STEMS = {"train": "train", "dev": "val", "test": "test"}
+VALID_STEMS = {"train": "train", "dev": "valid", "test": "test"}
+DEV_STEMS = {"train": "train", "dev": "dev", "test": "test"}
 
 # XSum's own split file and the key of each split in it.
 XSUM_SPLIT_FILE = "XSum-TRAINING-DEV-TEST-SPLIT-90-5-5.json"
@@ -37,12 +33,13 @@ def check_split(split):
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
 
 
-def split_path(data_dir, layout, split, suffix):
-    """``<data_dir>/<stem of split><suffix>`` for a layout of :data:`SPLIT_STEMS`."""
+def split_path(data_dir, stems, split, suffix):
+    """``<data_dir>/<stem of split><suffix>``; ``stems`` maps each split to its file stem
+    (:data:`VAL_STEMS`, :data:`VALID_STEMS`, :data:`DEV_STEMS`)."""
     check_split(split)
     if not data_dir:
         raise TaskDataError("seq2seq tasks need --data-dir pointing at the folder with the split files")
-    return os.path.join(data_dir, SPLIT_STEMS[layout][split] + suffix)
+    return os.path.join(data_dir, stems[split] + suffix)
 
 
 def _without_line_end(line):

@@ -27,10 +27,8 @@ from ..finetune import FinetuneError, FinetuneTask
 from ..jsonl import MissingSplitError
 from . import metrics as seq2seq_metrics
 from .dataset import build_dataset
-from .outputs import SQUAD_TASKS, blank_prediction_text, prediction_text, write_prediction_files
-from .retokenize import retokenizer_for
-
-FILL_TASKS = ("blank", "extraction")   # several masks per source, filled left to right
+from .outputs import blank_prediction_text, prediction_text, write_prediction_files
+from .registry import FILL_TEXT, SPAN_ACCURACY, SQUAD, get_task
 
 
 def fit_lengths(args):
@@ -55,13 +53,13 @@ def task_scorer(args):
     """``(metric names, score(predictions, examples, dataset) -> {name: value})`` for the task.
     Extractive SQuAD is scored by :func:`~tasks.seq2seq.metrics.squad_report`: the official figures
     over every question of the file (the dataset's ``questions``), the original's over the answered ones."""
-    task = args.task.lower()
-    if task in SQUAD_TASKS:
+    spec = get_task(args.task)
+    if spec.scoring == SQUAD:
         return (seq2seq_metrics.SQUAD_REPORT_NAMES,
                 lambda predictions, examples, dataset: seq2seq_metrics.squad_report(predictions, examples,
                                                                                     dataset.questions))
-    metrics = ({"accuracy": span_accuracy} if task == "extraction"
-               else seq2seq_metrics.rouge_metric_dict(retokenizer_for(args)))
+    metrics = ({"accuracy": span_accuracy} if spec.scoring == SPAN_ACCURACY
+               else seq2seq_metrics.rouge_metric_dict(spec.retokenization_for(args.tokenizer_type)))
     return tuple(metrics), lambda predictions, examples, dataset: {
         name: float(f(predictions, None, examples)) for name, f in metrics.items()}
 
@@ -82,7 +80,7 @@ class Seq2SeqEvaluation:
     def __init__(self, args, tokenizer, device_of):
         self.args, self.tokenizer, self.device_of = args, tokenizer, device_of
         self.datasets = {}
-        self.task = args.task.lower()
+        self.spec = get_task(args.task)
         self.metric_names, self.score = task_scorer(args)
 
     def dataset(self, split):
@@ -99,7 +97,7 @@ class Seq2SeqEvaluation:
             return None, None
         device = self.device_of(model)
         batch_size = self.args.eval_batch_size or self.args.batch_size
-        if self.task in FILL_TASKS:
+        if self.spec.fills_masks:
             predictions = self.fill(model, dataset, device)
         else:
             config = seq2seq_decode_config(self.args, self.tokenizer)
@@ -123,7 +121,7 @@ class Seq2SeqEvaluation:
                 sep = int(batch["attention_mask"][row])
                 source = batch["text"][row, :sep].tolist()
                 filled = fill_blanks(model, self.tokenizer, source, config, task_mask=task_mask, device=device)
-                if self.task == "blank":
+                if self.spec.decoding == FILL_TEXT:
                     texts.append(blank_prediction_text(self.tokenizer, source + [sop], filled.output_ids,
                                                        dataset.mask_id))
                 else:

@@ -34,10 +34,11 @@ class CommandIds:
         return cls(*(command_id(tokenizer, name) for name in ("ENC", "pad", "eos", "sop", "eop")))
 
 
-def task_mask_name(args, task):
-    """``sMASK`` with ``--task-mask`` (the 2B/10B/Chinese models were trained with it for short
-    spans), except for cmrc, whose released recipe always used ``MASK``."""
-    return "sMASK" if getattr(args, "task_mask", False) and task != "cmrc" else "MASK"
+def task_mask_name(task_mask, spec):
+    """``sMASK`` with ``--task-mask`` (``task_mask``: the 2B/10B/Chinese models were trained with it
+    for short spans) where the task's row allows it (``spec.task_mask``: not cmrc, whose released
+    recipe always used ``MASK``); ``MASK`` otherwise."""
+    return "sMASK" if task_mask and spec.task_mask else "MASK"
 
 
 def pad_source(tokens, length, pad_id, where):

@@ -10,10 +10,9 @@ import json
 
 from ..inputs import command_id
 from .metrics import squad_answers
+from .registry import SQUAD, get_task
 from .retokenize import blank_fix_tokenization
 from .squad import squad_decode
-
-SQUAD_TASKS = ("squad", "squad_v1")
 
 
 def strip_special(tokenizer, ids):
@@ -27,10 +26,10 @@ def prediction_text(args, tokenizer, generated_ids, example=None):
     SQuAD with a BERT vocabulary mapped back onto the context's characters (:func:`squad_decode`,
     needs the ``example``)."""
     ids = strip_special(tokenizer, generated_ids)
-    task = (getattr(args, "task", "") or "").lower()
+    spec = get_task(getattr(args, "task", None))
     model_type = getattr(args, "tokenizer_model_type", None) or ""
     is_bert = getattr(args, "tokenizer_type", None) == "BertWordPieceTokenizer" or model_type.startswith("bert")
-    if task in SQUAD_TASKS and is_bert and example is not None:
+    if spec.scoring == SQUAD and is_bert and example is not None:
         return squad_decode(example, ids, tokenizer)
     return tokenizer.DecodeIds(ids)
 
@@ -66,13 +65,14 @@ def _one_line(text):
 def write_prediction_files(task, predictions, examples, output_file):
     """Write a test run's predictions as the original did.
 
-    SQuAD tasks: ``output_file`` = ``{question id: answer}`` JSON (``N/A`` written as ``""``, the first
+    Tasks scored as SQuAD (``TaskSpec.scoring``): ``output_file`` = ``{question id: answer}`` JSON (``N/A`` written as ``""``, the first
     non-empty window answer wins) and ``output_file.refs`` = one ``{"id", "pred", "gold"}`` JSON line
     per example.  Other tasks: ``output_file.hyps`` and ``output_file.refs`` (``meta["ref"]``), one
-    line per example; ``squad_generation`` also ``output_file.source`` (context + `` Answer: ...``).
+    line per example; a task whose row says ``writes_source`` (``squad_generation``) also
+    ``output_file.source`` (context + `` Answer: ...``).
     """
-    task = task.lower()
-    if task in SQUAD_TASKS:
+    spec = get_task(task)
+    if spec.scoring == SQUAD:
         answers = squad_answers(predictions, examples)
         with open(output_file, "w", encoding="utf-8") as f:
             json.dump(answers, f)
@@ -84,7 +84,7 @@ def write_prediction_files(task, predictions, examples, output_file):
         f.writelines(_one_line(prediction) + "\n" for prediction in predictions)
     with open(f"{output_file}.refs", "w", encoding="utf-8") as f:
         f.writelines(_one_line(example.meta["ref"]) + "\n" for example in examples)
-    if task == "squad_generation":
+    if spec.writes_source:
         with open(f"{output_file}.source", "w", encoding="utf-8") as f:
             f.writelines(_one_line(example.text_a) + " Answer: " + example.meta["answer"] + "\n"
                          for example in examples)

@@ -10,28 +10,23 @@ they move the reported numbers.
 import re
 import string
 
-# Which re-tokenisation the original applied (tasks/seq2seq/finetune.py): PTB rules for every
-# BERT-vocabulary model ("cnn_dm"), only the unknown-word marker for Gigaword ("gigaword"), nothing
-# otherwise ("cnn_dm_org", GPT-2 models decode to natural text already).
-RETOKENIZERS = ("cnn_dm", "gigaword", "cnn_dm_org")
+# The re-tokenisations, under the names the original scorer gave them.  They name rule sets, not
+# tasks: "cnn_dm_org" is "leave the text alone" and serves every task (cnn_dm_original, xsum, ...).
+# The original applied PTB rules for every BERT-vocabulary model, and otherwise what the task's row
+# in tasks/seq2seq/registry.py says (``TaskSpec.retokenization``).
+PTB_RULES = "cnn_dm"            # BERT word pieces rewritten into PTB conventions
+UNK_ONLY = "gigaword"           # only the unknown-word marker, [UNK] -> UNK
+NO_REWRITE = "cnn_dm_org"       # nothing (GPT-2 models decode to natural text already)
+RETOKENIZERS = (PTB_RULES, UNK_ONLY, NO_REWRITE)
 
 
-def retokenizer_for(args):
-    """The :data:`RETOKENIZERS` name the original used for ``args`` (tokenizer type and task)."""
-    if getattr(args, "tokenizer_type", None) == "BertWordPieceTokenizer":
-        return "cnn_dm"
-    if (getattr(args, "task", None) or "").lower() == "gigaword":
-        return "gigaword"
-    return "cnn_dm_org"
-
-
-def fix_tokenization(text, dataset="cnn_dm"):
+def fix_tokenization(text, dataset=PTB_RULES):
     """Rewrite decoded text for scoring: ``dataset`` is one of :data:`RETOKENIZERS`."""
-    if dataset == "cnn_dm_org":
+    if dataset == NO_REWRITE:
         return text
-    if dataset == "gigaword":
+    if dataset == UNK_ONLY:
         return text.replace("[UNK]", "UNK")
-    if dataset != "cnn_dm":
+    if dataset != PTB_RULES:
         raise ValueError(f"unknown re-tokenisation {dataset!r}; expected one of {', '.join(RETOKENIZERS)}")
     return " ".join(_PtbRewriter(text.split()).run())
 

@@ -63,11 +63,11 @@ class SquadGenerationFormat:
     """``squad_generation``: ``{train,dev,test}.json``; one example per distinct answer of each
     question.  The answer is part of the source; the question is the target and the reference."""
 
-    def __init__(self, task, data_dir, tokenizer):
-        self.task, self.data_dir, self.tokenizer = task, data_dir, tokenizer
+    def __init__(self, spec, data_dir, tokenizer):
+        self.spec, self.data_dir, self.tokenizer = spec, data_dir, tokenizer
 
     def examples(self, split):
-        path = split_path(self.data_dir, "squad_json", split, ".json")
+        path = split_path(self.data_dir, self.spec.split_stems, split, ".json")
         examples, origins = [], []
         for context, qa, where in squad_questions(path):
             answers = _distinct_answers(qa)
@@ -106,7 +106,7 @@ class CmrcFormat(SquadGenerationFormat):
     (as in the original, whose test files carry none) and no example otherwise."""
 
     def examples(self, split):
-        path = split_path(self.data_dir, "squad_json", split, ".json")
+        path = split_path(self.data_dir, self.spec.split_stems, split, ".json")
         examples, origins = [], []
         for context, qa, where in squad_questions(path):
             answers = _distinct_answers(qa) or ([PLACEHOLDER_ANSWER] if split == "test" else [])
@@ -134,8 +134,8 @@ class CmrcFormat(SquadGenerationFormat):
 
 
 class SquadExtractiveFormat:
-    """``squad`` (SQuAD 2.0: ``train-v2.0.json``, ``dev-v2.0.json``) and ``squad_v1`` (``-v1.1``); the
-    dev file serves as both dev and test split.
+    """``squad`` (SQuAD 2.0: ``train-v2.0.json``, ``dev-v2.0.json``; ``squad_v1`` reads the ``-v1.1``
+    files, :class:`SquadV1ExtractiveFormat`); the dev file serves as both dev and test split.
 
     Each context is encoded once and cut into windows of ``src - 3 - len(" question")`` tokens every
     ``src // 2`` tokens, stopping after the first window that reaches the end.  A window's text is
@@ -147,14 +147,16 @@ class SquadExtractiveFormat:
     averages over all of them.
     """
 
-    def __init__(self, task, data_dir, tokenizer, max_src_length, use_offsets):
-        self.task, self.data_dir, self.tokenizer = task, data_dir, tokenizer
+    VERSION = "v2.0"                  # the file names' version
+    KEEP_UNANSWERED_WINDOWS = True    # SQuAD 2.0 trains windows without the answer to say N/A
+
+    def __init__(self, spec, data_dir, tokenizer, max_src_length, use_offsets):
+        self.spec, self.data_dir, self.tokenizer = spec, data_dir, tokenizer
         self.max_src_length, self.use_offsets = max_src_length, use_offsets
 
     def path(self, split):
         check_split(split)
-        version = "v1.1" if self.task == "squad_v1" else "v2.0"
-        return os.path.join(self.data_dir or "", f"{'train' if split == 'train' else 'dev'}-{version}.json")
+        return os.path.join(self.data_dir or "", f"{'train' if split == 'train' else 'dev'}-{self.VERSION}.json")
 
     def examples(self, split):
         encode, decode = (lambda text: self.tokenizer.EncodeAsIds(text).tokenization), self.tokenizer.DecodeIds
@@ -178,7 +180,7 @@ class SquadExtractiveFormat:
                 window = context_tokens[start:start + length]
                 text = decode(window)
                 answer = answers[0] if gold and gold in text else NO_ANSWER
-                if self.task == "squad_v1" and answer == NO_ANSWER:
+                if not self.KEEP_UNANSWERED_WINDOWS and answer == NO_ANSWER:
                     continue
                 meta = {"context": context, "context_tokens": context_tokens, "token_to_char": offsets,
                         "answer": answer, "answers": answers, "question": qa["question"], "ref": answer}
@@ -202,6 +204,13 @@ class SquadExtractiveFormat:
     @staticmethod
     def target_text(example):
         return example.meta["answer"].strip()
+
+
+class SquadV1ExtractiveFormat(SquadExtractiveFormat):
+    """``squad_v1``: the SQuAD 1.1 files; a window without the answer is dropped (every question
+    has one)."""
+    VERSION = "v1.1"
+    KEEP_UNANSWERED_WINDOWS = False
 
 
 def squad_decode(example, prediction, tokenizer):

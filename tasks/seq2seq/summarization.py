@@ -1,6 +1,7 @@
 """Summarisation sources: CNN/DailyMail, Gigaword and XSum (spec section 9.4).
 
-A *format* turns the files of one task into :class:`InputExample` s and packs one example's source
+A *format* (named by a task's row in :mod:`tasks.seq2seq.registry`, which it receives as ``spec``)
+turns the files of one task into :class:`InputExample` s and packs one example's source
 into part-A token ids; :class:`tasks.seq2seq.dataset.Seq2SeqDataset` does the rest.  The source is
 ``[ENC] [MASK] " Content:" " " + article``, the article cut to fit ``--src-seq-length``; the target is
 the summary.  The reference kept for scoring is the summary as the tokenizer decodes it (lower-cased
@@ -40,16 +41,18 @@ def summary_source_tokens(tokenizer, article, mask_id, max_length, enc_id):
 class SummaryFormat:
     """``cnn_dm``, ``cnn_dm_original``, ``gigaword`` (and ``xsum`` given as plain files):
     ``{train,val,test}.source`` / ``.target``, one example per line pair.  Lines are stripped,
-    punctuation-standardised and detokenized as :func:`clean_summary_line` says."""
+    punctuation-standardised and detokenized as :func:`clean_summary_line` says, with the task's
+    ``TaskSpec.detokenizer``; the split files are named by its ``split_stems``."""
 
-    def __init__(self, task, data_dir, tokenizer):
-        self.task, self.data_dir, self.tokenizer = task, data_dir, tokenizer
+    def __init__(self, spec, data_dir, tokenizer):
+        self.spec, self.data_dir, self.tokenizer = spec, data_dir, tokenizer
 
     def examples(self, split):
-        source_path = split_path(self.data_dir, "summary", split, ".source")
-        target_path = split_path(self.data_dir, "summary", split, ".target")
-        pairs = [(clean_summary_line(source, self.task, is_target=False),
-                  clean_summary_line(target, self.task, is_target=True), f"{source_path}:{number}")
+        source_path = split_path(self.data_dir, self.spec.split_stems, split, ".source")
+        target_path = split_path(self.data_dir, self.spec.split_stems, split, ".target")
+        detokenize = self.spec.detokenizer
+        pairs = [(clean_summary_line(source, detokenize, is_target=False),
+                  clean_summary_line(target, detokenize, is_target=True), f"{source_path}:{number}")
                  for number, (source, target) in enumerate(read_parallel(source_path, target_path), 1)]
         return summary_examples(pairs, split, self.tokenizer)
 

@@ -218,7 +218,7 @@ def test_build_dataset_picks_the_original_class(tmp_path, task):
 
     expected = {"customization": module.CustomizationDataset, "extraction": module.ExtractionDataset,
                 "blank": module.BlankLMDataset}.get(task, module.Seq2SeqDataset)
-    assert module.TASK_DATASETS[task] is expected
+    assert module.dataset_class(task) is expected
 
 
 def test_split_files_keep_lines_aligned_whatever_the_line_ends(tmp_path):

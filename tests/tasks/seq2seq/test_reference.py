@@ -42,7 +42,7 @@ def test_seq2seq_datasets_match_reference(reference_dir, task_data_dir, config):
         else:
             prepare_tokenizer(args)   # still sets args.vocab_size / eod_token
         cls = getattr(seq2seq_dataset, case["dataset_class"])
-        assert seq2seq_dataset.TASK_DATASETS[args.task] is cls, name
+        assert seq2seq_dataset.dataset_class(args.task) is cls, name
         for split in SPLITS:
             recorded = case["splits"][split]
             dataset = cls(args, split, tokenizer)

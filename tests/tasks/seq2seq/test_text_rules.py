@@ -3,10 +3,9 @@ PTB-like before scoring)."""
 
 import pytest
 
-from tasks.seq2seq.detokenizers import (blank_detokenize, clean_summary_line, cnndm_detokenize, detokenizer_for,
-                                        gigaword_detokenize)
-from tasks.seq2seq.retokenize import (blank_fix_tokenization, fix_tokenization, retokenizer_for,
-                                      squad_fix_tokenization)
+from tasks.seq2seq.detokenizers import blank_detokenize, clean_summary_line, cnndm_detokenize, gigaword_detokenize
+from tasks.seq2seq.registry import detokenizer_for, retokenizer_for
+from tasks.seq2seq.retokenize import blank_fix_tokenization, fix_tokenization, squad_fix_tokenization
 from tests.tasks.seq2seq.conftest import BERT, GPT2, seq2seq_args
 
 
@@ -34,8 +33,8 @@ def test_blank_detokenizer_and_task_table():
 
 def test_summary_lines_are_stripped_and_punctuation_standardised():
     line = "  \u201cHi\u201d \u2013 it\u2019s -LRB- ok -RRB- <S_SEP> \n"
-    assert clean_summary_line(line, "cnn_dm", is_target=True) == '"Hi" - it\'s ( ok ) [SEP]'
-    assert clean_summary_line(line, "cnn_dm_original", is_target=True) == '"Hi" - it\'s -LRB- ok -RRB- <S_SEP>'
+    assert clean_summary_line(line, detokenizer_for("cnn_dm"), is_target=True) == '"Hi" - it\'s ( ok ) [SEP]'
+    assert clean_summary_line(line, detokenizer_for("cnn_dm_original"), is_target=True) == '"Hi" - it\'s -LRB- ok -RRB- <S_SEP>'
 
 
 @pytest.mark.parametrize("text, expected", [
