@@ -22,7 +22,6 @@ Results go to ``<summary-dir>/runs/<experiment-name>/`` (``test_results.json``, 
 predictions; ``--overwrite`` to replace them), checkpoints to ``<save>/<experiment-name>/``.
 """
 
-import argparse
 import json
 import logging
 import os
@@ -42,34 +41,34 @@ class TaskError(ValueError):
     """A task or flag combination this driver cannot run."""
 
 
-def _lm_task(args, tokenizer):
+def _lm_task(config, tokenizer):
     from tasks.language_model import dataset
-    task = args.task.lower()
+    task = config.task.task.lower()
     builder = {"lambda": dataset.build_lambada_dataset, "lambada": dataset.build_lambada_dataset,
                "wikitext": dataset.build_wikitext103_dataset, "language_model": dataset.build_lm_dataset}[task]
-    return builder(tokenizer, args)
+    return builder(tokenizer, config)
 
 
-def _evaluate_lm(model, data, args, device):
+def _evaluate_lm(model, data, config, device):
     from tasks.language_model.evaluate import evaluate_lm
-    return evaluate_lm(model, data, batch_size=args.eval_batch_size, device=device)
+    return evaluate_lm(model, data, batch_size=config.evaluation.eval_batch_size, device=device)
 
 
-def _mc_task(args, tokenizer):
+def _mc_task(config, tokenizer):
     from tasks.multichoice.dataset import build_multichoice_dataset
     # Multiple-choice samples place the input and the choice at positions up to --seq-length: the
     # model's position table must reach that far (checked here, before any data is read).
-    if args.seq_length > args.max_position_embeddings:
-        raise TaskError(f"--seq-length {args.seq_length} is longer than the model's position table "
-                        f"(--max-position-embeddings {args.max_position_embeddings}): pass --seq-length "
-                        f"{args.max_position_embeddings} or less (scripts/evaluate_multichoice.sh: set SEQ_LENGTH)")
-    return build_multichoice_dataset(tokenizer, args)
+    if config.data.seq_length > config.model.max_position_embeddings:
+        raise TaskError(f"--seq-length {config.data.seq_length} is longer than the model's position table "
+                        f"(--max-position-embeddings {config.model.max_position_embeddings}): pass --seq-length "
+                        f"{config.model.max_position_embeddings} or less (scripts/evaluate_multichoice.sh: set SEQ_LENGTH)")
+    return build_multichoice_dataset(tokenizer, config)
 
 
-def _evaluate_mc(model, data, args, device):
+def _evaluate_mc(model, data, config, device):
     from tasks.multichoice.evaluate import evaluate_multichoice
-    return evaluate_multichoice(model, data, batch_size=args.eval_batch_size, device=device,
-                                length_penalty=args.length_penalty)
+    return evaluate_multichoice(model, data, batch_size=config.evaluation.eval_batch_size, device=device,
+                                length_penalty=config.generation.length_penalty)
 
 
 # Zero-shot tasks: task name (lower case) -> (dataset builder, evaluator).
@@ -81,11 +80,11 @@ def superglue_task_names():
     return tuple(task_names())
 
 
-def task_family(args):
+def task_family(config):
     """``"zero-shot"``, ``"seq2seq"`` or ``"superglue"`` for ``--task`` (case-insensitive).  Seq2seq
     names are looked up first, so ``squad`` is extractive QA as generation (the original's cloze
     ``squad`` processor shadowed it)."""
-    name = (args.task or "").lower()
+    name = (config.task.task or "").lower()
     if name in ZERO_SHOT_TASKS:
         return "zero-shot"
     if name in SEQ2SEQ_TASKS:
@@ -95,90 +94,91 @@ def task_family(args):
     available = ", ".join(sorted(set(ZERO_SHOT_TASKS) | set(SEQ2SEQ_TASKS) | set(superglue_task_names())))
     if not name:
         raise TaskError(f"--task is required; available: {available}")
-    raise TaskError(f"unknown --task {args.task!r}; available: {available}")
+    raise TaskError(f"unknown --task {config.task.task!r}; available: {available}")
 
 
-def resolve_task(args):
+def resolve_task(config):
     """The (dataset builder, evaluator) of a zero-shot task; these tasks only evaluate."""
-    if args.epochs not in (None, 0):
-        raise TaskError(f"--task {args.task} is a zero-shot evaluation: pass --epochs 0 (got --epochs {args.epochs})")
-    return ZERO_SHOT_TASKS[args.task.lower()]
+    if config.training.epochs not in (None, 0):
+        raise TaskError(f"--task {config.task.task} is a zero-shot evaluation: pass --epochs 0 (got --epochs {config.training.epochs})")
+    return ZERO_SHOT_TASKS[config.task.task.lower()]
 
 
-def load_evaluation_model(args, device):
+def load_evaluation_model(config, device):
     """The flags' GLMModel returning full-vocabulary logits, with the pretrained weights loaded
     (resharded on the fly when the checkpoint's model-parallel size differs)."""
     from glm.checkpoint import load_pretrained_weights
     from glm.training.distributed import is_rank_0
     from glm.training.model_setup import build_model
 
-    path = args.load_pretrained or args.load
+    path = config.task.load_pretrained or config.checkpoint.load
     if not path:
         raise TaskError("zero-shot evaluation needs weights: pass --load-pretrained (or --load) CHECKPOINT_DIR")
     # The LM windows are seq_length + 1 long but their positions stay below seq_length, and the
     # released wikitext configs pass a --seq-length above the position table: check positions, not
     # the flag.
-    model_args = argparse.Namespace(**vars(args))
-    model_args.seq_length = min(args.seq_length, args.max_position_embeddings)
+    model_config = config.updated(seq_length=min(config.data.seq_length, config.model.max_position_embeddings))
     # Built on the meta device in the evaluation dtype: the checkpoint's tensors become the weights.
-    dtype = torch.float16 if args.fp16 else torch.bfloat16 if args.bf16 else None
-    model = build_model(model_args, on_meta=True, dtype=dtype if device.type == "cuda" else None,
+    dtype = torch.float16 if config.precision.fp16 else torch.bfloat16 if config.precision.bf16 else None
+    model = build_model(model_config, on_meta=True, dtype=dtype if device.type == "cuda" else None,
                         parallel_output=False)
-    load_pretrained_weights(model, path, unsafe_unpickle=args.unsafe_unpickle,
+    load_pretrained_weights(model, path, unsafe_unpickle=config.checkpoint.unsafe_unpickle,
                             log=print if is_rank_0() else (lambda *a: None))
     return model.to(device).eval()
 
 
-def results_path(args):
-    return os.path.join(args.summary_dir or ".", "runs", args.experiment_name, "test_results.json")
+def results_path(config):
+    return os.path.join(config.logging.summary_dir or ".", "runs", config.logging.experiment_name, "test_results.json")
 
 
-def run_finetuning(args, family, tokenizer, device):
+def run_finetuning(config, family, tokenizer, device):
     """Train and evaluate a SuperGLUE/CLUE or seq2seq task through ``tasks.finetune``."""
     from tasks.finetune import finetune
     if family == "superglue":
         from tasks.superglue.finetune import build_task
     else:
-        from tasks.seq2seq.finetune import build_task
-    if args.epochs is None:
-        args.epochs = 0
-    return finetune(args, build_task(args, tokenizer), device)
+        from tasks.seq2seq.finetune import build_task, prepare_config
+        config = prepare_config(config)
+    if config.training.epochs is None:
+        config = config.updated(epochs=0)
+    return finetune(config, build_task(config, tokenizer), device)
 
 
 def main(argv=None):
-    from data_utils import prepare_tokenizer
+    from data_utils.tokenizers import configure_tokenizer
     from glm.arguments import get_args
+    from glm.config import build_config
     from glm.training.distributed import initialize_distributed, is_rank_0
     from glm.training.seed import set_random_seed
 
-    args = get_args(argv)
+    config = build_config(get_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if not args.finetune:
+    if not config.checkpoint.finetune:
         raise TaskError("finetune_glm.py expects --finetune (as the original); add it to the flags")
-    family = task_family(args)
+    family = task_family(config)
     if family == "zero-shot":
-        build_dataset, evaluate = resolve_task(args)
-    output = results_path(args)
+        build_dataset, evaluate = resolve_task(config)
+    output = results_path(config)
     from tasks.finetune import check_outputs_free
     # Zero-shot runs write one file; finetuning runs a folder of results and a checkpoint folder.
-    check_outputs_free(args, results_file=output if family == "zero-shot" else None)
-    device = initialize_distributed(args)
-    set_random_seed(args.seed)
-    tokenizer = prepare_tokenizer(args)
+    check_outputs_free(config, results_file=output if family == "zero-shot" else None)
+    device, config = initialize_distributed(config)
+    set_random_seed(config.training.seed)
+    tokenizer, config = configure_tokenizer(config)
     if family != "zero-shot":
-        return run_finetuning(args, family, tokenizer, device)
-    data = build_dataset(args, tokenizer)
-    model = load_evaluation_model(args, device)
+        return run_finetuning(config, family, tokenizer, device)
+    data = build_dataset(config, tokenizer)
+    model = load_evaluation_model(config, device)
     start = time.time()
-    metrics = evaluate(model, data, args, device)
+    metrics = evaluate(model, data, config, device)
     metrics["seconds"] = time.time() - start
     if is_rank_0():
         summary = {k: v for k, v in metrics.items() if k != "predictions"}
-        logger.info("%s: %s", args.task, json.dumps(summary, sort_keys=True))
+        logger.info("%s: %s", config.task.task, json.dumps(summary, sort_keys=True))
         os.makedirs(os.path.dirname(output), exist_ok=True)
         with open(output, "w") as f:
-            json.dump({"task": args.task, **metrics}, f, indent=1)
-        print(json.dumps({"task": args.task, **summary}, sort_keys=True))
+            json.dump({"task": config.task.task, **metrics}, f, indent=1)
+        print(json.dumps({"task": config.task.task, **summary}, sort_keys=True))
     return metrics
 
 

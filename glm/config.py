@@ -14,14 +14,17 @@ has no default of its own unless it is derived after parsing.  Every field is na
 destination, so ``--hidden-size`` is ``config.model.hidden_size`` and the flag help in
 ``docs/flags.md`` documents the field.
 
-This module owns the grouping and the conversion; it must not parse command lines, read the
-environment, or import torch.
+This module owns the grouping, the conversion, and the resolved configuration a run prints and
+saves as its ``config.json``; it must not parse command lines, read the environment, or import torch.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
@@ -29,6 +32,7 @@ __all__ = [
     "ModelConfig", "PrecisionConfig", "TrainingConfig", "EvaluationConfig", "DataConfig",
     "ObjectiveConfig", "ParallelConfig", "CheckpointConfig", "LoggingConfig", "GenerationConfig",
     "TaskConfig", "AdaptationConfig", "RunConfig", "GROUPS", "build_config", "group_of",
+    "format_resolved_config", "format_config_summary", "save_resolved_config", "load_resolved_config",
 ]
 
 
@@ -421,3 +425,80 @@ def build_config(values: "argparse.Namespace | Mapping[str, Any]") -> RunConfig:
                                  f"built by glm.arguments.get_args?")
         groups[group] = cls(**kwargs)
     return RunConfig(**groups)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The resolved configuration at the start of a run: printed, and saved as the run's config.json
+# ---------------------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    """Something JSON can hold (unknown objects, such as paths, become their text)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def format_resolved_config(config: RunConfig) -> str:
+    """Every value of ``config``, one per line, sorted by name."""
+    items = sorted(config.items())
+    width = max((len(key) for key, _ in items), default=0)
+    lines = [f"resolved configuration ({len(items)} values):"]
+    lines += [f"  {key:<{width}} : {value!r}" for key, value in items]
+    return "\n".join(lines)
+
+
+def format_config_summary(config: RunConfig) -> str:
+    """The few values that say what a run is (a handful of lines for the terminal); the full
+    configuration goes to ``config.json`` and, with ``--print-config``, to the terminal."""
+    model, data, training = config.model, config.data, config.training
+    precision = "bf16" if config.precision.bf16 else "fp16" if config.precision.fp16 else "fp32"
+    engine = (f"deepspeed {config.parallel.deepspeed_config}" if config.parallel.deepspeed else "plain engine")
+    save = config.checkpoint.save
+    lines = [
+        "configuration (summary):",
+        f"  model      {model.num_layers} layers, hidden {model.hidden_size}, {model.num_attention_heads} heads, "
+        f"{model.max_position_embeddings} positions, vocab {model.vocab_size}",
+        f"  data       {' '.join(data.train_data or []) or '-'} | seq length {data.seq_length} | split "
+        f"{data.split} | tokenizer {data.tokenizer_type}",
+        f"  training   {training.train_iters} iterations of batch {training.batch_size} x "
+        f"{training.gradient_accumulation_steps} accumulation | lr {training.lr:g} ({training.lr_decay_style}, "
+        f"warmup {training.warmup}) | {precision} | {engine}",
+        f"  outputs    {save or 'not saved (no --save)'}",
+        "  every value: " + (os.path.join(save, "config.json") if save else "--print-config"),
+    ]
+    return "\n".join(lines)
+
+
+def save_resolved_config(config: RunConfig, path: str) -> None:
+    """Write ``config`` flat, as sorted, indented JSON, to ``path`` atomically.
+
+    The JSON goes to a temporary file in the same directory which then replaces ``path`` in one
+    ``os.replace``, so a crash never leaves a half-written config behind.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    payload = json.dumps(_jsonable(config.to_dict()), indent=2, sort_keys=True) + "\n"
+    fd, tmp_path = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_path)
+        except OSError:
+            pass
+        raise
+
+
+def load_resolved_config(path: str) -> RunConfig:
+    """Read a file written by :func:`save_resolved_config` back into a :class:`RunConfig`."""
+    with open(path, encoding="utf-8") as handle:
+        return build_config(json.load(handle))

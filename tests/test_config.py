@@ -3,12 +3,17 @@ entry points never sees the argparse namespace."""
 
 import ast
 import dataclasses
+import json
+import os
 import pathlib
+import re
 
 import pytest
 
+from glm import config as config_module
 from glm.arguments import build_parser, get_args
-from glm.config import GROUPS, RunConfig, build_config, group_of
+from glm.config import (GROUPS, RunConfig, build_config, format_config_summary, format_resolved_config, group_of,
+                        load_resolved_config, save_resolved_config)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: Modules allowed to handle the argparse namespace: the parser itself and the conversion.
@@ -107,3 +112,56 @@ def test_nothing_below_the_entry_points_handles_the_argparse_namespace():
                   and isinstance(node.args[0], ast.Name) and node.args[0].id == "args"):
                 offenders.append(f"{relative}:{node.lineno} {node.func.id}(args, ...)")
     assert not offenders, "\n".join(offenders)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The resolved configuration a run prints and saves
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_format_resolved_config_is_sorted_and_complete():
+    config = build_config(get_args(["--lr", "3e-4", "--train-data", "pile"]))
+    text = format_resolved_config(config)
+    lines = text.splitlines()
+    keys = [line.split(":")[0].strip() for line in lines[1:]]
+    assert keys == sorted(_fields()) and str(len(keys)) in lines[0]
+    assert re.search(r"^  lr +: 0\.0003$", text, re.M)
+    assert re.search(r"^  train_data +: \['pile'\]$", text, re.M)
+
+
+def test_save_resolved_config_round_trip(tmp_path):
+    config = build_config(get_args(["--lr", "3e-4", "--train-data", "pile", "cc-news", "--experiment-name", "x"]))
+    config = config.updated(save=pathlib.Path("/tmp/somewhere"))  # non-JSON values are stored as text
+    path = tmp_path / "run" / "config.json"
+    save_resolved_config(config, str(path))
+    loaded = load_resolved_config(str(path))
+    assert loaded == config.updated(save="/tmp/somewhere")
+    assert list(json.loads(path.read_text())) == sorted(_fields())
+    # Overwrite in place, no temporary files left behind.
+    save_resolved_config(config.updated(lr=1.0), str(path))
+    assert load_resolved_config(str(path)).training.lr == 1.0
+    assert os.listdir(path.parent) == ["config.json"]
+
+
+def test_save_resolved_config_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "config.json"
+    path.write_text('{"old": true}\n')
+
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(config_module.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        save_resolved_config(build_config(get_args([])), str(path))
+    assert path.read_text() == '{"old": true}\n'
+    assert os.listdir(tmp_path) == ["config.json"]
+
+
+def test_run_start_prints_a_summary_and_print_config_everything():
+    """Issue 20: a 186-line dump opened every run; the terminal now gets a summary."""
+    config = build_config(get_args(["--block-lm", "--train-data", "toy.jsonl", "--save", "runs/x", "--bf16"]))
+    summary = format_config_summary(config)
+    assert len(summary.splitlines()) <= 8
+    assert "toy.jsonl" in summary and "bf16" in summary and "runs/x/config.json" in summary
+    assert "--print-config" in format_config_summary(build_config(get_args(["--block-lm"])))
+    assert len(format_resolved_config(config).splitlines()) > 150

@@ -34,10 +34,10 @@ class CommandIds:
         return cls(*(command_id(tokenizer, name) for name in ("ENC", "pad", "eos", "sop", "eop")))
 
 
-def task_mask_name(args, task):
+def task_mask_name(config, task):
     """``sMASK`` with ``--task-mask`` (the 2B/10B/Chinese models were trained with it for short
     spans), except for cmrc, whose released recipe always used ``MASK``."""
-    return "sMASK" if getattr(args, "task_mask", False) and task != "cmrc" else "MASK"
+    return "sMASK" if config.objective.task_mask and task != "cmrc" else "MASK"
 
 
 def pad_source(tokens, length, pad_id, where):

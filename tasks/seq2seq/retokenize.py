@@ -16,11 +16,11 @@ import string
 RETOKENIZERS = ("cnn_dm", "gigaword", "cnn_dm_org")
 
 
-def retokenizer_for(args):
-    """The :data:`RETOKENIZERS` name the original used for ``args`` (tokenizer type and task)."""
-    if getattr(args, "tokenizer_type", None) == "BertWordPieceTokenizer":
+def retokenizer_for(config):
+    """The :data:`RETOKENIZERS` name the original used for ``config`` (tokenizer type and task)."""
+    if config.data.tokenizer_type == "BertWordPieceTokenizer":
         return "cnn_dm"
-    if (getattr(args, "task", None) or "").lower() == "gigaword":
+    if (config.task.task or "").lower() == "gigaword":
         return "gigaword"
     return "cnn_dm_org"
 
