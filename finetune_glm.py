@@ -33,36 +33,38 @@ from tasks.errors import TaskError
 __all__ = ["TaskError", "main", "run", "task_family"]
 
 
-def task_family(args):
+def task_family(config):
     """The family name (``"zero-shot"``, ``"seq2seq"``, ``"superglue"``) of ``--task``; a
     :class:`TaskError` listing every task when it names none."""
     from tasks.registry import find_task
-    return find_task(args.task).family.name
+    return find_task(config.task.task).family.name
 
 
 def main(argv=None):
     """Parse the flags, look up ``--task`` and hand it to its family's entry; returns its results."""
-    from data_utils import prepare_tokenizer
+    from data_utils.tokenizers import configure_tokenizer
     from glm.arguments import get_args
+    from glm.config import build_config
     from glm.training.distributed import initialize_distributed
     from glm.training.seed import set_random_seed
     from tasks.finetune import check_outputs_free
     from tasks.registry import find_task
 
-    args = get_args(argv)
+    config = build_config(get_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if not args.finetune:
+    if not config.checkpoint.finetune:
         raise TaskError("finetune_glm.py expects --finetune (as the original); add it to the flags")
-    family, spec = find_task(args.task)
-    family.check(args, spec)
-    if args.epochs is None:   # no --epochs: nothing to train, the finetuning families only evaluate
-        args.epochs = 0
+    family, spec = find_task(config.task.task)
+    family.check(config, spec)
+    if config.training.epochs is None:   # no --epochs: nothing to train, the finetuning families only evaluate
+        config = config.updated(epochs=0)
+    config = family.configure(config, spec)
     # A zero-shot run writes one file; a finetuning run a folder of results and a checkpoint folder.
-    check_outputs_free(args, results_file=family.results_file(args))
-    device = initialize_distributed(args)
-    set_random_seed(args.seed)
-    tokenizer = prepare_tokenizer(args)
-    return family.run(args, spec, tokenizer, device)
+    check_outputs_free(config, results_file=family.results_file(config))
+    device, config = initialize_distributed(config)
+    set_random_seed(config.training.seed)
+    tokenizer, config = configure_tokenizer(config)
+    return family.run(config, spec, tokenizer, device)
 
 
 def user_error_message(exc):

@@ -15,7 +15,8 @@ import sys
 import torch
 
 from glm import mpu
-from glm.arguments import format_config_summary, format_resolved_config, get_args, save_resolved_config
+from glm.arguments import get_args
+from glm.config import build_config, format_config_summary, format_resolved_config, save_resolved_config
 from glm.learning_rates import get_learning_rate_scheduler
 from glm.checkpoint import CheckpointError, resolve_checkpoint
 from glm.checkpoint.layout import read_tracker
@@ -42,41 +43,43 @@ def _user_errors():
 USER_ERRORS = _user_errors()
 
 
-def resolve_save_directory(args):
+def resolve_save_directory(config):
     """The original's naming: ``--experiment-name`` plus a timestamp (to the second, with ``-2``...
     when two runs start in the same second), or the name of the ``--load`` directory when resuming
-    into it (unless ``--new-save-directory``).  The folder is created and locked for this run; returns
-    the lock (``None`` without ``--save`` and on ranks other than 0)."""
-    resume_into = bool(args.load) and not args.new_save_directory
+    into it (unless ``--new-save-directory``).  The folder is created and locked for this run.
+
+    Returns ``(lock, config)``: the lock (``None`` without ``--save`` and on ranks other than 0) and
+    the configuration with the resolved ``save`` folder and ``experiment_name``."""
+    resume_into = bool(config.checkpoint.load) and not config.checkpoint.new_save_directory
     if resume_into:
-        args.experiment_name = os.path.basename(os.path.normpath(args.load))
-    if not args.save:
-        return None
+        config = config.updated(experiment_name=os.path.basename(os.path.normpath(config.checkpoint.load)))
+    if not config.checkpoint.save:
+        return None, config
+
     def write_config(path):
-        args.save = path
-        save_resolved_config(args, os.path.join(path, "config.json"))
+        save_resolved_config(config.updated(save=path), os.path.join(path, "config.json"))
 
     log = print if is_rank_0() else (lambda *a: None)
-    args.save, lock = prepare_run_directory(args.save, args.experiment_name, resume_into, log, write_config)
-    args.experiment_name = os.path.basename(args.save)
-    return lock
+    save, lock = prepare_run_directory(config.checkpoint.save, config.logging.experiment_name, resume_into, log,
+                                       write_config)
+    return lock, config.updated(save=save, experiment_name=os.path.basename(save))
 
 
-def check_resume(args, engine, resume, flags_schedule):
+def check_resume(config, engine, resume, flags_schedule):
     """What a resumed run would do silently otherwise: train nothing, save nothing, continue a
     finetuning run as pretraining, or keep a schedule the flags no longer describe."""
     if resume.data_state.get("epoch") is not None:
-        raise ValueError(f"{args.load} was written by finetuning (epoch {resume.data_state['epoch']}); pretraining "
+        raise ValueError(f"{config.checkpoint.load} was written by finetuning (epoch {resume.data_state['epoch']}); pretraining "
                          "cannot resume from it. To start pretraining from its weights, add --finetune (weights only, "
                          "iteration 0)")
-    if resume.iteration >= args.train_iters:
-        raise ValueError(f"the checkpoint in {args.load} is at iteration {resume.iteration} and --train-iters is "
-                         f"{args.train_iters}: nothing is left to train. Raise --train-iters to continue training")
+    if resume.iteration >= config.training.train_iters:
+        raise ValueError(f"the checkpoint in {config.checkpoint.load} is at iteration {resume.iteration} and --train-iters is "
+                         f"{config.training.train_iters}: nothing is left to train. Raise --train-iters to continue training")
     if not is_rank_0():
         return
-    if not args.save:
+    if not config.checkpoint.save:
         print(f"note: no --save: this resumed run saves nothing. To keep its checkpoints in the same folder pass "
-              f"--save {os.path.dirname(os.path.normpath(args.load)) or '.'}", flush=True)
+              f"--save {os.path.dirname(os.path.normpath(config.checkpoint.load)) or '.'}", flush=True)
     scheduler = engine.lr_scheduler
     if scheduler is not None and flags_schedule is not None and \
             (scheduler.end_iter, scheduler.warmup_iter) != (flags_schedule.end_iter, flags_schedule.warmup_iter):
@@ -87,103 +90,104 @@ def check_resume(args, engine, resume, flags_schedule):
               "the remaining iterations", flush=True)
 
 
-def last_checkpoint_note(args):
+def last_checkpoint_note(config):
     """Which checkpoint a stopped run resumes from, in words."""
-    tag = read_tracker(args.save) if args.save and os.path.isdir(args.save) else None
+    tag = read_tracker(config.checkpoint.save) if config.checkpoint.save and os.path.isdir(config.checkpoint.save) else None
     if tag is None:
-        return "no checkpoint was saved" + ("" if args.save else " (no --save)")
-    return f"the last complete checkpoint is {os.path.join(args.save, tag)}: resume with --load {args.save}"
+        return "no checkpoint was saved" + ("" if config.checkpoint.save else " (no --save)")
+    return f"the last complete checkpoint is {os.path.join(config.checkpoint.save, tag)}: resume with --load {config.checkpoint.save}"
 
 
-def check_global_batch(args):
+def check_global_batch(config):
     """With DeepSpeed, a ``train_batch_size`` in the JSON must equal micro batch x accumulation x
     data-parallel ranks; say so before DeepSpeed fails deep inside its engine."""
-    config = getattr(args, "deepspeed_config_dict", None) or {}
-    if not args.deepspeed or "train_batch_size" not in config:
+    deepspeed_json = config.parallel.deepspeed_config_dict or {}
+    if not config.parallel.deepspeed or "train_batch_size" not in deepspeed_json:
         return
     dp = mpu.get_data_parallel_world_size()
-    expected = args.batch_size * args.gradient_accumulation_steps * dp
-    if config["train_batch_size"] != expected:
+    expected = config.training.batch_size * config.training.gradient_accumulation_steps * dp
+    if deepspeed_json["train_batch_size"] != expected:
         raise SystemExit(
-            f"{args.deepspeed_config}: train_batch_size {config['train_batch_size']} is not micro batch "
-            f"{args.batch_size} x gradient accumulation {args.gradient_accumulation_steps} x data-parallel size "
+            f"{config.parallel.deepspeed_config}: train_batch_size {deepspeed_json['train_batch_size']} is not "
+            f"micro batch "
+            f"{config.training.batch_size} x gradient accumulation {config.training.gradient_accumulation_steps} x data-parallel size "
             f"{dp} = {expected}; fix one of them (or drop train_batch_size from the JSON)")
 
 
-def check_multi_task_flags(args):
+def check_multi_task_flags(config):
     """Multi-task pretraining (``--multi-task-data``, spec 7.5): the tasks and their directories, or
     ``None`` when no task is named.  Checked on every rank, so bad names or directories stop all ranks
     alike (only model-parallel rank 0 reads the files)."""
-    ratio = args.multi_task_ratio
+    ratio = config.data.multi_task_ratio
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"--multi-task-ratio must lie in [0, 1], got {ratio}")
-    if not args.multi_task_data:
+    if not config.data.multi_task_data:
         if ratio > 0:
             raise ValueError("--multi-task-ratio needs --multi-task-data (the tasks to draw batches from)")
         return None
     # Imported only here: plain pretraining never loads the task packages.
     from tasks.superglue.multitask import resolve_multi_tasks
-    tasks = resolve_multi_tasks(args.multi_task_data, args.data_dir)
+    tasks = resolve_multi_tasks(config.data.multi_task_data, config.data.data_dir)
     if ratio == 0 and is_rank_0():
         print("note: --multi-task-data without --multi-task-ratio: the tasks are evaluated (Multi loss), "
               "not trained on", flush=True)
     return tasks
 
 
-def build_loaders(args, tokenizer, start, multi_tasks):
+def build_loaders(config, tokenizer, start, multi_tasks):
     """``(train, valid, test, multi-task train, multi-task valid)`` loaders of this rank (``None`` where
     absent), resumed at optimizer iteration ``start``.  With multi-task data each loader restarts
     after the batches this rank drew from it before ``start`` (the choices are replayed)."""
     from data_utils.configure_data import make_pretrain_loaders
 
-    ratio = args.multi_task_ratio if multi_tasks else 0.0
+    ratio = config.data.multi_task_ratio if multi_tasks else 0.0
     multi_start = count_multi_task_iterations(start, ratio, mpu.get_data_parallel_rank(),
                                               mpu.get_data_parallel_world_size())
-    loaders = make_pretrain_loaders(args, tokenizer, start_iter=start - multi_start)
+    loaders = make_pretrain_loaders(config, tokenizer, start_iter=start - multi_start)
     if not multi_tasks:
         return (*loaders, None, None)
     from tasks.superglue.multitask import build_multi_task_loaders
-    return (*loaders, *build_multi_task_loaders(args, tokenizer, multi_tasks, start_iter=multi_start,
+    return (*loaders, *build_multi_task_loaders(config, tokenizer, multi_tasks, start_iter=multi_start,
                                                 train=ratio > 0))
 
 
-def setup(args):
+def setup(config):
     """Everything before the first step: devices, seeds, tokenizer, data, model, engine, resume."""
-    from data_utils import prepare_tokenizer
+    from data_utils.tokenizers import configure_tokenizer
 
-    if not args.transformer_xl:
-        args.mem_length = 0
-    device = initialize_distributed(args)
-    set_random_seed(args.seed)
-    tokenizer = prepare_tokenizer(args)
-    if not args.block_lm:
+    if not config.model.transformer_xl:
+        config = config.updated(mem_length=0)
+    device, config = initialize_distributed(config)
+    set_random_seed(config.training.seed)
+    tokenizer, config = configure_tokenizer(config)
+    if not config.objective.block_lm:
         raise SystemExit("pretrain_glm.py trains the blank-infilling objective: pass --block-lm")
-    if args.train_iters <= 0:
+    if config.training.train_iters <= 0:
         raise SystemExit("--train-iters must be positive")
 
-    check_global_batch(args)
-    multi_tasks = check_multi_task_flags(args)
-    model = build_model(args, device)
-    engine = build_engine(args, model, lambda m: build_optimizer(args, m),
-                          lambda opt: get_learning_rate_scheduler(opt, args), device)
+    check_global_batch(config)
+    multi_tasks = check_multi_task_flags(config)
+    model = build_model(config, device)
+    engine = build_engine(config, model, lambda m: build_optimizer(config, m),
+                          lambda opt: get_learning_rate_scheduler(opt, config), device)
     resume = ResumeState()
-    if args.load:
+    if config.checkpoint.load:
         flags_schedule = copy.copy(engine.lr_scheduler) if engine.lr_scheduler is not None else None
-        resume = load_training_checkpoint(args, engine)
-        check_resume(args, engine, resume, flags_schedule)  # before --save is resolved: args.save is the root
+        resume = load_training_checkpoint(config, engine)
+        check_resume(config, engine, resume, flags_schedule)  # before --save is resolved: config.checkpoint.save is the root
         if is_rank_0():
-            print(f"resumed from {resolve_checkpoint(args.load).tag_dir} at iteration {resume.iteration}", flush=True)
+            print(f"resumed from {resolve_checkpoint(config.checkpoint.load).tag_dir} at iteration {resume.iteration}", flush=True)
     iteration = resume.iteration
-    if args.switch_linear and engine.lr_scheduler is not None:
-        engine.lr_scheduler.switch_linear(args)
+    if config.training.switch_linear and engine.lr_scheduler is not None:
+        engine.lr_scheduler.switch_linear(config)
 
-    start = iteration if args.resume_dataloader else 0  # counted in optimizer iterations
-    if iteration and not args.resume_dataloader and is_rank_0():
+    start = iteration if config.checkpoint.resume_dataloader else 0  # counted in optimizer iterations
+    if iteration and not config.checkpoint.resume_dataloader and is_rank_0():
         print("note: resuming without --resume-dataloader restarts the data order from its beginning", flush=True)
     # Only model-parallel rank 0 reads data; the others receive batches by broadcast.
     loaders = (None,) * 5
     if mpu.get_model_parallel_rank() == 0:
-        loaders = build_loaders(args, tokenizer, start, multi_tasks)
+        loaders = build_loaders(config, tokenizer, start, multi_tasks)
     present = [loader is not None for loader in loaders]
     if mpu.get_model_parallel_world_size() > 1:
         torch.distributed.broadcast_object_list(present, src=mpu.get_model_parallel_src_rank(),
@@ -191,46 +195,46 @@ def setup(args):
     if not present[0]:
         raise ValueError("no training data: check --train-data and --split")
     # Last, so that bad flags, data or checkpoints leave nothing behind under --save.
-    run_lock = resolve_save_directory(args)
-    return device, tokenizer, engine, resume, loaders, present, run_lock
+    run_lock, config = resolve_save_directory(config)
+    return config, device, tokenizer, engine, resume, loaders, present, run_lock
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = get_args(argv)
+    config = build_config(get_args(argv))
     try:
-        device, tokenizer, engine, resume, loaders, present, run_lock = setup(args)
+        config, device, tokenizer, engine, resume, loaders, present, run_lock = setup(config)
     except USER_ERRORS as err:
         # Bad flags, data, vocabularies or checkpoints: one clear line, no traceback, nothing written.
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
     try:
-        return run(args, device, engine, resume, loaders, present)
+        return run(config, device, engine, resume, loaders, present)
     finally:
         if run_lock is not None:
             run_lock.release()
 
 
-def run(args, device, engine, resume, loaders, present):
+def run(config, device, engine, resume, loaders, present):
     """Train, save and evaluate after :func:`setup`; returns the exit code."""
     train_loader, valid_loader, test_loader, multi_train_loader, multi_valid_loader = loaders
     _, has_valid, has_test, has_multi_train, has_multi_valid = present
     if is_rank_0():
         # The ~190-line dump hid the start of every run: the terminal gets a summary, config.json (and the
         # debug log) every value; --print-config prints them all here as before.
-        logger.debug("%s", format_resolved_config(args))
-        print(format_resolved_config(args) if args.print_config else format_config_summary(args), flush=True)
+        logger.debug("%s", format_resolved_config(config))
+        print(format_resolved_config(config) if config.logging.print_config else format_config_summary(config), flush=True)
         print(f"model: {engine.module.num_parameters():,} parameters; engine: {engine.name}; device: {device}",
               flush=True)
 
-    dtype = autocast_dtype(args) or torch.float32
+    dtype = autocast_dtype(config) or torch.float32
     peak, peak_label = device_peak_flops(device, dtype)
     if is_rank_0():
         print(f"MFU is reported against the {peak_label}", flush=True)
-    writer = make_summary_writer(args) if is_rank_0() else None
-    train_logger = TrainingLogger(args, engine.module.config, torch.distributed.get_world_size()
+    writer = make_summary_writer(config) if is_rank_0() else None
+    train_logger = TrainingLogger(config, engine.module.config, torch.distributed.get_world_size()
                                   if torch.distributed.is_initialized() else 1, peak, peak_label, writer)
-    forward = lambda model, batch: pretrain_forward(model, batch, args.label_smoothing)  # noqa: E731
+    forward = lambda model, batch: pretrain_forward(model, batch, config.training.label_smoothing)  # noqa: E731
 
     # Ranks other than model-parallel rank 0 hold no loaders: get_batch ignores their iterators.
     def endless(loader):
@@ -242,17 +246,17 @@ def run(args, device, engine, resume, loaders, present):
     multi_valid_iterator = endless(multi_valid_loader) if has_multi_valid else None
     resume.restore_rng()  # last, so the streams continue exactly where the checkpoint left them
     iteration = resume.iteration
-    save_fn = (lambda it: save_training_checkpoint(args, it, engine)) if args.save else None
+    save_fn = (lambda it: save_training_checkpoint(config, it, engine)) if config.checkpoint.save else None
 
     stop = StopRequest(announce=is_rank_0()).install()
     try:
-        iteration = train(args, engine, train_iterator, forward, iteration, device, train_logger,
+        iteration = train(config, engine, train_iterator, forward, iteration, device, train_logger,
                           valid_iterator=valid_iterator, save_fn=save_fn, writer=writer,
                           multi_task_iterator=multi_iterator if has_multi_train else None,
-                          multi_task_ratio=args.multi_task_ratio, multi_task_valid_iterator=multi_valid_iterator,
+                          multi_task_ratio=config.data.multi_task_ratio, multi_task_valid_iterator=multi_valid_iterator,
                           stop_request=stop)
-        saved_now = args.save_interval and iteration % args.save_interval == 0
-        if save_fn is not None and not saved_now and not (stop.signum and args.no_save_on_interrupt):
+        saved_now = config.checkpoint.save_interval and iteration % config.checkpoint.save_interval == 0
+        if save_fn is not None and not saved_now and not (stop.signum and config.checkpoint.no_save_on_interrupt):
             save_fn(iteration)  # the loop has not just saved this iteration
     except TrainingDiverged as err:
         if is_rank_0():
@@ -264,26 +268,26 @@ def run(args, device, engine, resume, loaders, present):
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, without saving
         if is_rank_0():
-            print(f"\nstopped at once by a second Ctrl-C; {last_checkpoint_note(args)}", file=sys.stderr, flush=True)
+            print(f"\nstopped at once by a second Ctrl-C; {last_checkpoint_note(config)}", file=sys.stderr, flush=True)
         return 130
     finally:
         stop.restore()
     if stop.signum:
         if is_rank_0():
-            print(f"stopped by {stop.name} after iteration {iteration}; {last_checkpoint_note(args)}",
+            print(f"stopped by {stop.name} after iteration {iteration}; {last_checkpoint_note(config)}",
                   file=sys.stderr, flush=True)
         return stop.exit_code
     final = (("validation", endless(valid_loader) if has_valid else None,
               endless(multi_valid_loader) if has_multi_valid else None),
              ("test", endless(test_loader) if has_test else None, None))
-    if has_valid and args.eval_interval and iteration >= args.eval_interval and is_rank_0():
+    if has_valid and config.evaluation.eval_interval and iteration >= config.evaluation.eval_interval and is_rank_0():
         # Both lines at the last iteration use --eval-iters batches, but not the same ones.
-        print(f"note: each 'validation at iteration N' line reads the next {args.eval_iters} batches of the "
-              f"validation set (it cycles); 'final validation' reads its first {args.eval_iters}: at the same "
+        print(f"note: each 'validation at iteration N' line reads the next {config.evaluation.eval_iters} batches of the "
+              f"validation set (it cycles); 'final validation' reads its first {config.evaluation.eval_iters}: at the same "
               "iteration their losses differ", flush=True)
     for name, iterator, multi in final:
         if iterator is not None or multi is not None:
-            results = evaluate_with_multi_task(engine, iterator, multi, args.eval_iters, forward, device)
+            results = evaluate_with_multi_task(engine, iterator, multi, config.evaluation.eval_iters, forward, device)
             if is_rank_0():
                 print(format_eval(f"final {name}", iteration, results), flush=True)
     barrier()

@@ -25,10 +25,9 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 import numpy as np  # noqa: E402
 
-from bench.common import machine, print_table  # noqa: E402
-from data_utils import prepare_tokenizer  # noqa: E402
+from bench.common import glm_config, machine, print_table  # noqa: E402
+from data_utils.tokenizers import configure_tokenizer  # noqa: E402
 from data_utils.blocklm import build_block_strategy  # noqa: E402
-from glm.arguments import get_args  # noqa: E402
 
 MODES = {'bert': dict(bert_prob=1.0, gap_sentence_prob=0.0),
          'sentence': dict(bert_prob=0.0, gap_sentence_prob=1.0),
@@ -57,9 +56,9 @@ def packed_samples(documents, tokenizer, seq_length, count):
     return samples
 
 
-def bench_mode(args, tokenizer, samples, batch_size, overrides, repeats=3):
+def bench_mode(config, tokenizer, samples, batch_size, overrides, repeats=3):
     """Median over `repeats` passes of samples/s, plus ms per batch and the mode actually produced."""
-    strategy = build_block_strategy(args, tokenizer, **overrides)
+    strategy = build_block_strategy(config, tokenizer, **overrides)
     batches = [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]
     strategy.construct_blocks([dict(s, iteration=0) for s in batches[0]])  # warm the token caches
     rates = []
@@ -84,10 +83,10 @@ def main(argv=None):
     parser.add_argument('--no-train-step', action='store_true', help='skip the training-step comparison')
     opts = parser.parse_args(argv)
 
-    args = get_args(['--block-lm', '--task-mask', '--block-mask-prob', '0.1', '--gpt-min-ratio', '0.25',
-                     '--seq-length', str(opts.seq_length), '--tokenizer-type', 'BertWordPieceTokenizer',
-                     '--tokenizer-model-type', 'bert-large-uncased'])
-    tokenizer = prepare_tokenizer(args)
+    config = glm_config(['--block-lm', '--task-mask', '--block-mask-prob', '0.1', '--gpt-min-ratio', '0.25',
+                         '--seq-length', str(opts.seq_length), '--tokenizer-type', 'BertWordPieceTokenizer',
+                         '--tokenizer-model-type', 'bert-large-uncased'])
+    tokenizer, config = configure_tokenizer(config)
     with open(opts.corpus) as f:
         texts = [json.loads(line)['text'] for line in f if line.strip()]
     documents = [tokenizer.EncodeAsIds(t).tokenization for t in texts]
@@ -96,11 +95,11 @@ def main(argv=None):
 
     rows = []
     for mode, overrides in MODES.items():
-        rate, ms, produced = bench_mode(args, tokenizer, samples, opts.batch_size, overrides)
+        rate, ms, produced = bench_mode(config, tokenizer, samples, opts.batch_size, overrides)
         assert produced == mode
         rows.append((mode, rate, ms, rate * opts.seq_length))
 
-    train_rate = None if opts.no_train_step else train_step_rate(args, tokenizer, samples, opts.train_batch_size)
+    train_rate = None if opts.no_train_step else train_step_rate(config, tokenizer, samples, opts.train_batch_size)
     header = ['mode', 'samples/s', 'ms/batch', 'tokens/s'] + ([] if train_rate is None else ['x training step'])
     table = [[mode, f'{rate:.0f}', f'{ms:.1f}', f'{tokens:.0f}'] + ([] if train_rate is None else
                                                                    [f'{rate / train_rate:,.0f}x'])
@@ -114,7 +113,7 @@ def main(argv=None):
                 header, table)
 
 
-def train_step_rate(args, tokenizer, samples, batch_size, repeats=3):
+def train_step_rate(config, tokenizer, samples, batch_size, repeats=3):
     """Samples/s of a full plain-engine training step of a GLM-Base-shaped model on collated batches."""
     import torch
 
@@ -123,15 +122,16 @@ def train_step_rate(args, tokenizer, samples, batch_size, repeats=3):
     from glm.training.loop import pretrain_forward
     from glm.training.model_setup import build_model, build_optimizer
 
-    base = get_args(['--block-lm', '--num-layers', '12', '--hidden-size', '768', '--num-attention-heads', '12',
-                     '--seq-length', str(args.seq_length), '--max-position-embeddings', str(args.seq_length),
-                     '--train-iters', '100', '--tokenizer-type', 'BertWordPieceTokenizer'])
-    base.vocab_size = args.vocab_size
+    seq_length = config.data.seq_length
+    base = glm_config(['--block-lm', '--num-layers', '12', '--hidden-size', '768', '--num-attention-heads', '12',
+                       '--seq-length', str(seq_length), '--max-position-embeddings', str(seq_length),
+                       '--train-iters', '100', '--tokenizer-type', 'BertWordPieceTokenizer'],
+                      vocab_size=config.model.vocab_size)
     device = torch.device('cpu')
     model = build_model(base, device)
     optimizer = build_optimizer(base, model)
     engine = PlainEngine(model, optimizer, get_learning_rate_scheduler(optimizer, base), base, device)
-    strategy = build_block_strategy(args, tokenizer, bert_prob=1.0, gap_sentence_prob=0.0)
+    strategy = build_block_strategy(config, tokenizer, bert_prob=1.0, gap_sentence_prob=0.0)
     batch = strategy.construct_blocks([dict(s, iteration=0) for s in samples[:batch_size]])
     engine.train_batch([batch], pretrain_forward)  # warm-up
     times = []

@@ -48,9 +48,8 @@ def main(argv=None):
         parser.error(f'corpus files not found: {", ".join(missing)} (set GLM_SHARED_DIR or pass --corpus)')
 
     import data_utils
-    from glm.arguments import get_args
-    args = get_args(['--tokenizer-type', 'BertWordPieceTokenizer', '--block-lm'])
-    tokenizer = data_utils.prepare_tokenizer(args)
+    from bench.common import glm_config
+    tokenizer = data_utils.prepare_tokenizer(glm_config(['--tokenizer-type', 'BertWordPieceTokenizer', '--block-lm']))
     spec = CorpusSpec('bench', 'auto', [os.path.abspath(p) for p in paths], source='path')
     work = tempfile.mkdtemp(prefix='glm-bench-data-')
     times = {w: [] for w in opts.workers}

@@ -37,10 +37,10 @@ def _rss_bytes():
 
 
 def _model_args(layers, hidden, heads, vocab):
-    from glm.arguments import get_args
-    return get_args(["--block-lm", "--num-layers", str(layers), "--hidden-size", str(hidden),
-                     "--num-attention-heads", str(heads), "--max-position-embeddings", "1024",
-                     "--seq-length", "512", "--vocab-size", str(vocab)])
+    from bench.common import glm_config
+    return glm_config(["--block-lm", "--num-layers", str(layers), "--hidden-size", str(hidden),
+                       "--num-attention-heads", str(heads), "--max-position-embeddings", "1024",
+                       "--seq-length", "512", "--vocab-size", str(vocab)])
 
 
 def child_make(path, layers, hidden, heads, vocab):

@@ -18,8 +18,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import shape_parser, machine, measure_matmul_peak, median_time, nominal_peak, print_table  # noqa: E402
-from glm.arguments import get_args  # noqa: E402
+from bench.common import (glm_config, machine, measure_matmul_peak, median_time, nominal_peak, print_table,  # noqa: E402
+                          shape_parser)
 from glm.learning_rates import get_learning_rate_scheduler  # noqa: E402
 from glm.model import flops_per_token  # noqa: E402
 from glm.training.distributed import initialize_distributed  # noqa: E402
@@ -53,9 +53,7 @@ def engine_args(opts, deepspeed, config_dir):
         with open(path, "w") as f:
             json.dump(config, f)
         argv += ["--deepspeed", "--deepspeed_config", path]
-    args = get_args(argv)
-    args.vocab_size = opts.vocab
-    return args
+    return glm_config(argv, vocab_size=opts.vocab)
 
 
 def fixed_batch(opts, device):
@@ -84,17 +82,17 @@ def main():
 
     config_dir = tempfile.mkdtemp()
     first = engine_args(opts, deepspeed=not opts.no_deepspeed, config_dir=config_dir)
-    device = initialize_distributed(first)  # a one-rank process group when DeepSpeed is benchmarked
+    device, _ = initialize_distributed(first)  # a one-rank process group when DeepSpeed is benchmarked
     batch = fixed_batch(opts, device)
     engines = {}
     for label, use_ds in (("plain engine", False), ("DeepSpeed engine", True)):
         if use_ds and opts.no_deepspeed:
             continue
-        args = engine_args(opts, use_ds, config_dir)
+        config = engine_args(opts, use_ds, config_dir)
         set_random_seed(1234)
-        model = build_model(args, device)
-        engines[label] = build_engine(args, model, lambda m, a=args: build_optimizer(a, m),
-                                      lambda o, a=args: get_learning_rate_scheduler(o, a), device)
+        model = build_model(config, device)
+        engines[label] = build_engine(config, model, lambda m, a=config: build_optimizer(a, m),
+                                      lambda o, a=config: get_learning_rate_scheduler(o, a), device)
     for engine in engines.values():
         for _ in range(2):
             engine.train_batch([batch], pretrain_forward)

@@ -21,9 +21,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import machine, median_time, print_table, shape_parser  # noqa: E402
-from data_utils import prepare_tokenizer  # noqa: E402
-from glm.arguments import get_args  # noqa: E402
+from bench.common import glm_config, machine, median_time, print_table, shape_parser  # noqa: E402
+from data_utils.tokenizers import configure_tokenizer  # noqa: E402
 from glm.training.model_setup import build_task_model  # noqa: E402
 from tasks.batching import collate_choices  # noqa: E402
 from tasks.eval_utils import predict_choices  # noqa: E402
@@ -67,11 +66,11 @@ def main():
     device = torch.device(options.device)
     rows, predictions, state = [], {}, None
     for name, extra in (("GLMForMultiTokenCloze", []), ("GLMForMultiTokenClozeFast (--fast-decode)", ["--fast-decode"])):
-        args = get_args(base + extra)
-        tokenizer = prepare_tokenizer(args)
-        dataset = SuperGlueDataset(args, "dev", tokenizer)
+        config = glm_config(base + extra)
+        tokenizer, config = configure_tokenizer(config)
+        dataset = SuperGlueDataset(config, "dev", tokenizer)
         torch.manual_seed(0)
-        head = build_task_model(args, None, "multiple_choice", multi_token=True)
+        head = build_task_model(config, None, "multiple_choice", multi_token=True)
         glm = head.model
         if state is None:
             state = {k: v.clone() for k, v in glm.state_dict().items()}

@@ -35,11 +35,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from bench.bench_collator import default_corpus, packed_samples  # noqa: E402
-from bench.common import machine, print_table  # noqa: E402
-from data_utils import prepare_tokenizer  # noqa: E402
+from bench.common import glm_config, machine, print_table  # noqa: E402
+from data_utils.tokenizers import configure_tokenizer  # noqa: E402
 from data_utils.blocklm import build_block_strategy  # noqa: E402
 from glm import mpu  # noqa: E402
-from glm.arguments import get_args  # noqa: E402
 from glm.learning_rates import get_learning_rate_scheduler  # noqa: E402
 from glm.training.engines import PlainEngine  # noqa: E402
 from glm.training.loop import pretrain_forward  # noqa: E402
@@ -98,13 +97,12 @@ def glm_engine(opts, vocab_size, bf16):
     argv = ["--block-lm", "--num-layers", "12", "--hidden-size", "768", "--num-attention-heads", "12",
             "--seq-length", str(opts.seq), "--max-position-embeddings", str(opts.seq), "--batch-size",
             str(opts.batch), "--train-iters", "1000", "--lr", "1e-4", "--warmup", "0.01", "--weight-decay", "0.01"]
-    args = get_args(argv + (["--bf16"] if bf16 else []))
-    args.vocab_size = vocab_size
+    config = glm_config(argv + (["--bf16"] if bf16 else []), vocab_size=vocab_size)
     set_random_seed(1234)
     device = torch.device("cpu")
-    model = build_model(args, device)
-    optimizer = build_optimizer(args, model)
-    return PlainEngine(model, optimizer, get_learning_rate_scheduler(optimizer, args), args, device)
+    model = build_model(config, device)
+    optimizer = build_optimizer(config, model)
+    return PlainEngine(model, optimizer, get_learning_rate_scheduler(optimizer, config), config, device)
 
 
 def hf_model(opts, vocab_size):
@@ -146,18 +144,19 @@ def main():
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     load_before = os.getloadavg()
 
-    data_args = get_args(["--block-lm", "--bert-prob", "1.0", "--seq-length", str(opts.seq),
-                          "--tokenizer-type", "BertWordPieceTokenizer", "--tokenizer-model-type", "bert-base-uncased"])
-    tokenizer = prepare_tokenizer(data_args)
+    data_config = glm_config(["--block-lm", "--bert-prob", "1.0", "--seq-length", str(opts.seq),
+                              "--tokenizer-type", "BertWordPieceTokenizer", "--tokenizer-model-type",
+                              "bert-base-uncased"])
+    tokenizer, data_config = configure_tokenizer(data_config)
     with open(opts.corpus) as f:
         documents = [tokenizer.EncodeAsIds(json.loads(line)["text"]).tokenization for line in f if line.strip()]
     count = opts.rounds + opts.warmup
     samples = packed_samples(documents, tokenizer, opts.seq, opts.batch * count)
-    strategy = build_block_strategy(data_args, tokenizer)
+    strategy = build_block_strategy(data_config, tokenizer)
     glm_batches = [strategy.construct_blocks([dict(s, iteration=i) for s in samples[i * opts.batch:][:opts.batch]])
                    for i in range(count)]
     part_b = statistics.mean(float(b["loss_mask"].float().mean()) for b in glm_batches)
-    vocab = data_args.vocab_size
+    vocab = data_config.model.vocab_size
     mask_id = tokenizer.get_command("MASK").Id
     hf_data = hf_batches(samples, opts.batch, count, mask_id)
 

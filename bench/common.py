@@ -87,3 +87,13 @@ def shape_parser(description, dtypes=("fp32", "bf16", "fp16")):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dtype", choices=list(dtypes), default="fp32")
     return parser
+
+
+def glm_config(argv, **updates):
+    """GLM flags parsed as the entry points parse them, as the typed configuration the library takes;
+    ``updates`` replace fields by name (``vocab_size=50048``)."""
+    from glm.arguments import get_args
+    from glm.config import build_config
+
+    config = build_config(get_args(list(argv)))
+    return config.updated(**updates) if updates else config

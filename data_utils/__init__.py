@@ -1,9 +1,9 @@
 """GLM data utilities: tokenizers (spec section 5), corpora and their on-disk caches, datasets,
 samplers (section 6.1-6.3) and the blank-infilling objective (section 6.4).
 
-``prepare_tokenizer(args)`` builds the tokenizer the original flags describe;
+``prepare_tokenizer(config)`` builds the tokenizer the original flags describe;
 ``ConstructBlockStrategy`` turns token samples into GLM training batches;
-``make_pretrain_loaders(args, tokenizer)`` gives the train/valid/test loaders of ``pretrain_glm.py``.
+``make_pretrain_loaders(config, tokenizer)`` gives the train/valid/test loaders of ``pretrain_glm.py``.
 The torch-dependent modules are imported on first use, so ``import data_utils`` stays light.
 """
 

@@ -17,7 +17,7 @@ Deviations from the original implementation (both on purpose, both documented in
 1. Seeding. Every random choice of a batch, including the `block_mask_prob` ([dBLOCK]) draws that the
    original took from the unseeded process-global `random`, comes from one `random.Random` per batch.
    * If the samples carry an `'iteration'` key (the global batch index, set by the data pipeline), the seed is
-     `derive_batch_seed(args.seed, iteration, data_parallel_rank)`: the first 8 bytes (little-endian) of
+     `derive_batch_seed(config.training.seed, iteration, data_parallel_rank)`: the first 8 bytes (little-endian) of
      SHA-256 over the text `"glm-blocklm/<seed>/<iteration>/<rank>"`. Batches are then reproducible whatever
      the number of loader workers, and a resumed run sees the same batches.
    * Without it, the original per-call counter scheme is used:
@@ -100,7 +100,7 @@ class _Built:
 class ConstructBlockStrategy:
     """Collate function of GLM pretraining (spec §6.4); see the module docstring for the deviations.
 
-    Arguments are those of the original (`args` supplies `eod_token` and `seed`; `tokenizer` the command
+    Arguments are those of the original (`config` supplies `eod_token` and `seed`; `tokenizer` the command
     ids and token strings). Extra keyword-only arguments:
       compat: keep the original's RNG consumption order (see module docstring).
       drop_unfit_samples: drop token-mode samples whose spans do not fit (the original), instead of
@@ -108,10 +108,10 @@ class ConstructBlockStrategy:
       max_span_redraws: how many new span-length draws an unfit sample gets before falling back to fewer spans.
       legacy_block_mask_rng: object with `.random()` used for the [dBLOCK] draws instead of the batch RNG
         (replays recordings of the original, whose draws came from the global `random`).
-      seed: base seed for iteration-keyed batches (default `args.seed`, else 1234).
+      seed: base seed for iteration-keyed batches (default `config.training.seed`, else 1234).
     """
 
-    def __init__(self, args, tokenizer, max_seq_length, bert_prob=1.0, gap_sentence_prob=0.0, gpt_infill_prob=0.5,
+    def __init__(self, config, tokenizer, max_seq_length, bert_prob=1.0, gap_sentence_prob=0.0, gpt_infill_prob=0.5,
                  gpt_min_ratio=0.5, bert_ratio=0.15, gap_sentence_ratio=0.15, average_block_length=3,
                  max_block_length=40, block_mask_prob=0.0, context_mask_ratio=0.0, context_mask_range=3,
                  short_seq_prob=0.0, single_span_prob=0.0, block_position_encoding=True, encoder_decoder=False,
@@ -165,10 +165,10 @@ class ConstructBlockStrategy:
         self.drop_unfit_samples = drop_unfit_samples
         self.max_span_redraws = int(max_span_redraws)
         self.legacy_block_mask_rng = legacy_block_mask_rng
-        self.seed = seed if seed is not None else getattr(args, 'seed', 1234)
+        self.seed = seed if seed is not None else config.training.seed
 
         cmd = self._command_id
-        self.eod_token = getattr(args, 'eod_token', None)
+        self.eod_token = config.data.eod_token
         if self.eod_token is None:
             self.eod_token = cmd('eos')
         self.enc_id, self.mask_id, self.sop_id, self.eop_id = cmd('ENC'), cmd('MASK'), cmd('sop'), cmd('eop')
@@ -615,21 +615,21 @@ class ConstructBlockStrategy:
         return isinstance(token, str) and any(mark in token for mark in SENTENCE_END_MARKS)
 
 
-def build_block_strategy(args, tokenizer, **overrides) -> ConstructBlockStrategy:
+def build_block_strategy(config, tokenizer, **overrides) -> ConstructBlockStrategy:
     """The strategy the original `configure_data.make_data_loader` builds from the flags (spec §6.4).
     bert_ratio (0.15), max_block_length (40) and context_mask_range (3) are not flags and keep their
     defaults; `overrides` (e.g. compat=True) are passed through."""
     kwargs = dict(
-        bert_prob=args.bert_prob, gap_sentence_prob=args.gap_sentence_prob, gpt_infill_prob=args.gpt_infill_prob,
-        gpt_min_ratio=args.gpt_min_ratio, gap_sentence_ratio=args.gap_sentence_ratio,
-        average_block_length=args.avg_block_length, block_mask_prob=args.block_mask_prob,
-        context_mask_ratio=args.context_mask_ratio, short_seq_prob=args.short_seq_prob,
-        single_span_prob=args.single_span_prob, shuffle_blocks=not args.no_shuffle_block,
-        block_position_encoding=not args.no_block_position, sentinel_token=args.sentinel_token,
-        encoder_decoder=args.encoder_decoder, task_mask=args.task_mask, random_position=args.random_position,
-        masked_lm=args.masked_lm)
+        bert_prob=config.objective.bert_prob, gap_sentence_prob=config.objective.gap_sentence_prob, gpt_infill_prob=config.objective.gpt_infill_prob,
+        gpt_min_ratio=config.objective.gpt_min_ratio, gap_sentence_ratio=config.objective.gap_sentence_ratio,
+        average_block_length=config.objective.avg_block_length, block_mask_prob=config.objective.block_mask_prob,
+        context_mask_ratio=config.objective.context_mask_ratio, short_seq_prob=config.objective.short_seq_prob,
+        single_span_prob=config.objective.single_span_prob, shuffle_blocks=not config.objective.no_shuffle_block,
+        block_position_encoding=not config.objective.no_block_position, sentinel_token=config.objective.sentinel_token,
+        encoder_decoder=config.model.encoder_decoder, task_mask=config.objective.task_mask, random_position=config.objective.random_position,
+        masked_lm=config.objective.masked_lm)
     kwargs.update(overrides)
-    return ConstructBlockStrategy(args, tokenizer, args.seq_length, **kwargs)
+    return ConstructBlockStrategy(config, tokenizer, config.data.seq_length, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -3,7 +3,7 @@
 
 :func:`make_pretrain_loaders` is the one entry point the training loop needs::
 
-    train, valid, test = make_pretrain_loaders(args, tokenizer, start_iter=iteration)
+    train, valid, test = make_pretrain_loaders(config, tokenizer, start_iter=iteration)
 
 Every sample handed to the collate function carries ``'iteration'``: the global batch index it belongs to,
 counted from the start of training.  The blank-infilling collator seeds its per-batch RNG from it, so a
@@ -129,20 +129,20 @@ def _ensure_caches(specs: Sequence[CorpusSpec], tokenizer, pre_tokenize: bool, e
             raise CorpusError(f'building the corpus caches failed on rank 0: {error}')
 
 
-def build_document_dataset(names: Sequence[str], args, tokenizer, registry: Optional[CorpusRegistry] = None,
+def build_document_dataset(names: Sequence[str], config, tokenizer, registry: Optional[CorpusRegistry] = None,
                            echo=None):
     """Documents of the corpora ``names`` (registry names or paths), caches built when missing."""
     registry = registry if registry is not None else \
-        CorpusRegistry.from_env(getattr(args, 'corpus_registry', None))
-    cache_dir = getattr(args, 'cache_dir', None)
+        CorpusRegistry.from_env(config.data.corpus_registry)
+    cache_dir = config.data.cache_dir
     specs = [registry.resolve(name, cache_dir=cache_dir) for name in names]
-    pre_tokenize = not getattr(args, 'no_pre_tokenize', False)
+    pre_tokenize = not config.data.no_pre_tokenize
     _ensure_caches(specs, tokenizer, pre_tokenize, echo)
     datasets = []
     for spec in specs:
         path = cache_path_for(spec, tokenizer, pre_tokenize)
-        ds = load_corpus_dataset(path, tokenizer, in_memory=getattr(args, 'no_lazy_loader', False),
-                                 half_lazy=getattr(args, 'half_lazy_loader', False))
+        ds = load_corpus_dataset(path, tokenizer, in_memory=config.data.no_lazy_loader,
+                                 half_lazy=config.data.half_lazy_loader)
         if len(ds) == 0:
             raise CorpusError(f'corpus {spec.name!r} has no documents (every input item was skipped or filtered; '
                               f'see the summary in {path}/meta.json)')
@@ -150,8 +150,8 @@ def build_document_dataset(names: Sequence[str], args, tokenizer, registry: Opti
     return ConcatDataset(datasets) if len(datasets) > 1 else datasets[0], registry
 
 
-def _language_filter(args, registry: CorpusRegistry):
-    if not getattr(args, 'filter_english', False):
+def _language_filter(config, registry: CorpusRegistry):
+    if not config.data.filter_english:
         return None
     model = fasttext_model_from({'fasttext_model': registry.fasttext_model})
     if not model:
@@ -167,9 +167,9 @@ def _save_test_data(path: str, ds, tokenizer) -> None:
             f.write(tokenizer.DecodeIds(ds[i]['tokens']).replace('\n', ' ') + '\n')
 
 
-def make_pretrain_loaders(args, tokenizer, collate_fn: Optional[Callable] = None, start_iter: int = 0,
+def make_pretrain_loaders(config, tokenizer, collate_fn: Optional[Callable] = None, start_iter: int = 0,
                           valid_start_iter: int = 0, registry: Optional[CorpusRegistry] = None, echo=print):
-    """``(train, valid, test)`` DataLoaders (None for an empty split) over ``args.train_data``.
+    """``(train, valid, test)`` DataLoaders (None for an empty split) over ``config.data.train_data``.
 
     Flags used: ``--train-data`` (registry names or paths), ``--valid-data``/``--test-data`` (separate data; they
     zero the matching ``--split`` part), ``--split``, ``--seq-length``/``--eval-seq-length``,
@@ -177,67 +177,67 @@ def make_pretrain_loaders(args, tokenizer, collate_fn: Optional[Callable] = None
     ``--gradient-accumulation-steps``, ``--num-workers``, ``--sample-one-document``, ``--non-sentence-start``,
     ``--filter-english``, ``--cache-dir``, ``--no-pre-tokenize``, ``--no-lazy-loader``, ``--half-lazy-loader``,
     ``--save-splits``/``--load-splits``/``--save-test-data``, ``--block-lm``.  The corpus registry is
-    ``$GLM_CORPORA`` (or ``args.corpus_registry`` when a CLI defines it).
+    ``$GLM_CORPORA`` (or ``config.data.corpus_registry`` when a CLI defines it).
 
     ``start_iter`` (optimizer iterations) resumes the training loader (``--resume-dataloader``);
     ``valid_start_iter`` the validation loader.  ``collate_fn`` defaults to
-    ``build_block_strategy(args, tokenizer).construct_blocks`` with ``--block-lm``, else :func:`pad_collate`.
+    ``build_block_strategy(config, tokenizer).construct_blocks`` with ``--block-lm``, else :func:`pad_collate`.
     All loaders are endless (each epoch reseeds the shuffle); ``len(loader)`` is the batches per epoch."""
-    if not getattr(args, 'train_data', None):
+    if not config.data.train_data:
         raise CorpusError('no training data: pass --train-data with corpus names or paths')
-    if getattr(args, 'loader_scatter', None):
+    if config.data.loader_scatter:
         echo('note: --loader-scatter is ignored; every rank memory-maps the shared cache')
     registry = registry if registry is not None else \
-        CorpusRegistry.from_env(getattr(args, 'corpus_registry', None))
-    valid_names = list(getattr(args, 'valid_data', None) or [])
-    test_names = list(getattr(args, 'test_data', None) or [])
+        CorpusRegistry.from_env(config.data.corpus_registry)
+    valid_names = list(config.data.valid_data or [])
+    test_names = list(config.data.test_data or [])
     rank_echo = echo if _global_rank() == 0 else None
 
-    documents, _ = build_document_dataset(args.train_data, args, tokenizer, registry, echo=rank_echo)
-    split = parse_split(getattr(args, 'split', '1000,1,1'), zero_valid=bool(valid_names), zero_test=bool(test_names))
+    documents, _ = build_document_dataset(config.data.train_data, config, tokenizer, registry, echo=rank_echo)
+    split = parse_split(config.data.split, zero_valid=bool(valid_names), zero_test=bool(test_names))
     if should_split(split):
-        parts = split_ds(documents, split, save_splits=getattr(args, 'save_splits', None) if _global_rank() == 0
-                         else None, load_splits=getattr(args, 'load_splits', None))
+        parts = split_ds(documents, split, save_splits=config.data.save_splits if _global_rank() == 0
+                         else None, load_splits=config.data.load_splits)
     else:
         parts = [documents, None, None]
     train_docs, valid_docs, test_docs = parts
     if valid_names:
-        valid_docs, _ = build_document_dataset(valid_names, args, tokenizer, registry, echo=rank_echo)
+        valid_docs, _ = build_document_dataset(valid_names, config, tokenizer, registry, echo=rank_echo)
     if test_names:
-        test_docs, _ = build_document_dataset(test_names, args, tokenizer, registry, echo=rank_echo)
-    if test_docs is not None and getattr(args, 'save_test_data', None) and _global_rank() == 0:
-        _save_test_data(args.save_test_data, test_docs, tokenizer)
+        test_docs, _ = build_document_dataset(test_names, config, tokenizer, registry, echo=rank_echo)
+    if test_docs is not None and config.data.save_test_data and _global_rank() == 0:
+        _save_test_data(config.data.save_test_data, test_docs, tokenizer)
 
-    language_filter = _language_filter(args, registry)
-    seq_length = int(args.seq_length)
-    eval_seq_length = int(getattr(args, 'eval_seq_length', None) or seq_length)
+    language_filter = _language_filter(config, registry)
+    seq_length = int(config.data.seq_length)
+    eval_seq_length = int(config.evaluation.eval_seq_length or seq_length)
 
     def block(docs, length):
         if docs is None:
             return None
         return BlockDataset(docs, tokenizer, max_seq_len=length,
-                            sample_across_doc=not getattr(args, 'sample_one_document', False),
-                            non_sentence_start=getattr(args, 'non_sentence_start', 0.0),
+                            sample_across_doc=not config.data.sample_one_document,
+                            non_sentence_start=config.data.non_sentence_start,
                             filter_english=language_filter is not None, language_filter=language_filter)
 
     train_ds, valid_ds, test_ds = block(train_docs, seq_length), block(valid_docs, eval_seq_length), \
         block(test_docs, eval_seq_length)
 
     if collate_fn is None:
-        if getattr(args, 'block_lm', False) or getattr(args, 'encoder_decoder', False):
+        if config.objective.block_lm or config.model.encoder_decoder:
             from .blocklm import build_block_strategy  # imported lazily: the collator lives in its own module
-            collate_fn = build_block_strategy(args, tokenizer).construct_blocks
+            collate_fn = build_block_strategy(config, tokenizer).construct_blocks
         else:
             pad_id = tokenizer.get_command('pad').Id
             collate_fn = functools.partial(pad_collate, pad_id=pad_id)
 
     rank, world = data_parallel_info()
-    batch_size = int(args.batch_size)
-    eval_batch_size = int(getattr(args, 'eval_batch_size', None) or batch_size)
-    accum = int(getattr(args, 'gradient_accumulation_steps', 1) or 1)
-    train_iters = int(getattr(args, 'train_iters', 0) or 0)
-    common = dict(rank=rank, world_size=world, shuffle=getattr(args, 'shuffle', False),
-                  seed=int(getattr(args, 'seed', 1234)), num_workers=int(getattr(args, 'num_workers', 2)),
+    batch_size = int(config.training.batch_size)
+    eval_batch_size = int(config.evaluation.eval_batch_size or batch_size)
+    accum = int(config.training.gradient_accumulation_steps or 1)
+    train_iters = int(config.training.train_iters or 0)
+    common = dict(rank=rank, world_size=world, shuffle=config.data.shuffle,
+                  seed=int(config.training.seed), num_workers=int(config.data.num_workers),
                   collate_fn=collate_fn)
 
     def loader(ds, size, num_samples, start, steps):

@@ -15,8 +15,9 @@ Public functions:
 * :func:`build_parser` -- the parser (for docs generation and for CLIs that add their own flags).
 * :func:`get_args` -- parse and derive (rank/world size from the environment, model-parallel size,
   loss-scaling mode, DeepSpeed JSON precedence, ...), as the original ``get_args`` did.
-* :func:`format_resolved_config` / :func:`format_config_summary` / :func:`save_resolved_config` /
-  :func:`load_resolved_config` -- print and persist the resolved configuration at the start of a run.
+
+The parsed namespace is turned into the typed groups the library receives by
+:func:`glm.config.build_config` (which also prints and saves the resolved configuration).
 
 ``docs/flags.md`` is generated from :func:`build_parser` by ``scripts/gen_flag_docs.py``.
 """
@@ -30,7 +31,6 @@ import os
 import re
 import socket
 import sys
-import tempfile
 import warnings
 from typing import Any, Mapping, Optional, Sequence
 
@@ -54,10 +54,6 @@ __all__ = [
     "resolve_distributed_env",
     "load_deepspeed_config",
     "check_deepspeed_keys",
-    "format_resolved_config",
-    "format_config_summary",
-    "save_resolved_config",
-    "load_resolved_config",
 ]
 
 #: The flags DeepSpeed's ``add_config_arguments`` used to register (``--deepspeed_mpi`` was dropped by
@@ -931,81 +927,3 @@ def get_args(argv: Optional[Sequence[str]] = None, *,
     if args.eval_batch_size is None:
         args.eval_batch_size = args.batch_size
     return args
-
-
-# ---------------------------------------------------------------------------------------------------
-# Resolved configuration: print and save at the start of a run
-# ---------------------------------------------------------------------------------------------------
-
-
-def _jsonable(value: Any) -> Any:
-    """Turn a namespace value into something JSON can hold (unknown objects become their str)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, argparse.Namespace):
-        return _jsonable(vars(value))
-    return str(value)
-
-
-def format_resolved_config(args: argparse.Namespace) -> str:
-    """Return a readable, alphabetically sorted dump of every value in ``args`` (one per line)."""
-    items = sorted(vars(args).items())
-    width = max((len(key) for key, _ in items), default=0)
-    lines = [f"resolved configuration ({len(items)} values):"]
-    lines += [f"  {key:<{width}} : {value!r}" for key, value in items]
-    return "\n".join(lines)
-
-
-def format_config_summary(args: argparse.Namespace) -> str:
-    """The few values that say what a run is (a handful of lines for the terminal); the full
-    configuration goes to ``config.json`` and, with ``--print-config``, to the terminal."""
-    get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
-    precision = "bf16" if get("bf16") else "fp16" if get("fp16") else "fp32"
-    accumulation = get("gradient_accumulation_steps", 1)
-    lines = [
-        "configuration (summary):",
-        f"  model      {get('num_layers')} layers, hidden {get('hidden_size')}, {get('num_attention_heads')} heads, "
-        f"{get('max_position_embeddings')} positions, vocab {get('vocab_size')}",
-        f"  data       {' '.join(get('train_data') or []) or '-'} | seq length {get('seq_length')} | split "
-        f"{get('split')} | tokenizer {get('tokenizer_type')}",
-        f"  training   {get('train_iters')} iterations of batch {get('batch_size')} x {accumulation} accumulation | "
-        f"lr {get('lr'):g} ({get('lr_decay_style')}, warmup {get('warmup')}) | {precision} | "
-        f"{'deepspeed ' + str(get('deepspeed_config')) if get('deepspeed') else 'plain engine'}",
-        f"  outputs    {get('save') or 'not saved (no --save)'}",
-        "  every value: " + (os.path.join(get("save"), "config.json") if get("save") else "--print-config"),
-    ]
-    return "\n".join(lines)
-
-
-def save_resolved_config(args: argparse.Namespace, path: str) -> None:
-    """Write ``args`` as sorted, indented JSON to ``path`` atomically.
-
-    The JSON goes to a temporary file in the same directory which then replaces ``path`` in one
-    ``os.replace``, so a crash never leaves a half-written config behind.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    payload = json.dumps(_jsonable(vars(args)), indent=2, sort_keys=True) + "\n"
-    fd, tmp_path = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_path)
-        except OSError:
-            pass
-        raise
-
-
-def load_resolved_config(path: str) -> argparse.Namespace:
-    """Read a file written by :func:`save_resolved_config` back into a namespace."""
-    with open(path, encoding="utf-8") as handle:
-        return argparse.Namespace(**json.load(handle))

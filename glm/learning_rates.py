@@ -126,8 +126,8 @@ class AnnealingLR:
         """LRs of the param groups, like ``torch.optim.lr_scheduler.LRScheduler.get_last_lr``."""
         return [group["lr"] for group in self.optimizer.param_groups]
 
-    def switch_linear(self, args: Any) -> None:
-        """Restart as a linear decay from the current LR over the remaining ``args.train_iters``.
+    def switch_linear(self, config: Any) -> None:
+        """Restart as a linear decay from the current LR over the remaining ``config.training.train_iters``.
 
         Used by ``--switch-linear`` after loading a checkpoint.  As in the original the step
         counter restarts at 0 and ``warmup_iter`` is kept, so the new schedule warms up again from 0
@@ -136,7 +136,7 @@ class AnnealingLR:
         """
         current_lr = self.get_lr()
         self.start_lr = current_lr
-        self.end_iter = args.train_iters - self.num_iters
+        self.end_iter = config.training.train_iters - self.num_iters
         self.num_iters = 0
         self.decay_style = "linear"
 
@@ -178,7 +178,7 @@ class AnnealingLR:
         self.step(self.num_iters)
 
 
-def get_learning_rate_scheduler(optimizer: Any, args: Any) -> AnnealingLR:
+def get_learning_rate_scheduler(optimizer: Any, config: Any) -> AnnealingLR:
     """Build the scheduler the flags describe, as the original ``train_utils`` did.
 
     ``num_iters = --lr-decay-iters or --train-iters``; with ``--finetune`` it is divided (floor) by
@@ -186,18 +186,18 @@ def get_learning_rate_scheduler(optimizer: Any, args: Any) -> AnnealingLR:
     scheduler steps once per optimizer step; at least 1.  ``warmup_iter = --warmup * num_iters``;
     the decay phase is the rest.  ``--lr-schedule-compat`` selects the original's exact behaviour.
     """
-    num_iters = args.lr_decay_iters or args.train_iters
-    if getattr(args, "finetune", False):
-        num_iters = num_iters // args.gradient_accumulation_steps
+    num_iters = config.training.lr_decay_iters or config.training.train_iters
+    if config.checkpoint.finetune:
+        num_iters = num_iters // config.training.gradient_accumulation_steps
     num_iters = max(1, num_iters)
-    warmup_iter = args.warmup * num_iters
+    warmup_iter = config.training.warmup * num_iters
     return AnnealingLR(
         optimizer,
-        start_lr=args.lr,
+        start_lr=config.training.lr,
         warmup_iter=warmup_iter,
         num_iters=num_iters - warmup_iter,
-        decay_style=args.lr_decay_style,
+        decay_style=config.training.lr_decay_style,
         last_iter=-1,
-        decay_ratio=args.lr_decay_ratio,
-        compat=getattr(args, "lr_schedule_compat", False),
+        decay_ratio=config.training.lr_decay_ratio,
+        compat=config.training.lr_schedule_compat,
     )

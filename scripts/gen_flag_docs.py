@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Generate ``docs/flags.md`` (the flag reference) from ``glm.arguments.build_parser()``.
 
-One table per argument group (flag, default, description), in the parser's order, so the
-documentation can never drift from the code: ``tests/test_arguments.py`` regenerates the text
-and compares it with the committed file.
+One table per argument group (flag, typed-configuration field, default, description), in the
+parser's order, so the documentation can never drift from the code: ``tests/test_arguments.py``
+regenerates the text and compares it with the committed file.
 
 Usage::
 
@@ -24,6 +24,7 @@ if str(REPO_ROOT) not in sys.path:  # allow running from any directory without i
     sys.path.insert(0, str(REPO_ROOT))
 
 from glm.arguments import DEEPSPEED_FLAGS, build_parser  # noqa: E402
+from glm.config import group_of  # noqa: E402
 
 
 def _cell(text: str) -> str:
@@ -80,6 +81,10 @@ def render(parser: argparse.ArgumentParser) -> str:
         "`--gradient-accumulation-steps`, `--lr`, `--weight-decay`, `--fp16`, `--bf16` and `--clip-grad`, "
         "with a warning for every value that differs.",
         "",
+        "Below the entry points nothing reads these flags directly: the parsed values become the frozen groups "
+        "of `glm.config.RunConfig` (docs/configuration.md), and the *Field* column says where each flag lands "
+        "(`--hidden-size` is `config.model.hidden_size`).",
+        "",
     ]
     for group in parser._action_groups:  # noqa: SLF001
         actions = [a for a in group._group_actions  # noqa: SLF001
@@ -91,13 +96,14 @@ def render(parser: argparse.ArgumentParser) -> str:
         if group.description:
             lines.append(group.description)
             lines.append("")
-        lines.append("| Flag | Default | Description |")
-        lines.append("|---|---|---|")
+        lines.append("| Flag | Field | Default | Description |")
+        lines.append("|---|---|---|---|")
         for action in actions:
             text = action.help or ""
             if action.choices:
                 text += " Choices: " + ", ".join(f"`{c}`" for c in action.choices) + "."
-            lines.append(f"| {_cell(_flags(action))} | {_cell(_default(action))} | {_cell(text)} |")
+            field = f"`{group_of(action.dest)}.{action.dest}`"
+            lines.append(f"| {_cell(_flags(action))} | {field} | {_cell(_default(action))} | {_cell(text)} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -110,7 +110,7 @@ def predict_choices(model, dataset, batch_size, device, collate_fn=collate_choic
     return predictions, scores, [label for _, label in results]
 
 
-def seq2seq_decode_config(args, tokenizer):
+def seq2seq_decode_config(config, tokenizer):
     """The decoding of a seq2seq evaluation, with the rules of the original's seq2seq evaluator:
 
     * beam search with ``--num-beams``; one beam is greedy unless sampling is asked for with
@@ -126,9 +126,9 @@ def seq2seq_decode_config(args, tokenizer):
     ``tests/generation/test_beam_search_reference.py`` replays the original evaluator's recorded
     cases through this configuration."""
     overrides = dict(end_ids=(tokenizer.get_command("eop").Id,), length_offset=0)
-    if args.num_beams == 1 and not args.top_k and not args.top_p:
+    if config.generation.num_beams == 1 and not config.generation.top_k and not config.generation.top_p:
         overrides["top_k"] = 1
-    return DecodeConfig.from_args(args, tokenizer, max_new_tokens=args.tgt_seq_length, **overrides)
+    return DecodeConfig.from_config(config, tokenizer, max_new_tokens=config.task.tgt_seq_length, **overrides)
 
 
 @torch.no_grad()

@@ -21,7 +21,6 @@ Outputs go to ``<summary-dir>/runs/<experiment-name>/`` (metrics, predictions) a
 """
 
 import contextlib
-import copy
 import dataclasses
 import json
 import logging
@@ -37,7 +36,7 @@ from glm import mpu
 from glm.checkpoint import load_model_state, load_pretrained_weights, model_file_name, read_model_state_dict
 from glm.checkpoint.io import atomic_torch_save, atomic_write_text, path_relation, load_checkpoint_file
 from glm.checkpoint.layout import BEST_TAG, resolve_checkpoint
-from glm.model.lora import add_lora_from_args, has_lora, load_saved_weights, state_dict_to_save
+from glm.model.lora import add_lora_from_config, has_lora, load_saved_weights, state_dict_to_save
 from glm.training.distributed import barrier, is_rank_0
 from glm.training.run_directory import LOCK_NAME, prepare_run_directory
 
@@ -50,7 +49,7 @@ logger = logging.getLogger(__name__)
 class FinetuneTask:
     """What a task contributes to :func:`finetune`.
 
-    ``build_model(args, device)`` returns the model to train; ``forward_step(model, batch)`` returns
+    ``build_model(config, device)`` returns the model to train; ``forward_step(model, batch)`` returns
     ``(loss, extras)`` for a collated batch on the device; ``evaluate(model, split)`` returns
     ``(metrics dict, predictions)`` for ``"dev"`` or ``"test"`` with the same result on every rank
     (``(None, None)`` when the split has no data, an empty dict when it has no labels); ``write_predictions(predictions, split, directory)`` writes
@@ -73,15 +72,15 @@ class FinetuneError(ValueError):
     """A flag combination or file problem the user must fix (the message says how)."""
 
 
-def log_directory(args):
-    return os.path.join(args.summary_dir or ".", "runs", args.experiment_name)
+def log_directory(config):
+    return os.path.join(config.logging.summary_dir or ".", "runs", config.logging.experiment_name)
 
 
-def run_save_directory(args):
+def run_save_directory(config):
     """``--save``/<experiment-name>: where this run's checkpoints and ``best/`` go (None without --save)."""
-    if not args.save:
+    if not config.checkpoint.save:
         return None
-    return args.save if getattr(args, "_save_resolved", False) else os.path.join(args.save, args.experiment_name)
+    return os.path.join(config.checkpoint.save, config.logging.experiment_name)
 
 
 def _holds_files(directory):
@@ -90,26 +89,26 @@ def _holds_files(directory):
         entry.name != LOCK_NAME for entry in os.scandir(directory))
 
 
-def check_outputs_free(args, results_file=None):
+def check_outputs_free(config, results_file=None):
     """Refuse to start a run whose outputs would replace an earlier run's, before anything is
     written: the results folder (``<summary-dir>/runs/<experiment-name>``: metrics, predictions,
     hypotheses) or the checkpoint folder (``--save``/<experiment-name>: ``best/`` and checkpoints)
     already holding files.  ``--overwrite`` allows it, except when the weights this run reads lie in
     the folder it would write (they could be replaced mid-run).  Resuming with ``--load`` of the
     checkpoint folder itself continues that run and is allowed."""
-    save = run_save_directory(args)
-    sources = [p for p in (args.load_pretrained, args.load) if p]
+    save = run_save_directory(config)
+    sources = [p for p in (config.task.load_pretrained, config.checkpoint.load) if p]
     if save and any(path_relation(source, save) in ("is", "lies inside") for source in sources
-                    if source != args.load):
-        raise FinetuneError(f"--load-pretrained {args.load_pretrained} lies inside this run's checkpoint folder "
+                    if source != config.checkpoint.load):
+        raise FinetuneError(f"--load-pretrained {config.task.load_pretrained} lies inside this run's checkpoint folder "
                             f"{save}, which the run writes: copy the weights elsewhere or choose another --save or "
                             "--experiment-name")
-    resuming = bool(args.load and save and os.path.realpath(args.load) == os.path.realpath(save))
-    if args.overwrite:
+    resuming = bool(config.checkpoint.load and save and os.path.realpath(config.checkpoint.load) == os.path.realpath(save))
+    if config.task.overwrite:
         return
     occupied = []
-    results = results_file or os.path.join(log_directory(args), "test_results.json")
-    if os.path.exists(results) or (results_file is None and _holds_files(log_directory(args)) and not resuming):
+    results = results_file or os.path.join(log_directory(config), "test_results.json")
+    if os.path.exists(results) or (results_file is None and _holds_files(log_directory(config)) and not resuming):
         occupied.append(f"results folder {os.path.dirname(results)}")
     if _holds_files(save) and not resuming:
         occupied.append(f"checkpoint folder {save}")
@@ -118,12 +117,12 @@ def check_outputs_free(args, results_file=None):
         raise FinetuneError(f"the {' and the '.join(occupied)} already {verb} an earlier run's outputs; pass "
                             "--overwrite to replace them, or choose another --experiment-name (or --save / "
                             f"SAVE_PATH / --summary-dir)" + (f", or resume with --load {save}" if _holds_files(save)
-                                                             and args.epochs else ""))
+                                                             and config.training.epochs else ""))
 
 
-def save_directory(args):
+def save_directory(config):
     """Where this run's checkpoints go (``--save``/<experiment-name>, resolved by :func:`finetune`)."""
-    return args.save or None
+    return config.checkpoint.save or None
 
 
 # -- weights ----------------------------------------------------------------------------------------
@@ -141,13 +140,13 @@ def load_pretrained(model, path, unsafe_unpickle=False):
                                    log=print if is_rank_0() else (lambda *a: None))
 
 
-def evaluation_precision(args, device):
+def evaluation_precision(config, device):
     """Evaluation under the training precision: ``torch.autocast`` to bf16/fp16 on GPUs when the
     flags ask for it, and to bf16 on CPUs with bf16 instructions (elsewhere on CPU a no-op, where
     autocast would only slow fp32 models down)."""
     from glm.precision import native_bf16
     from glm.training.engines import autocast_dtype
-    dtype = autocast_dtype(args)
+    dtype = autocast_dtype(config)
     if dtype is None or (device.type != "cuda" and not (dtype == torch.bfloat16 and native_bf16(device))):
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
@@ -157,14 +156,14 @@ def _trainable_state(model):
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def save_best(args, model, iteration, epoch):
+def save_best(config, model, iteration, epoch):
     """Write the tag ``best`` (weights only) without touching the trackers, which keep naming the
     last resumable checkpoint."""
-    directory = save_directory(args)
+    directory = save_directory(config)
     if mpu.get_data_parallel_rank() == 0:
         path = os.path.join(directory, BEST_TAG, model_file_name(mpu.get_model_parallel_rank()))
         # A LoRA run's best weights: merged into the original layout or the adapter alone (--lora-save).
-        module = state_dict_to_save(model, getattr(args, "lora_save", "merged"))
+        module = state_dict_to_save(model, config.adaptation.lora_save)
         atomic_torch_save({"module": module, "iteration": iteration, "epoch": epoch}, path)
     barrier()
     if is_rank_0():
@@ -173,20 +172,20 @@ def save_best(args, model, iteration, epoch):
 
 # -- data ----------------------------------------------------------------------------------------
 
-def make_train_loader(args, task):
+def make_train_loader(config, task):
     """Shuffled micro-batches of ``--batch-size`` for this data-parallel rank (incomplete last batch
     dropped)."""
     sampler = DistributedSampler(task.train_dataset, num_replicas=mpu.get_data_parallel_world_size(),
                                  rank=mpu.get_data_parallel_rank(), shuffle=True, seed=0, drop_last=True)
-    return DataLoader(task.train_dataset, batch_size=args.batch_size, sampler=sampler, drop_last=True,
-                      collate_fn=task.collate_fn, num_workers=args.num_workers)
+    return DataLoader(task.train_dataset, batch_size=config.training.batch_size, sampler=sampler, drop_last=True,
+                      collate_fn=task.collate_fn, num_workers=config.data.num_workers)
 
 
-def make_eval_loader(args, dataset, collate_fn):
+def make_eval_loader(config, dataset, collate_fn):
     sampler = DistributedSampler(dataset, num_replicas=mpu.get_data_parallel_world_size(),
                                  rank=mpu.get_data_parallel_rank(), shuffle=False)
-    return DataLoader(dataset, batch_size=args.eval_batch_size or args.batch_size, sampler=sampler,
-                      collate_fn=collate_fn, num_workers=args.num_workers)
+    return DataLoader(dataset, batch_size=config.evaluation.eval_batch_size or config.training.batch_size, sampler=sampler,
+                      collate_fn=collate_fn, num_workers=config.data.num_workers)
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -197,8 +196,8 @@ def _write_json(path, payload):
         json.dump(payload, f, indent=1, sort_keys=True)
 
 
-def _metric_for_selection(args, task):
-    metric = args.validation_metric or task.metric_names[0]
+def _metric_for_selection(config, task):
+    metric = config.task.validation_metric or task.metric_names[0]
     if metric not in task.metric_names:
         raise FinetuneError(f"--validation-metric {metric!r} is not reported by task {task.name}; "
                             f"choose one of {', '.join(task.metric_names)}")
@@ -226,40 +225,40 @@ def validation_loss(engine, loader, forward_step, device, max_batches):
 class _Trainer:
     """The epoch loop; holds the engine and the best model seen so far."""
 
-    def __init__(self, args, task, model, device):
+    def __init__(self, config, task, model, device):
         from glm.learning_rates import get_learning_rate_scheduler
         from glm.training.engines import autocast_dtype, build_engine
         from glm.training.metrics import TrainingLogger, device_peak_flops, make_summary_writer
         from glm.training.model_setup import build_optimizer
 
-        self.args, self.task, self.device = args, task, device
-        self.loader = make_train_loader(args, task)
+        self.task, self.device = task, device
+        self.loader = make_train_loader(config, task)
         if len(self.loader) == 0:
             raise FinetuneError(f"the training set of {task.name} ({len(task.train_dataset)} samples) gives no "
-                                f"batch of --batch-size {args.batch_size} per data-parallel rank; lower --batch-size")
+                                f"batch of --batch-size {config.training.batch_size} per data-parallel rank; lower --batch-size")
         self.iters_per_epoch = len(self.loader)
         # As the original: iterations count micro-batches; the scheduler divides by accumulation.
-        args.train_iters = args.epochs * self.iters_per_epoch
-        self.engine = build_engine(args, model, lambda m: build_optimizer(args, m),
-                                   lambda opt: get_learning_rate_scheduler(opt, args), device)
-        self.valid_loader = (make_eval_loader(args, task.valid_dataset, task.collate_fn)
-                             if task.valid_dataset is not None and args.eval_interval else None)
-        peak, label = device_peak_flops(device, autocast_dtype(args) or torch.float32)
-        self.writer = make_summary_writer(args) if is_rank_0() else None
+        config = config.updated(train_iters=config.training.epochs * self.iters_per_epoch)
+        self.config = config
+        self.engine = build_engine(config, model, lambda m: build_optimizer(config, m),
+                                   lambda opt: get_learning_rate_scheduler(opt, config), device)
+        self.valid_loader = (make_eval_loader(config, task.valid_dataset, task.collate_fn)
+                             if task.valid_dataset is not None and config.evaluation.eval_interval else None)
+        peak, label = device_peak_flops(device, autocast_dtype(config) or torch.float32)
+        self.writer = make_summary_writer(config) if is_rank_0() else None
         world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-        self.logger = TrainingLogger(args, _glm(self.engine.module).config, world, peak, label, self.writer)
+        self.logger = TrainingLogger(config, _glm(self.engine.module).config, world, peak, label, self.writer)
         self.best_score, self.best_state, self.best_epoch = None, None, None
         self.stop = None  # a StopRequest while run() trains
         self.pending_rng = None  # the ResumeState whose RNG streams run() restores
         self.nonfinite = 0
-        self.metric = _metric_for_selection(args, task)
+        self.metric = _metric_for_selection(config, task)
 
     def resume(self):
         """``--load`` of an earlier finetuning run: weights, optimizer, schedule, RNG and position."""
         from glm.training.checkpointing import load_training_checkpoint
-        resume_args = copy.copy(self.args)
-        resume_args.finetune = False   # --finetune would load the weights only
-        state = load_training_checkpoint(resume_args, self.engine)
+        # --finetune would load the weights only.
+        state = load_training_checkpoint(self.config.updated(finetune=False), self.engine)
         # The RNG streams are restored by run(), at the point where the saved run stood: a checkpoint
         # saved mid-epoch was taken after that epoch's loader iterator drew its seed.
         self.pending_rng = state
@@ -268,11 +267,11 @@ class _Trainer:
 
     def save(self, iteration, epoch):
         from glm.training.checkpointing import save_training_checkpoint
-        save_training_checkpoint(self.args, iteration, self.engine,
+        save_training_checkpoint(self.config, iteration, self.engine,
                                  data_state={"epoch": epoch, "best_score": self.best_score})
 
     def end_of_epoch(self, iteration, epoch):
-        with evaluation_precision(self.args, self.device):
+        with evaluation_precision(self.config, self.device):
             metrics, _ = self.task.evaluate(self.engine.module, "dev")
         if metrics is None:
             return
@@ -284,12 +283,12 @@ class _Trainer:
         score = metrics[self.metric]
         if self.best_score is None or score > self.best_score:
             self.best_score, self.best_epoch = score, epoch
-            if save_directory(self.args):
-                save_best(self.args, self.engine.module, iteration, epoch)
+            if save_directory(self.config):
+                save_best(self.config, self.engine.module, iteration, epoch)
             else:
                 self.best_state = _trainable_state(self.engine.module)
             if is_rank_0():
-                _write_json(os.path.join(log_directory(self.args), "results.json"),
+                _write_json(os.path.join(log_directory(self.config), "results.json"),
                             {"epoch": epoch, "iteration": iteration, "metric": self.metric, **metrics})
                 print(f"new best dev {self.metric} {score:.4f} at epoch {epoch}", flush=True)
 
@@ -300,21 +299,21 @@ class _Trainer:
         self.nonfinite = self.nonfinite + 1 if result.nonfinite else 0
         if result.nonfinite and is_rank_0():
             print(f"iteration {iteration}: loss is {result.loss}; step skipped ({self.nonfinite} in a row)", flush=True)
-        if self.nonfinite >= self.args.max_nan_steps:
+        if self.nonfinite >= self.config.training.max_nan_steps:
             raise TrainingDiverged(f"the loss was NaN/inf for {self.nonfinite} consecutive steps (last at iteration "
                                    f"{iteration}); stopping. Lower --lr or use --bf16; --max-nan-steps sets the limit")
 
     def run(self, start_iteration=0):
-        args, engine = self.args, self.engine
-        accumulation = args.gradient_accumulation_steps
+        config, engine = self.config, self.engine
+        accumulation = config.training.gradient_accumulation_steps
         if self.iters_per_epoch % accumulation and is_rank_0():
             print(f"note: {self.iters_per_epoch % accumulation} micro-batch(es) per epoch do not fill a "
                   f"gradient-accumulation group of {accumulation} and are skipped", flush=True)
         iteration = start_iteration
         first_epoch = start_iteration // self.iters_per_epoch
         engine.train()
-        for epoch in range(first_epoch, args.epochs):
-            self.loader.sampler.set_epoch(args.seed + epoch)
+        for epoch in range(first_epoch, config.training.epochs):
+            self.loader.sampler.set_epoch(config.training.seed + epoch)
             done_in_epoch = iteration - epoch * self.iters_per_epoch
             if not done_in_epoch:
                 self.resume_rng()            # saved at an epoch's end: before this epoch's loader draws
@@ -330,20 +329,20 @@ class _Trainer:
                 tokens = sum(b["text"].numel() for b in group) * mpu.get_data_parallel_world_size()
                 self.logger.record(result, tokens, group[0]["text"].size(-1))
                 step = iteration // accumulation
-                lr = engine.lr_scheduler.get_lr() if engine.lr_scheduler is not None else args.lr
-                if step % args.log_interval == 0 and is_rank_0():
+                lr = engine.lr_scheduler.get_lr() if engine.lr_scheduler is not None else config.training.lr
+                if step % config.logging.log_interval == 0 and is_rank_0():
                     self.logger.report(iteration, lr)
-                if self.valid_loader is not None and step % args.eval_interval == 0:
+                if self.valid_loader is not None and step % config.evaluation.eval_interval == 0:
                     loss = validation_loss(engine, self.valid_loader, self.task.forward_step, self.device,
-                                           args.eval_iters)
+                                           config.evaluation.eval_iters)
                     if is_rank_0():
                         print(f"validation loss at iteration {iteration}: {loss:.4f}", flush=True)
                 if self.stop is not None and self.stop.requested():
                     self.stop_here(iteration, epoch)  # after the step is logged, like any other
             iteration = (epoch + 1) * self.iters_per_epoch
-            if not args.no_validation and (epoch + 1) % args.eval_epoch == 0:
+            if not config.task.no_validation and (epoch + 1) % config.evaluation.eval_epoch == 0:
                 self.end_of_epoch(iteration, epoch)
-            if save_directory(args) and args.save_epoch and (epoch + 1) % args.save_epoch == 0:
+            if save_directory(config) and config.checkpoint.save_epoch and (epoch + 1) % config.checkpoint.save_epoch == 0:
                 self.save(iteration, epoch)
         return iteration
 
@@ -358,8 +357,8 @@ class _Trainer:
         --no-save-on-interrupt, then raise :class:`RunInterrupted` naming the checkpoint."""
         from glm.checkpoint.layout import read_tracker
         from glm.training.interrupt import RunInterrupted
-        save = save_directory(self.args)
-        if save and not self.args.no_save_on_interrupt:
+        save = save_directory(self.config)
+        if save and not self.config.checkpoint.no_save_on_interrupt:
             self.save(iteration, epoch)
         tag = read_tracker(save) if save and os.path.isdir(save) else None
         where = (f"the last complete checkpoint is {os.path.join(save, tag)}: resume with --load {save}" if tag
@@ -371,26 +370,26 @@ class _Trainer:
         """Put the best weights back into the model before the final evaluation."""
         if self.best_state is not None:
             self.engine.module.load_state_dict(self.best_state)
-        elif self.best_epoch is not None or (save_directory(self.args) and _has_best(self.args)):
+        elif self.best_epoch is not None or (save_directory(self.config) and _has_best(self.config)):
             if has_lora(self.engine.module):
-                path = resolve_checkpoint(save_directory(self.args), tag=BEST_TAG).model_file(
+                path = resolve_checkpoint(save_directory(self.config), tag=BEST_TAG).model_file(
                     mpu.get_model_parallel_rank())
                 load_saved_weights(self.engine.module, read_model_state_dict(load_checkpoint_file(path)))
             else:
-                load_model_state(self.engine.module, save_directory(self.args), tag=BEST_TAG)
+                load_model_state(self.engine.module, save_directory(self.config), tag=BEST_TAG)
 
 
-def _has_best(args):
-    return os.path.isdir(os.path.join(save_directory(args), BEST_TAG))
+def _has_best(config):
+    return os.path.isdir(os.path.join(save_directory(config), BEST_TAG))
 
 
-def final_evaluation(args, task, model, device):
+def final_evaluation(config, task, model, device):
     """Evaluate the test split (and dev with ``--eval-valid``), write predictions and
     ``test_results.json``; returns ``{split: metrics}``."""
     results = {}
-    splits = ["test"] + (["dev"] if args.eval_valid else [])
+    splits = ["test"] + (["dev"] if config.task.eval_valid else [])
     for split in splits:
-        with evaluation_precision(args, device):
+        with evaluation_precision(config, device):
             metrics, predictions = task.evaluate(model, split)
         if metrics is None:
             continue
@@ -399,58 +398,58 @@ def final_evaluation(args, task, model, device):
             scores = " | ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no labels, predictions only"
             print(f"final {split}: {scores}", flush=True)
             if task.write_predictions is not None:
-                task.write_predictions(predictions, split, log_directory(args))
+                task.write_predictions(predictions, split, log_directory(config))
     if not results and is_rank_0():
         print(f"note: no test data for {task.name} (and no --eval-valid): nothing evaluated at the end", flush=True)
     if is_rank_0():
-        _write_json(os.path.join(log_directory(args), "test_results.json"), {"task": task.name, **results})
+        _write_json(os.path.join(log_directory(config), "test_results.json"), {"task": task.name, **results})
     return results
 
 
-def finetune(args, task, device):
+def finetune(config, task, device):
     """Train (``--epochs`` > 0) and evaluate ``task``; returns the final ``{split: metrics}``."""
     start = time.time()
-    if not args.epochs and not (args.load_pretrained or args.load):
+    if not config.training.epochs and not (config.task.load_pretrained or config.checkpoint.load):
         # Nothing to train and nothing to load: the score would be that of random weights.
         raise FinetuneError("--epochs 0 only evaluates, and no weights were given: pass --load-pretrained "
                             "CHECKPOINT_DIR (or --load a finetuning run's folder) to evaluate a trained model")
     lock = None
-    if args.save and not getattr(args, "_save_resolved", False):
+    if config.checkpoint.save:
         # The run's folder, locked for its life (a second run on it is refused; a killed one leaves no
         # lock) and cleared of what an interrupted save left.
-        args.save, lock = prepare_run_directory(args.save, args.experiment_name, resume_into=True,
-                                                log=print if is_rank_0() else (lambda *a: None))
-        args._save_resolved = True
+        save, lock = prepare_run_directory(config.checkpoint.save, config.logging.experiment_name, resume_into=True,
+                                           log=print if is_rank_0() else (lambda *a: None))
+        config = config.updated(save=save)
     try:
-        return _finetune(args, task, device, start)
+        return _finetune(config, task, device, start)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _finetune(args, task, device, start):
+def _finetune(config, task, device, start):
     from glm.training.interrupt import StopRequest
-    model = task.build_model(args, device)
-    if args.load_pretrained:
+    model = task.build_model(config, device)
+    if config.task.load_pretrained:
         # The backbone was built on the meta device (build_task_model): the checkpoint fills it.
-        load_pretrained(model, args.load_pretrained, args.unsafe_unpickle)
+        load_pretrained(model, config.task.load_pretrained, config.checkpoint.unsafe_unpickle)
     # LoRA adapters go on the loaded weights (their A is drawn here, B starts at zero).
-    add_lora_from_args(model, args)
+    add_lora_from_config(model, config)
     model = model.to(device)
-    if args.continuous_prompt and args.prompt_init and getattr(_glm(model), "prompt_spell", None) is not None:
+    if config.adaptation.continuous_prompt and config.adaptation.prompt_init and getattr(_glm(model), "prompt_spell", None) is not None:
         _glm(model).prompt_spell.init_embedding(_glm(model).word_embeddings, task.prompt_token_ids)
-    if not args.epochs:
-        if args.load:
-            load_model_state(model, args.load, unsafe_unpickle=args.unsafe_unpickle)
+    if not config.training.epochs:
+        if config.checkpoint.load:
+            load_model_state(model, config.checkpoint.load, unsafe_unpickle=config.checkpoint.unsafe_unpickle)
         model.eval()
-        return final_evaluation(args, task, model, device)
+        return final_evaluation(config, task, model, device)
     if task.train_dataset is None:
         raise FinetuneError(f"task {task.name} has no training data; pass --epochs 0 to evaluate only")
-    trainer = _Trainer(args, task, model, device)
-    start_iteration = trainer.resume() if args.load else 0
+    trainer = _Trainer(config, task, model, device)
+    start_iteration = trainer.resume() if config.checkpoint.load else 0
     if is_rank_0():
         print(f"finetuning {task.name}: {len(task.train_dataset)} training samples, {trainer.iters_per_epoch} "
-              f"micro-batches per epoch per data-parallel rank, {args.epochs} epochs, engine {trainer.engine.name}",
+              f"micro-batches per epoch per data-parallel rank, {config.training.epochs} epochs, engine {trainer.engine.name}",
               flush=True)
     trainer.stop = StopRequest(announce=is_rank_0()).install()
     try:
@@ -459,7 +458,7 @@ def _finetune(args, task, device, start):
         trainer.stop.restore()
     trainer.restore_best()
     trainer.engine.eval()
-    results = final_evaluation(args, task, trainer.engine.module, device)
+    results = final_evaluation(config, task, trainer.engine.module, device)
     if is_rank_0():
         print(f"finetuning done in {time.time() - start:.0f} s", flush=True)
     return results

@@ -99,8 +99,8 @@ def _mask_position(ids, mask_id_set, last=True):
     return found[-1] if last else found[0]
 
 
-def _block_position(args):
-    return not getattr(args, "no_block_position", False)
+def _block_position(config):
+    return not config.objective.no_block_position
 
 
 def build_part_a(text_a, text_b, max_len, tokenizer, add_cls=True, add_sep=False, add_eos=True):
@@ -123,7 +123,7 @@ def build_part_a(text_a, text_b, max_len, tokenizer, add_cls=True, add_sep=False
     return ids, types
 
 
-def build_input_from_ids(text_a, text_b, answer, max_len, tokenizer, args=None, add_cls=True, add_sep=False,
+def build_input_from_ids(text_a, text_b, answer, max_len, tokenizer, config=None, add_cls=True, add_sep=False,
                          add_piece=False, add_eos=True, mask_id=None):
     """The original cloze/answer layout: A = ``[ENC] text_a text_b [eos]``, and with an answer (or
     ``add_piece``) B = ``[sop] + answer[:-1]`` at the last mask of A, predicting ``answer``.
@@ -131,8 +131,8 @@ def build_input_from_ids(text_a, text_b, answer, max_len, tokenizer, args=None, 
     part_a, types = build_part_a(text_a, text_b, max_len, tokenizer, add_cls, add_sep, add_eos)
     part_b, targets, mask_position = [], None, None
     if add_piece or answer is not None:
-        if getattr(args, "sentinel_token", False):
-            mask_position = getattr(args, "max_position_embeddings")
+        if config.objective.sentinel_token:
+            mask_position = config.model.max_position_embeddings
         else:
             ids = {mask_id} if mask_id is not None else set(mask_ids(tokenizer))
             mask_position = _mask_position(part_a, ids)
@@ -143,15 +143,15 @@ def build_input_from_ids(text_a, text_b, answer, max_len, tokenizer, args=None, 
             part_b, targets = [sop], [0]
     packed = pack_glm_input(part_a, part_b, targets, mask_position=mask_position, max_len=max_len,
                             pad_id=command_id(tokenizer, "eos"), types_a=types,
-                            block_position=_block_position(args))
+                            block_position=_block_position(config))
     position_ids = packed.position_id
-    if getattr(args, "masked_lm", False):
+    if config.objective.masked_lm:
         position_ids = position_ids[0]
     return (packed.text, packed.types, packed.paddings, position_ids, packed.sep, packed.target,
             packed.loss_mask)
 
 
-def build_uni_input_from_ids(text_a, text_b, answer, max_len, tokenizer, args=None, add_cls=True,
+def build_uni_input_from_ids(text_a, text_b, answer, max_len, tokenizer, config=None, add_cls=True,
                              add_sep=False, add_piece=False, add_eos=True, mask_id=None):
     """Unidirectional variant: A = ``[ENC, mask]``; the whole text and the answer are generated in B
     (``[sop] + text + answer[:-1]`` at the mask's position), with loss only on the answer.
@@ -172,7 +172,7 @@ def build_uni_input_from_ids(text_a, text_b, answer, max_len, tokenizer, args=No
     part_b = [command_id(tokenizer, "sop")] + sequence[:-1]
     loss = [0] * len(body) + [1] * len(answer)
     packed = pack_glm_input(part_a, part_b, sequence, loss, mask_position=len(part_a) - 1, max_len=max_len,
-                            pad_id=command_id(tokenizer, "eos"), block_position=_block_position(args))
+                            pad_id=command_id(tokenizer, "eos"), block_position=_block_position(config))
     return (packed.text, packed.types, packed.paddings, packed.position_id, packed.sep, packed.target,
             packed.loss_mask)
 

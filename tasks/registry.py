@@ -4,7 +4,8 @@ Each family keeps its own table of task rows; this module only joins them::
 
     family, spec = find_task("cnn_dm")     # any case; TaskError listing every task if unknown
     family.name                            # "zero-shot", "seq2seq" or "superglue"
-    family.run(args, spec, tokenizer, device)
+    config = family.configure(config, spec)   # what the family decides before anything runs
+    family.run(config, spec, tokenizer, device)
 
 =============  =================================  ==============================================
 family         table                              entry
@@ -30,33 +31,45 @@ from .superglue import registry as superglue_registry
 __all__ = ["FAMILIES", "Family", "FoundTask", "TaskError", "find_task", "task_names"]
 
 
-def _finetune(args, build_task, tokenizer, device):
+def _finetune(config, build_task, tokenizer, device):
     """Train and evaluate through ``tasks.finetune.finetune`` (imported on call: training pulls in
     the engines)."""
     from .finetune import finetune
-    return finetune(args, build_task(args, tokenizer), device)
+    return finetune(config, build_task(config, tokenizer), device)
 
 
-def _run_seq2seq(args, spec, tokenizer, device):
+def _run_seq2seq(config, spec, tokenizer, device):
     """The seq2seq entry (its ``build_task`` reads ``spec`` again from ``--task``)."""
     del spec
     from .seq2seq.finetune import build_task
-    return _finetune(args, build_task, tokenizer, device)
+    return _finetune(config, build_task, tokenizer, device)
 
 
-def _run_superglue(args, spec, tokenizer, device):
+def _run_superglue(config, spec, tokenizer, device):
     """The SuperGLUE/CLUE entry (its ``build_task`` reads ``spec`` again from ``--task``)."""
     del spec
     from .superglue.finetune import build_task
-    return _finetune(args, build_task, tokenizer, device)
+    return _finetune(config, build_task, tokenizer, device)
 
 
-def _no_check(args, spec):
-    del args, spec
+def _no_check(config, spec):
+    del config, spec
 
 
-def _no_results_file(args):
-    del args
+def _no_results_file(config):
+    del config
+
+
+def _same_config(config, spec):
+    del spec
+    return config
+
+
+def _seq2seq_config(config, spec):
+    """Seq2seq runs hand down the source/target lengths (:func:`tasks.seq2seq.finetune.fit_lengths`)."""
+    del spec
+    from .seq2seq.finetune import fit_lengths
+    return fit_lengths(config)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,15 +77,16 @@ class Family:
     """A family of tasks: its table of rows and what runs one of them."""
     name: str
     tasks: Mapping[str, object]                       # lower-case --task name -> the family's row
-    run: Callable                                     # (args, spec, tokenizer, device) -> results
-    check: Callable = _no_check                       # (args, spec): refuse bad flags before any work
-    results_file: Callable = _no_results_file         # (args) -> the one file a run writes, or None
+    run: Callable                                     # (config, spec, tokenizer, device) -> results
+    check: Callable = _no_check                       # (config, spec): refuse bad flags before any work
+    results_file: Callable = _no_results_file         # (config) -> the one file a run writes, or None
+    configure: Callable = _same_config                # (config, spec) -> the configuration handed down
 
 
 FAMILIES = (
     Family("zero-shot", zero_shot.TASKS, zero_shot.run, check=zero_shot.check_flags,
            results_file=zero_shot.results_path),
-    Family("seq2seq", seq2seq_registry.TASKS, _run_seq2seq),
+    Family("seq2seq", seq2seq_registry.TASKS, _run_seq2seq, configure=_seq2seq_config),
     Family("superglue", superglue_registry.TASKS, _run_superglue),
 )
 

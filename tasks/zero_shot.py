@@ -7,7 +7,6 @@ The datasets live in :mod:`tasks.language_model` and :mod:`tasks.multichoice`, w
 names.
 """
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -24,31 +23,31 @@ from .multichoice.evaluate import evaluate_multichoice
 logger = logging.getLogger("finetune_glm")
 
 
-def _evaluate_lm(model, data, args, device):
-    return evaluate_lm(model, data, batch_size=args.eval_batch_size, device=device)
+def _evaluate_lm(model, data, config, device):
+    return evaluate_lm(model, data, batch_size=config.evaluation.eval_batch_size, device=device)
 
 
-def _multichoice(tokenizer, args):
+def _multichoice(tokenizer, config):
     # Multiple-choice samples place the input and the choice at positions up to --seq-length: the
     # model's position table must reach that far (checked here, before any data is read).
-    if args.seq_length > args.max_position_embeddings:
-        raise TaskError(f"--seq-length {args.seq_length} is longer than the model's position table "
-                        f"(--max-position-embeddings {args.max_position_embeddings}): pass --seq-length "
-                        f"{args.max_position_embeddings} or less (scripts/evaluate_multichoice.sh: set SEQ_LENGTH)")
-    return build_multichoice_dataset(tokenizer, args)
+    if config.data.seq_length > config.model.max_position_embeddings:
+        raise TaskError(f"--seq-length {config.data.seq_length} is longer than the model's position table "
+                        f"(--max-position-embeddings {config.model.max_position_embeddings}): pass --seq-length "
+                        f"{config.model.max_position_embeddings} or less (scripts/evaluate_multichoice.sh: set SEQ_LENGTH)")
+    return build_multichoice_dataset(tokenizer, config)
 
 
-def _evaluate_multichoice(model, data, args, device):
-    return evaluate_multichoice(model, data, batch_size=args.eval_batch_size, device=device,
-                                length_penalty=args.length_penalty)
+def _evaluate_multichoice(model, data, config, device):
+    return evaluate_multichoice(model, data, batch_size=config.evaluation.eval_batch_size, device=device,
+                                length_penalty=config.generation.length_penalty)
 
 
 @dataclasses.dataclass(frozen=True)
 class ZeroShotSpec:
     """A zero-shot task: how its data is read and how the model is scored on it."""
     name: str                                   # the --task value (lower case)
-    build_dataset: Callable                     # (tokenizer, args) -> dataset
-    evaluate: Callable                          # (model, dataset, args, device) -> metrics dict
+    build_dataset: Callable                     # (tokenizer, config) -> dataset
+    evaluate: Callable                          # (model, dataset, config, device) -> metrics dict
     recipe: Optional[str] = None                # its released config, config_tasks/<recipe>
 
 
@@ -72,18 +71,18 @@ def find_task(name):
     return TASKS.get(str(name).lower()) if name else None
 
 
-def check_flags(args, spec):
+def check_flags(config, spec):
     """Zero-shot tasks only evaluate: refuse a training run before anything is loaded."""
-    if args.epochs not in (None, 0):
-        raise TaskError(f"--task {args.task} is a zero-shot evaluation: pass --epochs 0 (got --epochs {args.epochs})")
+    if config.training.epochs not in (None, 0):
+        raise TaskError(f"--task {config.task.task} is a zero-shot evaluation: pass --epochs 0 (got --epochs {config.training.epochs})")
 
 
-def results_path(args):
+def results_path(config):
     """The one file a zero-shot run writes."""
-    return os.path.join(args.summary_dir or ".", "runs", args.experiment_name, "test_results.json")
+    return os.path.join(config.logging.summary_dir or ".", "runs", config.logging.experiment_name, "test_results.json")
 
 
-def load_evaluation_model(args, device):
+def load_evaluation_model(config, device):
     """The flags' GLMModel returning full-vocabulary logits, with the pretrained weights loaded
     (resharded on the fly when the checkpoint's model-parallel size differs)."""
     import torch
@@ -92,38 +91,37 @@ def load_evaluation_model(args, device):
     from glm.training.distributed import is_rank_0
     from glm.training.model_setup import build_model
 
-    path = args.load_pretrained or args.load
+    path = config.task.load_pretrained or config.checkpoint.load
     if not path:
         raise TaskError("zero-shot evaluation needs weights: pass --load-pretrained (or --load) CHECKPOINT_DIR")
     # The LM windows are seq_length + 1 long but their positions stay below seq_length, and the
     # released wikitext configs pass a --seq-length above the position table: check positions, not
     # the flag.
-    model_args = argparse.Namespace(**vars(args))
-    model_args.seq_length = min(args.seq_length, args.max_position_embeddings)
+    model_config = config.updated(seq_length=min(config.data.seq_length, config.model.max_position_embeddings))
     # Built on the meta device in the evaluation dtype: the checkpoint's tensors become the weights.
-    dtype = torch.float16 if args.fp16 else torch.bfloat16 if args.bf16 else None
-    model = build_model(model_args, on_meta=True, dtype=dtype if device.type == "cuda" else None,
+    dtype = torch.float16 if config.precision.fp16 else torch.bfloat16 if config.precision.bf16 else None
+    model = build_model(model_config, on_meta=True, dtype=dtype if device.type == "cuda" else None,
                         parallel_output=False)
-    load_pretrained_weights(model, path, unsafe_unpickle=args.unsafe_unpickle,
+    load_pretrained_weights(model, path, unsafe_unpickle=config.checkpoint.unsafe_unpickle,
                             log=print if is_rank_0() else (lambda *a: None))
     return model.to(device).eval()
 
 
-def run(args, spec, tokenizer, device):
+def run(config, spec, tokenizer, device):
     """Evaluate ``spec``'s task and write its results (rank 0); returns the metrics."""
     from glm.training.distributed import is_rank_0
 
-    data = spec.build_dataset(tokenizer, args)
-    model = load_evaluation_model(args, device)
+    data = spec.build_dataset(tokenizer, config)
+    model = load_evaluation_model(config, device)
     start = time.time()
-    metrics = spec.evaluate(model, data, args, device)
+    metrics = spec.evaluate(model, data, config, device)
     metrics["seconds"] = time.time() - start
     if is_rank_0():
-        output = results_path(args)
+        output = results_path(config)
         summary = {k: v for k, v in metrics.items() if k != "predictions"}
-        logger.info("%s: %s", args.task, json.dumps(summary, sort_keys=True))
+        logger.info("%s: %s", config.task.task, json.dumps(summary, sort_keys=True))
         os.makedirs(os.path.dirname(output), exist_ok=True)
         with open(output, "w") as f:
-            json.dump({"task": args.task, **metrics}, f, indent=1)
-        print(json.dumps({"task": args.task, **summary}, sort_keys=True))
+            json.dump({"task": config.task.task, **metrics}, f, indent=1)
+        print(json.dumps({"task": config.task.task, **summary}, sort_keys=True))
     return metrics

@@ -25,3 +25,13 @@ def glm_batch(batch=2, length=12, vocab=64, max_seq=32, seed=0, block=True):
     else:
         pos = torch.arange(length).expand(batch, -1).clone()
     return ids, pos, sep
+
+
+def parse_config(argv=(), **updates):
+    """GLM flags parsed as the entry points parse them, as the typed configuration the library takes;
+    ``updates`` replace fields by name (``vocab_size=128``)."""
+    from glm.arguments import get_args
+    from glm.config import build_config
+
+    config = build_config(get_args(list(argv)))
+    return config.updated(**updates) if updates else config

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from glm import arguments
-from glm.arguments import (DEEPSPEED_FLAGS, DeepSpeedConfigOverrideWarning, build_parser, format_resolved_config,
-                           get_args, load_resolved_config, resolve_distributed_env, save_resolved_config)
+from glm.arguments import (DEEPSPEED_FLAGS, DeepSpeedConfigOverrideWarning, build_parser,
+                           get_args, resolve_distributed_env)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GLM_SHARED_DIR") or REPO.parent / "shared")
@@ -458,51 +457,6 @@ def test_argv_none_reads_sys_argv_and_extended_parser(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Resolved configuration
-# ---------------------------------------------------------------------------------------------------
-
-
-def test_format_resolved_config_is_sorted_and_complete():
-    args = get_args(["--lr", "3e-4", "--train-data", "pile"])
-    text = format_resolved_config(args)
-    lines = text.splitlines()
-    keys = [line.split(":")[0].strip() for line in lines[1:]]
-    assert keys == sorted(vars(args)) and str(len(keys)) in lines[0]
-    assert re.search(r"^  lr +: 0\.0003$", text, re.M)
-    assert re.search(r"^  train_data +: \['pile'\]$", text, re.M)
-
-
-def test_save_resolved_config_round_trip(tmp_path):
-    args = get_args(["--lr", "3e-4", "--train-data", "pile", "cc-news", "--experiment-name", "x"])
-    args.extra_object = Path("/tmp/somewhere")  # non-JSON values are stored as text
-    path = tmp_path / "run" / "config.json"
-    save_resolved_config(args, str(path))
-    loaded = load_resolved_config(str(path))
-    expected = dict(vars(args), extra_object="/tmp/somewhere")
-    assert vars(loaded) == expected
-    assert list(json.loads(path.read_text())) == sorted(expected)
-    # Overwrite in place, no temporary files left behind.
-    args.lr = 1.0
-    save_resolved_config(args, str(path))
-    assert load_resolved_config(str(path)).lr == 1.0
-    assert os.listdir(path.parent) == ["config.json"]
-
-
-def test_save_resolved_config_is_atomic(tmp_path, monkeypatch):
-    path = tmp_path / "config.json"
-    path.write_text('{"old": true}\n')
-
-    def failing_replace(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(arguments.os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
-        save_resolved_config(get_args([]), str(path))
-    assert path.read_text() == '{"old": true}\n'
-    assert os.listdir(tmp_path) == ["config.json"]
-
-
-# ---------------------------------------------------------------------------------------------------
 # Generated documentation
 # ---------------------------------------------------------------------------------------------------
 
@@ -523,14 +477,3 @@ def test_flag_docs_are_up_to_date():
     for flag in _option_strings():
         if flag not in ("-h", "--help"):
             assert f"`{flag}`" in expected, flag
-
-
-def test_run_start_prints_a_summary_and_print_config_everything():
-    """Issue 20: a 186-line dump opened every run; the terminal now gets a summary."""
-    from glm.arguments import format_config_summary
-    args = get_args(["--block-lm", "--train-data", "toy.jsonl", "--save", "runs/x", "--bf16"])
-    summary = format_config_summary(args)
-    assert len(summary.splitlines()) <= 8
-    assert "toy.jsonl" in summary and "bf16" in summary and "runs/x/config.json" in summary
-    assert "--print-config" in format_config_summary(get_args(["--block-lm"]))
-    assert len(format_resolved_config(args).splitlines()) > 150

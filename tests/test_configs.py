@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from glm.arguments import get_args
+from tests.helpers import parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAIN_CONFIGS = sorted((ROOT / "config").glob("ds_*.sh"))
@@ -33,22 +33,22 @@ def test_pretraining_config_flags_parse(config, recwarn):
     out = source(config, "gpt_options")
     assert out.returncode == 0, out.stderr
     argv = shlex.split(out.stdout)
-    args = get_args(argv)
-    assert args.block_lm and args.deepspeed and args.fp16
-    assert args.save == "/tmp/glm-save"
+    cfg = parse_config(argv)
+    assert cfg.objective.block_lm and cfg.parallel.deepspeed and cfg.precision.fp16
+    assert cfg.checkpoint.save == "/tmp/glm-save"
     json_path = argv[argv.index("--deepspeed_config") + 1]
     config_json = json.loads(Path(json_path).read_text())
     # The JSON wins for the micro batch, as in the original (and the parser says so).
-    assert args.batch_size == config_json["train_micro_batch_size_per_gpu"]
-    assert args.lr == config_json["optimizer"]["params"]["lr"]
+    assert cfg.training.batch_size == config_json["train_micro_batch_size_per_gpu"]
+    assert cfg.training.lr == config_json["optimizer"]["params"]["lr"]
 
 
 @pytest.mark.parametrize("config", MODEL_CONFIGS, ids=lambda p: p.name)
 def test_model_config_flags_parse(config):
     out = source(config, "MODEL_ARGS")
     assert out.returncode == 0, out.stderr
-    args = get_args(shlex.split(out.stdout))
-    assert args.block_lm and args.load_pretrained.startswith("/tmp/glm-ckpt/")
+    cfg = parse_config(shlex.split(out.stdout))
+    assert cfg.objective.block_lm and cfg.task.load_pretrained.startswith("/tmp/glm-ckpt/")
 
 
 def test_missing_save_path_is_named():
@@ -77,12 +77,12 @@ def test_finetuning_task_config_flags_parse(config):
     out = subprocess.run(["bash", "-c", f'source "{config}" && printf "%s" "--task $TASK_NAME --data-dir $DATA_PATH '
                           '$TRAIN_ARGS $COMMON_ARGS ${TASK_ARGS:-}"'], env=TASK_ENV, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    args = get_args(["--finetune"] + shlex.split(out.stdout))
-    family = finetune_glm.task_family(args)
+    cfg = parse_config(["--finetune"] + shlex.split(out.stdout))
+    family = finetune_glm.task_family(cfg)
     assert family == ("superglue" if config.name.startswith("task_") else "seq2seq")
-    assert args.data_dir.startswith("/tmp/glm-data/")
+    assert cfg.data.data_dir.startswith("/tmp/glm-data/")
     if family == "seq2seq":
-        assert args.src_seq_length and args.tgt_seq_length and args.epochs
+        assert cfg.task.src_seq_length and cfg.task.tgt_seq_length and cfg.training.epochs
     missing = subprocess.run(["bash", "-c", f'source "{config}" && echo "$DATA_PATH"'],
                              env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
     assert missing.returncode != 0 and "DATA_ROOT" in missing.stderr
@@ -108,10 +108,10 @@ def test_superglue_launchers_honour_the_task_pattern(tmp_path, script, launcher)
     assert out.returncode == 0, out.stderr
     argv = out.stdout.split()
     argv = argv[argv.index("finetune_glm.py") + 1:]
-    args = get_args(argv)
-    assert args.pattern_id == 3 and args.task == "cb" and args.seed == 7
-    assert args.data_dir == "/tmp/glm-data/CB" and args.save == "/tmp/glm-save"
-    assert args.cloze_eval and args.finetune
+    cfg = parse_config(argv)
+    assert cfg.task.pattern_id == 3 and cfg.task.task == "cb" and cfg.training.seed == 7
+    assert cfg.data.data_dir == "/tmp/glm-data/CB" and cfg.checkpoint.save == "/tmp/glm-save"
+    assert cfg.task.cloze_eval and cfg.checkpoint.finetune
 
 
 def test_finetuning_launchers_are_valid_bash():

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from glm.arguments import get_args
+from tests.helpers import parse_config
 from glm.learning_rates import DECAY_STYLES, AnnealingLR, get_learning_rate_scheduler
 
 SHARED = Path(os.environ.get("GLM_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
@@ -58,14 +58,14 @@ def _close(actual, expected, scale):
 
 
 def _run(case, compat, n_steps):
-    args = get_args(case["argv"] + (["--lr-schedule-compat"] if compat else []))
+    cfg = parse_config(case["argv"] + (["--lr-schedule-compat"] if compat else []))
     optimizer = FakeOptimizer()
-    scheduler = get_learning_rate_scheduler(optimizer, args)
+    scheduler = get_learning_rate_scheduler(optimizer, cfg)
     lrs = [optimizer.lr]
     for _ in range(n_steps):
         scheduler.step()
         lrs.append(optimizer.lr)
-    return args, scheduler, lrs
+    return cfg, scheduler, lrs
 
 
 def _ids(cases):
@@ -80,7 +80,7 @@ def _ids(cases):
 @needs_reference
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
 def test_compat_reproduces_reference(case):
-    args, scheduler, lrs = _run(case, compat=True, n_steps=REFERENCE["n_steps"])
+    cfg, scheduler, lrs = _run(case, compat=True, n_steps=REFERENCE["n_steps"])
     start_lr = case["derived"]["start_lr"]
     assert len(lrs) == len(case["lr"])
     mismatches = [(k, got, want) for k, (got, want) in enumerate(zip(lrs, case["lr"]))
@@ -90,7 +90,7 @@ def test_compat_reproduces_reference(case):
 
     # A fresh scheduler built from the same flags, then load_state_dict.
     optimizer = FakeOptimizer()
-    fresh = get_learning_rate_scheduler(optimizer, args)
+    fresh = get_learning_rate_scheduler(optimizer, cfg)
     fresh.load_state_dict(case["state_dict_after"])
     assert _close(optimizer.lr, case["lr_after_load_state_dict"], start_lr)
 
@@ -100,8 +100,8 @@ def test_compat_reproduces_reference(case):
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
 def test_derived_construction_values(case, compat):
     """The flags -> constructor derivation (num_iters, warmup, finetune // accumulation, ratio)."""
-    args = get_args(case["argv"] + (["--lr-schedule-compat"] if compat else []))
-    scheduler = get_learning_rate_scheduler(FakeOptimizer(), args)
+    cfg = parse_config(case["argv"] + (["--lr-schedule-compat"] if compat else []))
+    scheduler = get_learning_rate_scheduler(FakeOptimizer(), cfg)
     derived = case["derived"]
     assert scheduler.start_lr == derived["start_lr"]
     assert scheduler.warmup_iter == derived["warmup_iter"]
@@ -114,16 +114,16 @@ def test_derived_construction_values(case, compat):
 
 def _switch_linear_run(compat):
     record = REFERENCE["switch_linear"]
-    args = get_args(record["argv"] + (["--lr-schedule-compat"] if compat else []))
+    cfg = parse_config(record["argv"] + (["--lr-schedule-compat"] if compat else []))
     optimizer = FakeOptimizer()
-    scheduler = get_learning_rate_scheduler(optimizer, args)
+    scheduler = get_learning_rate_scheduler(optimizer, cfg)
     lrs = [optimizer.lr]
     for index in range(REFERENCE["n_steps"]):
         if index == record["switch_before_step_index"]:
-            scheduler.switch_linear(args)
+            scheduler.switch_linear(cfg)
         scheduler.step()
         lrs.append(optimizer.lr)
-    return args, lrs
+    return cfg, lrs
 
 
 @needs_reference
@@ -131,10 +131,10 @@ def _switch_linear_run(compat):
 def test_switch_linear(compat):
     # The restarted linear decay (re-warmup of 5 steps + 30 decay steps) does not reach its end
     # within the recorded 50 steps, so the fixed mode must match too.
-    args, lrs = _switch_linear_run(compat)
+    cfg, lrs = _switch_linear_run(compat)
     expected = REFERENCE["switch_linear"]["lr"]
     mismatches = [(k, got, want) for k, (got, want) in enumerate(zip(lrs, expected))
-                  if not _close(got, want, args.lr)]
+                  if not _close(got, want, cfg.training.lr)]
     assert not mismatches, mismatches[:5]
 
 
@@ -146,7 +146,7 @@ def test_switch_linear(compat):
 @needs_reference
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
 def test_fixed_matches_reference_before_the_end(case):
-    args, scheduler, lrs = _run(case, compat=False, n_steps=REFERENCE["n_steps"])
+    cfg, scheduler, lrs = _run(case, compat=False, n_steps=REFERENCE["n_steps"])
     derived = case["derived"]
     start_lr, warmup, end = derived["start_lr"], derived["warmup_iter"], derived["end_iter"]
     floor = start_lr / derived["decay_ratio_internal"]
@@ -253,10 +253,10 @@ def test_load_original_state_dict_keeps_own_start_lr():
 
 
 def test_switch_linear_survives_resume_in_fixed_mode():
-    args = SimpleNamespace(train_iters=50)
+    cfg = SimpleNamespace(train_iters=50)
     source = AnnealingLR(FakeOptimizer(), 1e-3, 5, 45, "cosine", decay_ratio=0.1)
     source.step(20)
-    source.switch_linear(args)
+    source.switch_linear(cfg)
     source.step(12)
     target = AnnealingLR(FakeOptimizer(), 1e-3, 5, 45, "cosine", decay_ratio=0.1)
     target.load_state_dict(source.state_dict())
@@ -278,10 +278,10 @@ def test_decay_styles_and_unknown_style():
 
 def test_warmup_only_schedule_has_no_zero_division():
     # --warmup 1.0 leaves an empty decay phase: the original divided by zero after warmup.
-    args = SimpleNamespace(lr_decay_iters=None, train_iters=10, finetune=False, gradient_accumulation_steps=1,
+    cfg = SimpleNamespace(lr_decay_iters=None, train_iters=10, finetune=False, gradient_accumulation_steps=1,
                            warmup=1.0, lr=1.0, lr_decay_style="cosine", lr_decay_ratio=0.1)
     optimizer = FakeOptimizer()
-    scheduler = get_learning_rate_scheduler(optimizer, args)
+    scheduler = get_learning_rate_scheduler(optimizer, cfg)
     scheduler.step(10)
     assert optimizer.lr == 1.0
     scheduler.step(11)
@@ -294,11 +294,11 @@ def test_scheduler_derivation_edge_cases():
     # train_iters 0 (epoch-based finetuning before train_iters is known) -> at least 1 step.
     assert get_learning_rate_scheduler(FakeOptimizer(), SimpleNamespace(**base)).end_iter == 1
     # --lr-decay-iters wins over --train-iters; --finetune divides by the accumulation steps (floor).
-    args = SimpleNamespace(**{**base, "lr_decay_iters": 41, "train_iters": 100, "finetune": True,
+    cfg = SimpleNamespace(**{**base, "lr_decay_iters": 41, "train_iters": 100, "finetune": True,
                               "gradient_accumulation_steps": 4, "warmup": 0.1})
-    scheduler = get_learning_rate_scheduler(FakeOptimizer(), args)
+    scheduler = get_learning_rate_scheduler(FakeOptimizer(), cfg)
     assert (scheduler.warmup_iter, scheduler.end_iter) == (pytest.approx(1.0), pytest.approx(9.0))
-    assert scheduler.compat is False  # args without the new flag: fixed mode
+    assert scheduler.compat is False  # cfg without the new flag: fixed mode
 
 
 def test_with_a_torch_optimizer():

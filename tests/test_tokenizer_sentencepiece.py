@@ -1,7 +1,6 @@
 """SentencePieceTokenizer: training a model with the GLM command tokens, loading it through the flags,
 and loading a model that lacks them."""
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -11,8 +10,8 @@ import pytest
 pytest.importorskip('sentencepiece')
 
 import data_utils.tokenizers  # noqa: E402
-from data_utils import prepare_tokenizer  # noqa: E402
-from data_utils.tokenizers import make_tokenizer, train_sentencepiece, unassigned_token  # noqa: E402
+from data_utils.tokenizers import configure_tokenizer, make_tokenizer, train_sentencepiece, unassigned_token  # noqa: E402
+from tests.helpers import parse_config  # noqa: E402
 
 SHARED = Path(os.environ.get('GLM_SHARED_DIR') or Path(__file__).resolve().parents[2] / 'shared')
 KJV = SHARED / 'assets' / 'corpora' / 'en_kjv_verses.jsonl'
@@ -35,12 +34,12 @@ def glm_model(tmp_path_factory):
 
 
 def test_trained_layout(glm_model):
-    args = argparse.Namespace(tokenizer_type='SentencePieceTokenizer', tokenizer_path=str(glm_model), block_lm=True)
-    tok = prepare_tokenizer(args)
+    tok, cfg = configure_tokenizer(parse_config(['--tokenizer-type', 'SentencePieceTokenizer',
+                                                 '--tokenizer-path', str(glm_model), '--block-lm']))
     ids = {c.name: c.Id for c in tok.command_tokens}
     assert ids == dict(pad=1, eos=1, ENC=2, MASK=3, sep=4, unk=0, sop=5, eop=6, gMASK=7, sMASK=8, dBLOCK=9)
     assert tok.num_tokens == 400 and tok.num_text_tokens == 390
-    assert args.vocab_size == 512 and args.eod_token == 1
+    assert cfg.model.vocab_size == 512 and cfg.data.eod_token == 1
     assert tok.get_command('MASK').lstrip and tok.get_command('gMASK').lstrip
 
 

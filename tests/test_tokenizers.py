@@ -5,7 +5,6 @@ The RoBERTa vocabulary and the Chinese SentencePiece model are not shipped with 
 read them from ../shared/assets/vocab and are skipped where that folder is missing.
 """
 
-import argparse
 import json
 import logging
 import os
@@ -14,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from data_utils import prepare_tokenizer
-from data_utils.tokenizers import make_tokenizer, unassigned_token
+from data_utils.tokenizers import configure_tokenizer, make_tokenizer, unassigned_token
+from tests.helpers import parse_config
 
 SHARED = Path(os.environ.get('GLM_SHARED_DIR') or Path(__file__).resolve().parents[2] / 'shared')
 REFERENCE_DIR = SHARED / 'glm_reference' / 'tokenizers'
@@ -22,16 +22,6 @@ VOCAB_DIR = SHARED / 'assets' / 'vocab'
 REFERENCE_FILES = sorted(p.name for p in REFERENCE_DIR.glob('*.json')) if REFERENCE_DIR.is_dir() else []
 # Files whose vocabulary is not shipped: the test needs it from the shared assets.
 NEEDS = {'roberta': 'roberta-vocab.json', 'chinese_sp': 'cog-pretrain.model'}
-
-
-def args_from_argv(argv):
-    """The namespace the original parser would give for the recorded tokenizer flags (no glm.arguments)."""
-    args = argparse.Namespace()
-    it = iter(argv)
-    for flag in it:
-        name = flag[2:].replace('-', '_')
-        setattr(args, name, next(it) if name in ('tokenizer_type', 'tokenizer_model_type') else True)
-    return args
 
 
 def need_vocab(filename):
@@ -57,13 +47,12 @@ def load_reference(name):
 def build(ref, fast):
     """fast: False (reference path), True (fast path, with its compiled helper where it builds) or
     'python' (the fast path without the helper)."""
-    args = args_from_argv(ref['argv'])
-    tokenizer = prepare_tokenizer(args, fast=bool(fast))
+    tokenizer, cfg = configure_tokenizer(parse_config(ref['argv']), fast=bool(fast))
     if fast == 'python':
         if not hasattr(getattr(tokenizer, 'text_tokenizer', None), '_native'):
             pytest.skip(f'{type(tokenizer).__name__} has no compiled helper: the "fast" case covers it')
         tokenizer.text_tokenizer._native = None
-    return args, tokenizer
+    return cfg, tokenizer
 
 
 PATHS = [pytest.param(False, id='reference'), pytest.param(True, id='fast')]
@@ -80,15 +69,15 @@ def test_reference_files_present():
 @pytest.mark.parametrize('name', REFERENCE_FILES)
 def test_reference_tables(name, fast, shared_vocab):
     ref = load_reference(name)
-    args, tok = build(ref, fast)
+    cfg, tok = build(ref, fast)
     assert tok.tokenizer_class == ref['tokenizer_class']
     assert tok.num_tokens == ref['num_tokens']
     assert tok.num_command_tokens == ref['num_command_tokens']
     assert tok.num_text_tokens == ref['num_text_tokens']
     assert tok.num_type_tokens == ref['num_type_tokens']
-    assert args.vocab_size == tok.padded_vocab_size == ref['padded_vocab_size']
-    assert args.vocab_size % ref['make_vocab_size_divisible_by'] == 0
-    assert args.eod_token == ref['eod_token'] == tok.get_command('eos').Id
+    assert cfg.model.vocab_size == tok.padded_vocab_size == ref['padded_vocab_size']
+    assert cfg.model.vocab_size % ref['make_vocab_size_divisible_by'] == 0
+    assert cfg.data.eod_token == ref['eod_token'] == tok.get_command('eos').Id
     got = [dict(name=c.name, token=c.token, id=c.Id, lstrip=c.lstrip, rstrip=c.rstrip) for c in tok.command_tokens]
     assert got == ref['command_tokens']
     for c in ref['command_tokens']:
@@ -153,12 +142,12 @@ def test_spec_command_table(tokenizer_type, model_type, flags, ids, num_tokens, 
         need_vocab('roberta-vocab.json')
     if tokenizer_type == 'ChineseSPTokenizer':
         need_vocab('cog-pretrain.model')
-    args = argparse.Namespace(tokenizer_type=tokenizer_type, tokenizer_model_type=model_type, **flags)
-    tok = prepare_tokenizer(args)
+    cfg = parse_config(tokenizer_type=tokenizer_type, tokenizer_model_type=model_type, **flags)
+    tok, cfg = configure_tokenizer(cfg)
     assert {name: tok.get_command(name).Id for name in ids} == ids
     assert tok.num_tokens == num_tokens
-    assert args.vocab_size == padded
-    assert args.eod_token == ids.get('eos', tok.get_command('eos').Id)
+    assert cfg.model.vocab_size == padded
+    assert cfg.data.eod_token == ids.get('eos', tok.get_command('eos').Id)
 
 
 def test_chinese_gmask_collision(shared_vocab):
@@ -175,20 +164,20 @@ def test_chinese_gmask_collision(shared_vocab):
 
 
 def test_sentinel_tokens():
-    args = argparse.Namespace(block_lm=True, sentinel_token=True, max_position_embeddings=8)
-    tok = prepare_tokenizer(args)
+    cfg = parse_config(block_lm=True, sentinel_token=True, max_position_embeddings=8)
+    tok, cfg = configure_tokenizer(cfg)
     assert tok.get_command('MASK1').Id == 30524 and tok.get_command('sop1').Id == 30525
     assert tok.get_command('MASK7').Id == 30536 and tok.get_command('sop7').Id == 30537
-    assert tok.num_tokens == 30538 and args.vocab_size == 30592
+    assert tok.num_tokens == 30538 and cfg.model.vocab_size == 30592
     assert tok.EncodeAsIds('a [MASK3] b<|startofpiece3|>').tokenization == [1037, 30528, 1038, 30529]
     with pytest.raises(ValueError, match='sentinel'):
-        prepare_tokenizer(argparse.Namespace(tokenizer_type='GPT2BPETokenizer', block_lm=True, sentinel_token=True))
+        prepare_tokenizer(parse_config(tokenizer_type='GPT2BPETokenizer', block_lm=True, sentinel_token=True))
 
 
 def test_toy_char():
-    args = argparse.Namespace(tokenizer_type='CharacterLevelTokenizer')
-    tok = prepare_tokenizer(args)
-    assert tok.num_tokens == 266 and args.vocab_size == 384 and args.eod_token == 0
+    cfg = parse_config(tokenizer_type='CharacterLevelTokenizer')
+    tok, cfg = configure_tokenizer(cfg)
+    assert tok.num_tokens == 266 and cfg.model.vocab_size == 384 and cfg.data.eod_token == 0
     text = '[CLS]Hi [MASK]!<|endoftext|>'
     ids = tok.EncodeAsIds(text).tokenization
     assert ids == [1, ord('H') + 10, ord('i') + 10, ord(' ') + 10, 2, ord('!') + 10, 0]
@@ -199,31 +188,29 @@ def test_toy_char():
 
 
 def test_defaults_and_fast_switch(monkeypatch):
-    args = argparse.Namespace()
-    tok = prepare_tokenizer(args)
+    cfg = parse_config()
+    tok, cfg = configure_tokenizer(cfg)
     assert tok.tokenizer_class == 'BertWordPieceTokenizer' and tok.model_type == 'bert-large-uncased'
-    assert (args.vocab_size, args.eod_token, tok.backend) == (30592, 0, 'fast')
+    assert (cfg.model.vocab_size, cfg.data.eod_token, tok.backend) == (30592, 0, 'fast')
     monkeypatch.setenv('GLM_TOKENIZER_FAST', '0')
-    assert prepare_tokenizer(argparse.Namespace()).backend == 'reference'
-    assert prepare_tokenizer(argparse.Namespace(), fast=True).backend == 'fast'
+    assert prepare_tokenizer(parse_config()).backend == 'reference'
+    assert prepare_tokenizer(parse_config(), fast=True).backend == 'fast'
 
 
 def test_model_parallel_divisibility():
-    args = argparse.Namespace(model_parallel_size=2)
-    prepare_tokenizer(args)
-    assert args.vocab_size == 30592
+    _, cfg = configure_tokenizer(parse_config(model_parallel_size=2))
+    assert cfg.model.vocab_size == 30592
     with pytest.raises(ValueError, match='model-parallel'):
-        prepare_tokenizer(argparse.Namespace(model_parallel_size=3))
-    args = argparse.Namespace(model_parallel_size=3, make_vocab_size_divisible_by=384)
-    prepare_tokenizer(args)
-    assert args.vocab_size == 30720
+        prepare_tokenizer(parse_config(model_parallel_size=3))
+    _, cfg = configure_tokenizer(parse_config(model_parallel_size=3, make_vocab_size_divisible_by=384))
+    assert cfg.model.vocab_size == 30720
 
 
 # ----------------------------------------------------------------------------------------------- bad input
 
 def test_unknown_tokenizer_type():
     with pytest.raises(ValueError) as err:
-        prepare_tokenizer(argparse.Namespace(tokenizer_type='WordLevelTokenizer'))
+        prepare_tokenizer(parse_config(tokenizer_type='WordLevelTokenizer'))
     for choice in ('CharacterLevelTokenizer', 'SentencePieceTokenizer', 'BertWordPieceTokenizer',
                    'GPT2BPETokenizer', 'ChineseSPTokenizer'):
         assert choice in str(err.value)

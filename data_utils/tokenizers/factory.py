@@ -1,4 +1,5 @@
-"""Building a tokenizer from the original command-line flags: `make_tokenizer` and `prepare_tokenizer`."""
+"""Building a tokenizer from the original command-line flags: `make_tokenizer` (explicit values) and
+`prepare_tokenizer` / `configure_tokenizer` (from a run's typed configuration)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from .byte_bpe import GPT2BPETokenizer
 from .vocab_files import DEFAULT_TOKENIZER_PATH
 from .wordpiece import BertWordPieceTokenizer
 
-__all__ = ['TOKENIZER_TYPES', 'make_tokenizer', 'prepare_tokenizer']
+__all__ = ['TOKENIZER_TYPES', 'make_tokenizer', 'prepare_tokenizer', 'tokenizer_values', 'configure_tokenizer']
 
 logger = logging.getLogger(__name__)
 
@@ -50,43 +51,45 @@ def make_tokenizer(tokenizer_type: str, model_type: Optional[str] = None, *,
                make_vocab_size_divisible_by=make_vocab_size_divisible_by)
 
 
-def _flag(args, name: str, default):
-    value = getattr(args, name, default)
-    return default if value is None else value
+def prepare_tokenizer(config, fast: Optional[bool] = None) -> Tokenizer:
+    """Build the tokenizer a run's configuration (a :class:`glm.config.RunConfig`) describes.
 
-
-def prepare_tokenizer(args, fast: Optional[bool] = None) -> Tokenizer:
-    """Build the tokenizer the parsed flags in `args` describe; set `args.vocab_size` (padded) and
-    `args.eod_token` (the eos id) on it; return the tokenizer.
-
-    Flags read (missing ones take the original defaults): tokenizer_type, tokenizer_model_type,
-    tokenizer_path, block_lm, task_mask, block_mask_prob, context_mask_ratio, sentinel_token,
-    max_position_embeddings, fix_command_token, make_vocab_size_divisible_by, model_parallel_size, cache_dir.
     The vocabulary is padded to a multiple of --make-vocab-size-divisible-by only, as in the original; a
-    model-parallel size that does not divide the result is rejected here rather than in the embedding."""
-    sentinel = bool(_flag(args, 'sentinel_token', False))
+    model-parallel size that does not divide the result is rejected here rather than in the embedding.
+    The configuration is not changed: :func:`tokenizer_values` gives what the entry point folds back into it."""
+    data, objective, model = config.data, config.objective, config.model
     tokenizer = make_tokenizer(
-        _flag(args, 'tokenizer_type', 'BertWordPieceTokenizer'),
-        getattr(args, 'tokenizer_model_type', None),
-        tokenizer_path=getattr(args, 'tokenizer_path', DEFAULT_TOKENIZER_PATH),
-        add_block_symbols=bool(_flag(args, 'block_lm', False)),
-        add_task_mask=bool(_flag(args, 'task_mask', False)),
-        add_decoder_mask=_flag(args, 'block_mask_prob', 0.0) > 0 or _flag(args, 'context_mask_ratio', 0.0) > 0,
-        add_sentinel_token=_flag(args, 'max_position_embeddings', 512) if sentinel else 0,
-        fix_command_token=bool(_flag(args, 'fix_command_token', False)),
-        cache_dir=getattr(args, 'cache_dir', None),
+        data.tokenizer_type,
+        data.tokenizer_model_type,
+        tokenizer_path=data.tokenizer_path,
+        add_block_symbols=objective.block_lm,
+        add_task_mask=objective.task_mask,
+        add_decoder_mask=objective.block_mask_prob > 0 or objective.context_mask_ratio > 0,
+        add_sentinel_token=model.max_position_embeddings if objective.sentinel_token else 0,
+        fix_command_token=data.fix_command_token,
+        cache_dir=data.cache_dir,
         fast=fast,
-        make_vocab_size_divisible_by=_flag(args, 'make_vocab_size_divisible_by', 128))
+        make_vocab_size_divisible_by=model.make_vocab_size_divisible_by)
     eod = tokenizer.get_command('eos').Id
     if eod != tokenizer.get_command('pad').Id:  # GLM delimits documents with the padding id
         raise ValueError(f'{tokenizer.tokenizer_class}: eos ({eod}) must equal pad ({tokenizer.get_command("pad").Id})')
     padded = tokenizer.padded_vocab_size
-    mp = _flag(args, 'model_parallel_size', 1)
+    mp = config.parallel.model_parallel_size
     if padded % mp:
         raise ValueError(f'padded vocabulary {padded} is not divisible by --model-parallel-size {mp}; choose a '
                          f'--make-vocab-size-divisible-by that is a multiple of {mp}')
     logger.info('> padded vocab (size: %d) with %d dummy tokens (new size: %d)', tokenizer.num_tokens,
                 padded - tokenizer.num_tokens, padded)
-    args.vocab_size = padded
-    args.eod_token = eod
     return tokenizer
+
+
+def tokenizer_values(tokenizer: Tokenizer) -> dict:
+    """The configuration values a tokenizer decides: the padded vocabulary size and the end-of-document id
+    (for :meth:`glm.config.RunConfig.updated`)."""
+    return {'vocab_size': tokenizer.padded_vocab_size, 'eod_token': tokenizer.get_command('eos').Id}
+
+
+def configure_tokenizer(config, fast: Optional[bool] = None):
+    """For entry points: build the tokenizer and return ``(tokenizer, config with its values)``."""
+    tokenizer = prepare_tokenizer(config, fast=fast)
+    return tokenizer, config.updated(**tokenizer_values(tokenizer))

@@ -15,11 +15,11 @@ A training run resumed at another data-parallel size re-partitions the ZeRO opti
 DeepSpeed's universal checkpoint (:func:`convert_to_universal`, the library form of ``ds_to_universal.py``).
 """
 
-import argparse
 import contextlib
 import io
 import os
 import re
+import types
 
 import torch
 
@@ -49,7 +49,7 @@ def convert_to_universal(tag_dir, output_dir):
         from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
     except ImportError as err:  # pragma: no cover - deepspeed is in requirements.txt
         raise CheckpointError("re-partitioning ZeRO shards needs DeepSpeed (pip install deepspeed)") from err
-    options = argparse.Namespace(input_folder=tag_dir, output_folder=output_dir, num_extract_workers=1,
+    options = types.SimpleNamespace(input_folder=tag_dir, output_folder=output_dir, num_extract_workers=1,
                                  num_merge_workers=1, keep_temp_folder=False, strict=True,
                                  inject_missing_state=True)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

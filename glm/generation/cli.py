@@ -10,6 +10,7 @@ import sys
 import torch
 
 from ..arguments import build_parser, get_args
+from ..config import build_config
 from ..checkpoint import CheckpointError
 from ..precision import native_bf16
 from ..training.model_setup import build_model
@@ -43,34 +44,36 @@ def add_generation_cli_args(parser):
 
 
 def parse_args(argv=None):
+    """``(config, options)``: the typed configuration of the GLM flags and this program's own flags."""
     parser = add_generation_cli_args(build_parser("GLM blank filling (generate_samples.py)"))
-    return get_args(argv, parser=parser)
+    options = get_args(argv, parser=parser)
+    return build_config(options), options
 
 
-def build_generation_model(args, device=None):
+def build_generation_model(config, device=None):
     """The generation model: no head, full-vocabulary logits, memory of
     ``seq_length + mem_length - 1`` positions (the original's ``mem_length`` rule); weights from
     ``--load-pretrained`` (or ``--load``) when given."""
-    if not args.block_lm:
+    if not config.objective.block_lm:
         raise GenerationInputError("generate_samples.py fills blanks of block-LM models: pass --block-lm "
                                    "(left-to-right GPT-2 style generation is not implemented)")
-    if args.no_block_position:
+    if config.objective.no_block_position:
         raise GenerationInputError("--no-block-position generation is not implemented; use a model with "
                                    "block position encoding")
-    memory = args.seq_length + args.mem_length - 1
-    path = args.load_pretrained or args.load
+    memory = config.data.seq_length + config.model.mem_length - 1
+    path = config.task.load_pretrained or config.checkpoint.load
     # Half precision on GPUs, and bf16 on CPUs that have its instructions; the weights are loaded
     # straight into that dtype, on the meta-built model, so no fp32 copy is ever held.
     dtype = None
-    if device is not None and torch.device(device).type == "cuda" and (args.fp16 or args.bf16):
-        dtype = torch.float16 if args.fp16 else torch.bfloat16
-    elif device is not None and args.bf16 and native_bf16(device):
+    if device is not None and torch.device(device).type == "cuda" and (config.precision.fp16 or config.precision.bf16):
+        dtype = torch.float16 if config.precision.fp16 else torch.bfloat16
+    elif device is not None and config.precision.bf16 and native_bf16(device):
         dtype = torch.bfloat16  # CPUs with bf16 instructions; fp16 stays a GPU option
-    model = build_model(args, on_meta=bool(path), dtype=dtype, max_memory_length=memory,
+    model = build_model(config, on_meta=bool(path), dtype=dtype, max_memory_length=memory,
                         checkpoint_activations=False, parallel_output=False)
     if path:
         from ..checkpoint import load_pretrained_weights
-        load_pretrained_weights(model, path, unsafe_unpickle=args.unsafe_unpickle,
+        load_pretrained_weights(model, path, unsafe_unpickle=config.checkpoint.unsafe_unpickle,
                                 log=lambda message: print(message, file=sys.stderr, flush=True))
     else:
         logger.warning("no --load-pretrained/--load given: generating with randomly initialised weights")
@@ -79,15 +82,15 @@ def build_generation_model(args, device=None):
     return model.eval()
 
 
-def check_lengths(args):
-    if args.out_seq_length > args.max_position_embeddings:
+def check_lengths(config):
+    if config.generation.out_seq_length > config.model.max_position_embeddings:
         raise GenerationInputError(
-            f"--out-seq-length {args.out_seq_length} exceeds the block position table "
-            f"(--max-position-embeddings {args.max_position_embeddings})")
-    if args.seq_length > args.max_position_embeddings:
+            f"--out-seq-length {config.generation.out_seq_length} exceeds the block position table "
+            f"(--max-position-embeddings {config.model.max_position_embeddings})")
+    if config.data.seq_length > config.model.max_position_embeddings:
         raise GenerationInputError(
-            f"--seq-length {args.seq_length} exceeds the position table "
-            f"(--max-position-embeddings {args.max_position_embeddings})")
+            f"--seq-length {config.data.seq_length} exceeds the position table "
+            f"(--max-position-embeddings {config.model.max_position_embeddings})")
 
 
 def samples_line(result):
@@ -122,7 +125,7 @@ def _broadcast_text(text):
     return box[0]
 
 
-def run_interactive(model, tokenizer, args, config, stdin=None, stdout=None, generator=None):
+def run_interactive(model, tokenizer, config, options, decode, stdin=None, stdout=None, generator=None):
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     rank0 = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
@@ -131,9 +134,9 @@ def run_interactive(model, tokenizer, args, config, stdin=None, stdout=None, gen
     prompt = rank0 and getattr(stdin, "isatty", lambda: False)()
     samples_path = None
     if rank0:
-        os.makedirs(args.samples_dir, exist_ok=True)
+        os.makedirs(options.samples_dir, exist_ok=True)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        samples_path = os.path.join(args.samples_dir, f"sample-{stamp}.txt")
+        samples_path = os.path.join(options.samples_dir, f"sample-{stamp}.txt")
     while True:
         text = None
         if rank0:
@@ -148,8 +151,8 @@ def run_interactive(model, tokenizer, args, config, stdin=None, stdout=None, gen
         if not text.strip():
             continue
         try:
-            result = fill_text(model, tokenizer, text, config, task_mask=args.task_mask,
-                               seq_length=args.seq_length, auto_mask=not args.no_auto_mask, generator=generator)
+            result = fill_text(model, tokenizer, text, decode, task_mask=config.objective.task_mask,
+                               seq_length=config.data.seq_length, auto_mask=not options.no_auto_mask, generator=generator)
         except GenerationInputError as exc:
             if rank0:
                 print(f"\nRejected: {exc}", file=stdout, flush=True)
@@ -161,19 +164,19 @@ def run_interactive(model, tokenizer, args, config, stdin=None, stdout=None, gen
                 f.write(samples_line(result))
 
 
-def run_batch(model, tokenizer, args, config, generator=None):
-    output = args.output_file or args.input_file + ".generated.jsonl"
+def run_batch(model, tokenizer, config, options, decode, generator=None):
+    output = options.output_file or options.input_file + ".generated.jsonl"
     rank0 = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
     count = errors = 0
     out = open(output, "w", encoding="utf-8") if rank0 else None
     try:
-        for number, text, item in _read_contexts(args.input_file):
+        for number, text, item in _read_contexts(options.input_file):
             record = {"line": number}
             if item is not None:
                 record.update({k: v for k, v in item.items() if k != "text"})
             try:
-                result = fill_text(model, tokenizer, text, config, task_mask=args.task_mask,
-                                   seq_length=args.seq_length, auto_mask=not args.no_auto_mask,
+                result = fill_text(model, tokenizer, text, decode, task_mask=config.objective.task_mask,
+                                   seq_length=config.data.seq_length, auto_mask=not options.no_auto_mask,
                                    generator=generator)
                 record.update(result.to_json())
                 record["glm_output"] = result.output_text
@@ -194,24 +197,24 @@ def run_batch(model, tokenizer, args, config, generator=None):
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = parse_args(argv)
-    from data_utils import prepare_tokenizer
+    config, options = parse_args(argv)
+    from data_utils.tokenizers import configure_tokenizer
     from ..training.distributed import initialize_distributed
     from ..training.seed import set_random_seed
 
     try:
-        device = initialize_distributed(args)
-        if args.device:
-            device = torch.device(args.device)
-        set_random_seed(args.seed)
-        tokenizer = prepare_tokenizer(args)
-        check_lengths(args)
-        model = build_generation_model(args, device)
-        config = DecodeConfig.from_args(args, tokenizer)
-        if args.input_file:
-            run_batch(model, tokenizer, args, config)
+        device, config = initialize_distributed(config)
+        if options.device:
+            device = torch.device(options.device)
+        set_random_seed(config.training.seed)
+        tokenizer, config = configure_tokenizer(config)
+        check_lengths(config)
+        model = build_generation_model(config, device)
+        decode = DecodeConfig.from_config(config, tokenizer, beam_sample=options.beam_sample)
+        if options.input_file:
+            run_batch(model, tokenizer, config, options, decode)
         else:
-            run_interactive(model, tokenizer, args, config)
+            run_interactive(model, tokenizer, config, options, decode)
     except (GenerationInputError, CheckpointError, FileNotFoundError) as exc:
         print(f"generate_samples.py: error: {exc}", file=sys.stderr)
         return 2

@@ -37,7 +37,7 @@ class DecodeConfig:
     ``no_repeat_ngram_size`` look at the generated tokens only.
 
     The two original callers differ only in these options: blank filling (``generate_samples.py``,
-    :meth:`from_args`) counts ``sop`` (``length_offset=1``) and ends on ``eop`` and ``eos``; the
+    :meth:`from_config`) counts ``sop`` (``length_offset=1``) and ends on ``eop`` and ``eos``; the
     seq2seq evaluator (``tasks.eval_utils.seq2seq_decode_config``) counts generated tokens only
     (``length_offset=0``) and ends on ``eop`` only.
     """
@@ -68,16 +68,17 @@ class DecodeConfig:
         self.end_ids = tuple(int(i) for i in self.end_ids)
 
     @classmethod
-    def from_args(cls, args, tokenizer, max_new_tokens=None, **overrides):
+    def from_config(cls, config, tokenizer, max_new_tokens=None, **overrides):
         """The flags of ``glm.arguments`` (``--out-seq-length``, ``--temperature``, ``--top-k``,
         ``--top-p``, ``--num-beams``, ``--length-penalty``, ``--no-repeat-ngram-size``,
-        ``--min-tgt-length``, ``--beam-sample``) with the rules of the original's blank filling:
+        ``--min-tgt-length``; ``beam_sample`` comes as an override from the generation script's
+        ``--beam-sample``) with the rules of the original's blank filling:
         ends on ``eop`` and ``eos``, ``sop`` counted in the length (``length_offset=1``)."""
         values = dict(
-            max_new_tokens=args.out_seq_length if max_new_tokens is None else max_new_tokens,
-            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
-            length_penalty=args.length_penalty, no_repeat_ngram_size=args.no_repeat_ngram_size,
-            min_length=args.min_tgt_length, beam_sample=bool(getattr(args, "beam_sample", False)),
+            max_new_tokens=config.generation.out_seq_length if max_new_tokens is None else max_new_tokens,
+            temperature=config.generation.temperature, top_k=config.generation.top_k, top_p=config.generation.top_p, num_beams=config.generation.num_beams,
+            length_penalty=config.generation.length_penalty, no_repeat_ngram_size=config.generation.no_repeat_ngram_size,
+            min_length=config.generation.min_tgt_length,
             end_ids=(tokenizer.get_command("eop").Id, tokenizer.get_command("eos").Id),
             pad_id=tokenizer.get_command("pad").Id, num_tokens=tokenizer.num_tokens)
         values.update(overrides)

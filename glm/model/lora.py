@@ -43,12 +43,12 @@ def add_lora(model, rank, alpha, dropout=0.0, targets=LORA_TARGETS):
     return adapted
 
 
-def add_lora_from_args(model, args):
+def add_lora_from_config(model, config):
     """:func:`add_lora` with the flags; a no-op without ``--lora-rank``."""
-    if not getattr(args, "lora_rank", 0):
+    if not config.adaptation.lora_rank:
         return []
-    alpha = args.lora_alpha if args.lora_alpha is not None else args.lora_rank
-    return add_lora(model, args.lora_rank, alpha, args.lora_dropout, parse_targets(args.lora_targets))
+    alpha = config.adaptation.lora_alpha if config.adaptation.lora_alpha is not None else config.adaptation.lora_rank
+    return add_lora(model, config.adaptation.lora_rank, alpha, config.adaptation.lora_dropout, parse_targets(config.adaptation.lora_targets))
 
 
 def has_lora(model):
@@ -107,6 +107,6 @@ def load_saved_weights(model, state_dict):
     return model
 
 
-__all__ = ["LORA_TARGETS", "SAVE_MODES", "add_lora", "add_lora_from_args", "adapter_state_dict", "has_lora",
+__all__ = ["LORA_TARGETS", "SAVE_MODES", "add_lora", "add_lora_from_config", "adapter_state_dict", "has_lora",
            "load_saved_weights", "merge_lora", "merged_state_dict", "parse_targets", "state_dict_to_save"]
 

@@ -112,21 +112,21 @@ def _save_failure(save_dir, tag_dir, error):
                                f"{resume}")
 
 
-def save_training_checkpoint(args, iteration, engine, data_state=None):
-    """Write a checkpoint of ``iteration`` under ``args.save`` and point the trackers at it.
+def save_training_checkpoint(config, iteration, engine, data_state=None):
+    """Write a checkpoint of ``iteration`` under ``config.checkpoint.save`` and point the trackers at it.
 
     When any rank fails to write its part, every rank raises :class:`CheckpointSaveError` naming the
     path and the cause, the trackers keep naming the previous checkpoint, and a new tag folder that
     the failed save created is removed (DeepSpeed writes its files in place)."""
     tag = str(iteration)
-    tag_dir = os.path.join(args.save, tag)
+    tag_dir = os.path.join(config.checkpoint.save, tag)
     new_folder = not os.path.exists(tag_dir)
     client = {"iteration": iteration, "data_state": data_state or {},
               "mp_world_size": mpu.get_model_parallel_world_size(),
               "dp_world_size": mpu.get_data_parallel_world_size()}
     if engine.lr_scheduler is not None:
         client["lr_scheduler"] = engine.lr_scheduler.state_dict()
-    if not args.no_save_rng:
+    if not config.checkpoint.no_save_rng:
         own, by_rank = _rng_states_of_data_parallel_group()
         client.update(own)
         client[RNG_BY_DP_RANK_KEY] = by_rank
@@ -134,30 +134,30 @@ def save_training_checkpoint(args, iteration, engine, data_state=None):
     try:
         if engine.name == "deepspeed":
             client["client_lr_scheduler"] = client.pop("lr_scheduler", None)
-            engine.engine.save_checkpoint(args.save, tag=tag, client_state=client, save_latest=False)
+            engine.engine.save_checkpoint(config.checkpoint.save, tag=tag, client_state=client, save_latest=False)
         elif mpu.get_data_parallel_rank() == 0:
             state = dict(client, module=engine.module.state_dict())
-            if not args.no_save_optim:
+            if not config.checkpoint.no_save_optim:
                 state.update(engine.state_dict())
             atomic_torch_save(state, os.path.join(tag_dir, model_file_name(mpu.get_model_parallel_rank())))
     except (OSError, RuntimeError) as err:  # torch reports a full disk as RuntimeError ("unexpected pos")
         error = f"{type(err).__name__}: {err}"
     if not _any_rank(error is not None) and is_rank_0():
         try:  # every part is complete: only now may the trackers name the new tag
-            update_tracker_files(args.save, tag)
+            update_tracker_files(config.checkpoint.save, tag)
         except OSError as err:
             error = f"{type(err).__name__}: {err}"
     if _any_rank(error is not None):
-        if is_rank_0() and new_folder and read_tracker(args.save) != tag:
+        if is_rank_0() and new_folder and read_tracker(config.checkpoint.save) != tag:
             shutil.rmtree(tag_dir, ignore_errors=True)
         barrier()
-        raise _save_failure(args.save, tag_dir, error)
+        raise _save_failure(config.checkpoint.save, tag_dir, error)
     if is_rank_0():
         logger.info("saved checkpoint %s", tag_dir)
 
 
-def load_training_checkpoint(args, engine):
-    """Resume from ``args.load``; returns a :class:`ResumeState` (call its ``restore_rng()`` just before
+def load_training_checkpoint(config, engine):
+    """Resume from ``config.checkpoint.load``; returns a :class:`ResumeState` (call its ``restore_rng()`` just before
     the first step).
 
     ``--no-load-optim``, ``--no-load-rng``, ``--no-load-lr-scheduler`` and ``--finetune`` skip those
@@ -165,35 +165,35 @@ def load_training_checkpoint(args, engine):
     is resharded, the weights and (plain engine) Adam's moments alike; DeepSpeed ZeRO shards saved at
     another data-parallel size are re-partitioned through DeepSpeed's universal checkpoint.
     """
-    resolved = resolve_checkpoint(args.load)
-    weights_only_load = resolved.release or args.finetune
-    if engine.name == "deepspeed" and not args.no_deepspeed_load and not weights_only_load:
+    resolved = resolve_checkpoint(config.checkpoint.load)
+    weights_only_load = resolved.release or config.checkpoint.finetune
+    if engine.name == "deepspeed" and not config.checkpoint.no_deepspeed_load and not weights_only_load:
         if resolved.mp_size != mpu.get_model_parallel_world_size():
             raise CheckpointError(
                 f"{resolved.tag_dir} was written at model-parallel size {resolved.mp_size} and this run has "
                 f"{mpu.get_model_parallel_world_size()}; DeepSpeed cannot re-cut its files. Pass --no-deepspeed-load "
                 "--no-load-optim to load the weights re-cut (schedule, RNG and data position are kept; Adam's "
                 "moments restart); a ZeRO-3 checkpoint must be consolidated first (change_mp.py --consolidate-zero)")
-        return _load_deepspeed(args, engine, resolved)
+        return _load_deepspeed(config, engine, resolved)
     try:
-        meta = load_model_state(engine.module, args.load, unsafe_unpickle=args.unsafe_unpickle)
+        meta = load_model_state(engine.module, config.checkpoint.load, unsafe_unpickle=config.checkpoint.unsafe_unpickle)
     except CheckpointError as err:
         raise CheckpointError(f"{err}{'' if resolved.zero3 else _earlier_checkpoints_hint(resolved)}") from err
-    if not weights_only_load and not args.no_load_optim:
+    if not weights_only_load and not config.checkpoint.no_load_optim:
         if meta.get("optimizer") is None:
             raise CheckpointError(
                 f"{resolved.tag_dir} holds no optimizer state; resume with --no-load-optim to start a fresh optimizer")
         if resolved.mp_size != mpu.get_model_parallel_world_size():
-            meta = dict(meta, optimizer=_resharded_optimizer_state(args, engine, resolved))
+            meta = dict(meta, optimizer=_resharded_optimizer_state(config, engine, resolved))
         engine.load_state_dict(meta)
-    return _restore_client_state(args, engine, meta, weights_only_load)
+    return _restore_client_state(config, engine, meta, weights_only_load)
 
 
-def _resharded_optimizer_state(args, engine, resolved):
+def _resharded_optimizer_state(config, engine, resolved):
     """This rank's optimizer state from a checkpoint of another model-parallel size: Adam's moments
     have their weights' shapes, so they are merged and re-cut by the weights' partition rules."""
     # Memory-mapped: only the optimizer tensors are paged in, not the weights beside them.
-    states = [load_checkpoint_file(resolved.model_file(r), unsafe_unpickle=args.unsafe_unpickle, mmap=True)["optimizer"]
+    states = [load_checkpoint_file(resolved.model_file(r), unsafe_unpickle=config.checkpoint.unsafe_unpickle, mmap=True)["optimizer"]
               for r in range(resolved.mp_size)]
     logger.info("resharding the optimizer state of %s from model-parallel size %d to %d", resolved.tag_dir,
                 resolved.mp_size, mpu.get_model_parallel_world_size())
@@ -220,13 +220,13 @@ def _earlier_checkpoints_hint(resolved):
             f"name it in the tracker (echo {max(earlier)} > {tracker}) and run again")
 
 
-def _restore_client_state(args, engine, meta, weights_only_load):
+def _restore_client_state(config, engine, meta, weights_only_load):
     if weights_only_load:
         return ResumeState()
     scheduler_state = meta.get("lr_scheduler") or meta.get("client_lr_scheduler")
-    if engine.lr_scheduler is not None and scheduler_state and not args.no_load_lr_scheduler:
+    if engine.lr_scheduler is not None and scheduler_state and not config.checkpoint.no_load_lr_scheduler:
         engine.lr_scheduler.load_state_dict(scheduler_state)
-    rng_state = None if args.no_load_rng else _rng_state_for_this_rank(meta)
+    rng_state = None if config.checkpoint.no_load_rng else _rng_state_for_this_rank(meta)
     iteration = meta.get("iteration", meta.get("total_iters", 0))
     return ResumeState(int(iteration), meta.get("data_state") or {}, rng_state)
 
@@ -278,29 +278,29 @@ def _repair_zero3_universal_load(zero_optimizer, groups_before, universal_dir, u
             state["step"] = state["step"].clone()
 
 
-def _load_deepspeed(args, engine, resolved):
+def _load_deepspeed(config, engine, resolved):
     # DeepSpeed unpickles its files in full: check what they would import before it reads them.
     check_checkpoint_globals(sorted(glob.glob(os.path.join(glob.escape(resolved.tag_dir), "*.pt"))),
-                             args.unsafe_unpickle)
+                             config.checkpoint.unsafe_unpickle)
     saved_dp = zero_data_parallel_size(resolved.tag_dir)
-    repartition = not args.no_load_optim and saved_dp not in (0, mpu.get_data_parallel_world_size())
+    repartition = not config.checkpoint.no_load_optim and saved_dp not in (0, mpu.get_data_parallel_world_size())
     load_dir, tag = _universal_checkpoint(resolved, saved_dp) if repartition else (resolved.load_dir, resolved.tag)
     try:
         ds = engine.engine
         ds._config.load_universal_checkpoint = repartition  # what "checkpoint": {"load_universal": true} sets
         groups_before = [dict(group) for group in ds.optimizer.optimizer.param_groups] if repartition else None
         try:
-            _, client = ds.load_checkpoint(load_dir, tag=tag, load_optimizer_states=not args.no_load_optim,
+            _, client = ds.load_checkpoint(load_dir, tag=tag, load_optimizer_states=not config.checkpoint.no_load_optim,
                                            load_lr_scheduler_states=False, load_module_strict=True)
         finally:
             ds._config.load_universal_checkpoint = False
         if repartition and ds.zero_optimization_partition_weights():
             _repair_zero3_universal_load(ds.optimizer, groups_before, os.path.join(load_dir, tag),
-                                         args.unsafe_unpickle)
+                                         config.checkpoint.unsafe_unpickle)
     except Exception as err:  # DeepSpeed raises assorted errors
         raise CheckpointError(
             f"DeepSpeed could not load {resolved.tag_dir} ({type(err).__name__}: {err}). To resume without its "
             "optimizer state, pass --no-load-optim (weights, schedule and data position are kept)") from err
     if client is None:
         raise CheckpointError(f"DeepSpeed found no checkpoint in {resolved.tag_dir}")
-    return _restore_client_state(args, engine, client, False)
+    return _restore_client_state(config, engine, client, False)

@@ -29,14 +29,16 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def initialize_distributed(args):
-    """Set ``args.rank``, ``args.world_size``, ``args.local_rank``, pick the device, join the process
-    group when launched with several ranks (or with ``--deepspeed``), and create the model-parallel
-    groups.  Returns the ``torch.device`` this rank computes on."""
+def initialize_distributed(config):
+    """Pick the device, join the process group when launched with several ranks (or with
+    ``--deepspeed``), and create the model-parallel groups.
+
+    Returns ``(device, config)``: the ``torch.device`` this rank computes on and a copy of ``config``
+    whose ``parallel.rank``/``world_size``/``local_rank`` are the ones the process group agreed on
+    (for the entry point, which hands that copy down)."""
     place = resolve_launch()
     world_size, rank = place.world_size, place.rank
-    local_rank = place.local_rank if place.local_rank is not None else (args.local_rank or 0)
-    args.rank, args.world_size, args.local_rank = rank, world_size, local_rank
+    local_rank = place.local_rank if place.local_rank is not None else (config.parallel.local_rank or 0)
 
     if torch.cuda.is_available():
         device = torch.device("cuda", local_rank % torch.cuda.device_count())
@@ -44,7 +46,7 @@ def initialize_distributed(args):
     else:
         device = torch.device("cpu")
 
-    if not dist.is_initialized() and (world_size > 1 or getattr(args, "deepspeed", False)):
+    if not dist.is_initialized() and (world_size > 1 or config.parallel.deepspeed):
         if world_size == 1 and "MASTER_ADDR" not in os.environ:
             # DeepSpeed on a single process without a launcher: give it a one-rank group.
             address, port = "127.0.0.1", _free_port()
@@ -53,22 +55,22 @@ def initialize_distributed(args):
         # torch's env:// rendezvous (which also joins torchrun's agent store) and DeepSpeed read torchrun's
         # variables: export them for every launcher, so all tell the same story.
         export_launch_env(JobPlace(rank, world_size, local_rank, place.source), address, port)
-        backend = args.distributed_backend if device.type == "cuda" else "gloo"
-        timeout = datetime.timedelta(minutes=args.distributed_timeout_minutes)
+        backend = config.parallel.distributed_backend if device.type == "cuda" else "gloo"
+        timeout = datetime.timedelta(minutes=config.parallel.distributed_timeout_minutes)
         dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size,
                                 timeout=timeout,
                                 **({"device_id": device} if device.type == "cuda" else {}))
     if dist.is_initialized():
-        args.rank, args.world_size = dist.get_rank(), dist.get_world_size()
-        if args.world_size % args.model_parallel_size != 0:
-            raise ValueError(f"world size {args.world_size} is not divisible by --model-parallel-size "
-                             f"{args.model_parallel_size}")
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+        if world_size % config.parallel.model_parallel_size != 0:
+            raise ValueError(f"world size {world_size} is not divisible by --model-parallel-size "
+                             f"{config.parallel.model_parallel_size}")
         if not mpu.model_parallel_is_initialized():
-            mpu.initialize_model_parallel(args.model_parallel_size)
-    elif args.model_parallel_size > 1:
-        raise ValueError(f"--model-parallel-size {args.model_parallel_size} needs that many processes; "
+            mpu.initialize_model_parallel(config.parallel.model_parallel_size)
+    elif config.parallel.model_parallel_size > 1:
+        raise ValueError(f"--model-parallel-size {config.parallel.model_parallel_size} needs that many processes; "
                          "launch with torchrun or the deepspeed launcher")
-    return device
+    return device, config.updated(rank=rank, world_size=world_size, local_rank=local_rank)
 
 
 def barrier():

@@ -36,10 +36,10 @@ class StepResult:
     extras: dict = dataclasses.field(default_factory=dict)
 
 
-def autocast_dtype(args):
-    if getattr(args, "bf16", False):
+def autocast_dtype(config):
+    if config.precision.bf16:
         return torch.bfloat16
-    if args.fp16:
+    if config.precision.fp16:
         return torch.float16
     return None
 
@@ -55,23 +55,23 @@ class PlainEngine:
 
     name = "plain"
 
-    def __init__(self, model, optimizer, lr_scheduler, args, device):
+    def __init__(self, model, optimizer, lr_scheduler, config, device):
         self.module = model
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
-        self.args = args
+        self.config = config
         self.device = device
-        self.amp_dtype = autocast_dtype(args)
+        self.amp_dtype = autocast_dtype(config)
         dp_group = mpu.get_data_parallel_group()
         self.data_parallel = dist.is_initialized() and dist.get_world_size(group=dp_group) > 1
-        if self.data_parallel and args.DDP_impl != "none":
+        if self.data_parallel and config.parallel.DDP_impl != "none":
             self.forward_model = torch.nn.parallel.DistributedDataParallel(
                 model, process_group=dp_group, device_ids=[device] if device.type == "cuda" else None,
                 broadcast_buffers=False)
         else:
             self.forward_model = model
         # fp16 only: start at 2^32 (or a static --loss-scale), --loss-scale-window, --hysteresis, --min-scale.
-        self.scaler = DynamicLossScaler.from_args(args) if self.amp_dtype == torch.float16 else None
+        self.scaler = DynamicLossScaler.from_config(config) if self.amp_dtype == torch.float16 else None
 
     # -- modes --------------------------------------------------------------------------------
     def train(self):
@@ -107,7 +107,7 @@ class PlainEngine:
         grads = [p.grad for p in params if p.grad is not None]
         if self.scaler and grads:
             torch._foreach_mul_(grads, 1.0 / self.scaler.scale)
-        max_norm = self.args.clip_grad if self.args.clip_grad > 0 else float("inf")
+        max_norm = self.config.training.clip_grad if self.config.training.clip_grad > 0 else float("inf")
         # The norm is reduced over the model-parallel group, so every rank sees the same overflow.
         grad_norm = mpu.clip_grad_norm(params, max_norm).item()
         skipped = self.scaler is not None and not math.isfinite(grad_norm)  # fp16 overflow: skip the update
@@ -139,13 +139,14 @@ class DeepSpeedEngine:
 
     name = "deepspeed"
 
-    def __init__(self, model, optimizer, lr_scheduler, args, device, model_parameters=None):
+    def __init__(self, model, optimizer, lr_scheduler, config, device, model_parameters=None):
         import deepspeed  # optional dependency: imported only when --deepspeed is given
 
-        self.args = args
+        self.config = config
         self.device = device
         engine, ds_optimizer, _, _ = deepspeed.initialize(
-            model=model, optimizer=optimizer, model_parameters=model_parameters, args=args, mpu=mpu,
+            model=model, optimizer=optimizer, model_parameters=model_parameters,
+            config=config.parallel.deepspeed_config_dict, mpu=mpu,
             dist_init_required=False)
         self.engine = engine
         self.forward_model = engine
@@ -193,17 +194,17 @@ class DeepSpeedEngine:
         pass
 
 
-def build_engine(args, model, optimizer_factory, scheduler_factory, device):
+def build_engine(config, model, optimizer_factory, scheduler_factory, device):
     """Create the engine the flags ask for; the LR scheduler is built on the optimizer that will
     really be stepped (DeepSpeed may create its own from the JSON)."""
-    if args.deepspeed:
+    if config.parallel.deepspeed:
         from .model_setup import param_groups
-        config = getattr(args, "deepspeed_config_dict", None) or {}
-        if "optimizer" in config:
-            engine = DeepSpeedEngine(model, None, None, args, device, model_parameters=param_groups(model))
+        deepspeed_json = config.parallel.deepspeed_config_dict or {}
+        if "optimizer" in deepspeed_json:
+            engine = DeepSpeedEngine(model, None, None, config, device, model_parameters=param_groups(model))
         else:
-            engine = DeepSpeedEngine(model, optimizer_factory(model), None, args, device)
+            engine = DeepSpeedEngine(model, optimizer_factory(model), None, config, device)
         engine.lr_scheduler = scheduler_factory(engine.optimizer)
         return engine
     optimizer = optimizer_factory(model)
-    return PlainEngine(model, optimizer, scheduler_factory(optimizer), args, device)
+    return PlainEngine(model, optimizer, scheduler_factory(optimizer), config, device)

@@ -160,7 +160,7 @@ def cycle(loader):
             return
 
 
-def train(args, engine, train_iterator, forward_fn, start_iteration, device, train_logger, *,
+def train(config, engine, train_iterator, forward_fn, start_iteration, device, train_logger, *,
           valid_iterator=None, save_fn=None, writer=None, tokens_per_sample=None,
           multi_task_iterator=None, multi_task_ratio=0.0, multi_task_valid_iterator=None, stop_request=None):
     """Run optimizer steps from ``start_iteration`` to ``--train-iters``.
@@ -181,16 +181,16 @@ def train(args, engine, train_iterator, forward_fn, start_iteration, device, tra
     progress = None
     if is_rank_0() and sys.stderr.isatty():
         from tqdm import tqdm
-        progress = tqdm(total=args.train_iters, initial=iteration, desc="train", dynamic_ncols=True)
+        progress = tqdm(total=config.training.train_iters, initial=iteration, desc="train", dynamic_ncols=True)
     dp_world, dp_rank = mpu.get_data_parallel_world_size(), mpu.get_data_parallel_rank()
     if multi_task_iterator is None:
         multi_task_ratio = 0.0
     evaluates = valid_iterator is not None or multi_task_valid_iterator is not None
-    while iteration < args.train_iters:
+    while iteration < config.training.train_iters:
         # Seeded by the iteration about to run, so every micro-batch of it comes from the same data.
         source = multi_task_iterator if uses_multi_task(iteration, multi_task_ratio, dp_rank, dp_world) \
             else train_iterator
-        micro_batches = [get_batch(source, device) for _ in range(args.gradient_accumulation_steps)]
+        micro_batches = [get_batch(source, device) for _ in range(config.training.gradient_accumulation_steps)]
         result = engine.train_batch(micro_batches, forward_fn)
         iteration += 1
         if result.nonfinite:
@@ -199,7 +199,7 @@ def train(args, engine, train_iterator, forward_fn, start_iteration, device, tra
                 with clear_of_progress_bar(progress):
                     print(f"iteration {iteration}: loss is {result.loss}; step skipped "
                           f"({consecutive_nonfinite} in a row)", flush=True)
-            if consecutive_nonfinite >= args.max_nan_steps:
+            if consecutive_nonfinite >= config.training.max_nan_steps:
                 raise TrainingDiverged(
                     f"the loss was NaN/inf for {consecutive_nonfinite} consecutive steps (last at iteration "
                     f"{iteration}); stopping. Lower --lr, raise --warmup or use --bf16, then resume from the last "
@@ -212,14 +212,14 @@ def train(args, engine, train_iterator, forward_fn, start_iteration, device, tra
                             projected=None if projected is None else projected * dp_world)
         if progress is not None:
             progress.update(1)
-        lr = engine.lr_scheduler.get_lr() if engine.lr_scheduler is not None else args.lr
-        if iteration % args.log_interval == 0 and is_rank_0():
+        lr = engine.lr_scheduler.get_lr() if engine.lr_scheduler is not None else config.training.lr
+        if iteration % config.logging.log_interval == 0 and is_rank_0():
             with clear_of_progress_bar(progress):
                 train_logger.report(iteration, lr)
-        if save_fn is not None and args.save_interval and iteration % args.save_interval == 0:
+        if save_fn is not None and config.checkpoint.save_interval and iteration % config.checkpoint.save_interval == 0:
             save_fn(iteration)
-        if evaluates and args.eval_interval and iteration % args.eval_interval == 0:
-            results = evaluate_with_multi_task(engine, valid_iterator, multi_task_valid_iterator, args.eval_iters,
+        if evaluates and config.evaluation.eval_interval and iteration % config.evaluation.eval_interval == 0:
+            results = evaluate_with_multi_task(engine, valid_iterator, multi_task_valid_iterator, config.evaluation.eval_iters,
                                                forward_fn, device)
             if is_rank_0():
                 with clear_of_progress_bar(progress):

@@ -35,11 +35,11 @@ class DynamicLossScaler:
             self.budget = self.hysteresis
 
     @classmethod
-    def from_args(cls, args):
-        if args.loss_scale is not None:
-            return cls(scale=float(args.loss_scale), static=True)
-        return cls(window=max(1, int(args.loss_scale_window)), hysteresis=max(1, int(args.hysteresis)),
-                   min_scale=float(args.min_scale))
+    def from_config(cls, config):
+        if config.precision.loss_scale is not None:
+            return cls(scale=float(config.precision.loss_scale), static=True)
+        return cls(window=max(1, int(config.precision.loss_scale_window)), hysteresis=max(1, int(config.precision.hysteresis)),
+                   min_scale=float(config.precision.min_scale))
 
     def update(self, overflow):
         """Account for one optimizer step that did (``overflow``) or did not find inf/NaN gradients."""

@@ -56,16 +56,16 @@ def _measured_matmul_peak(device, dtype):
 class TrainingLogger:
     """Accumulates per-step figures and prints a line every ``log_interval`` steps."""
 
-    def __init__(self, args, model_config, num_devices, peak, peak_label, writer=None):
-        self.args = args
-        self.config = model_config
+    def __init__(self, config, model_config, num_devices, peak, peak_label, writer=None):
+        self.config = config
+        self.model_config = model_config
         self.num_devices = num_devices
         self.peak = peak
         self.peak_label = peak_label
         self.writer = writer
         # Every report also goes, at full precision, to <save>/train_log.jsonl (machine-readable; the
         # resume tests compare losses bit for bit through it).
-        self.jsonl_path = os.path.join(args.save, "train_log.jsonl") if getattr(args, "save", None) else None
+        self.jsonl_path = os.path.join(config.checkpoint.save, "train_log.jsonl") if config.checkpoint.save else None
         self.reset()
         self.memory_reported = False
 
@@ -95,7 +95,7 @@ class TrainingLogger:
             self.loss_sum += result.loss
             self.loss_steps += 1
         self.tokens += tokens
-        c = self.config
+        c = self.model_config
         flops = tokens * flops_per_token(c["num_layers"], c["hidden_size"], c["vocab_size"], seq_length)
         # Executed FLOPs: a NaN/inf loss ends the step before its backward (the engines return at
         # once), so only the forward third was done; an overflow-skipped step ran forward and backward.
@@ -104,7 +104,7 @@ class TrainingLogger:
             self.executed_known = False
         else:
             executed = executed_flops(c["num_layers"], c["hidden_size"], c["vocab_size"], seq_length, tokens,
-                                      projected, recompute=bool(getattr(self.args, "checkpoint_activations", False)))
+                                      projected, recompute=bool(self.config.training.checkpoint_activations))
             self.executed += executed / 3 if result.nonfinite else executed
         if result.grad_norm is not None:
             self.grad_norm = result.grad_norm
@@ -116,7 +116,7 @@ class TrainingLogger:
         tokens_per_s = self.tokens / elapsed
         tflops = self.flops / elapsed / self.num_devices / 1e12
         mfu = 100.0 * self.flops / elapsed / self.num_devices / self.peak
-        line = (f"iteration {iteration:8d}/{self.args.train_iters:8d} | lr {lr:.3e} | loss {loss:.4f} | "
+        line = (f"iteration {iteration:8d}/{self.config.training.train_iters:8d} | lr {lr:.3e} | loss {loss:.4f} | "
                 f"loss scale {self.loss_scale:.1f} | "
                 + (f"grad norm {self.grad_norm:.3f} | " if self.grad_norm is not None else "")
                 + f"ms/iter {1000 * elapsed / max(1, self.steps):.1f} | tokens/s {tokens_per_s:,.0f} | "
@@ -156,9 +156,9 @@ def memory_report():
     return f"memory: peak resident set {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
 
 
-def make_summary_writer(args):
+def make_summary_writer(config):
     """A TensorBoard writer under ``<summary-dir>/runs/<experiment>`` when ``--tensorboard`` is set."""
-    if not getattr(args, "tensorboard", False):
+    if not config.logging.tensorboard:
         return None
     from torch.utils.tensorboard import SummaryWriter
-    return SummaryWriter(log_dir=os.path.join(args.summary_dir or ".", "runs", args.experiment_name))
+    return SummaryWriter(log_dir=os.path.join(config.logging.summary_dir or ".", "runs", config.logging.experiment_name))

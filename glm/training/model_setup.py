@@ -7,17 +7,17 @@ import torch
 from ..model import GLMModel, glm_get_params_for_weight_decay_optimization
 
 
-def check_lengths(args):
+def check_lengths(config):
     """Refuse a ``--seq-length`` the position table cannot index (block positions reach the
     sequence length; the table has ``--max-position-embeddings + 1`` rows)."""
-    if not args.transformer_xl and args.seq_length > args.max_position_embeddings:
+    if not config.model.transformer_xl and config.data.seq_length > config.model.max_position_embeddings:
         raise ValueError(
-            f"--seq-length {args.seq_length} is larger than the position table "
-            f"(--max-position-embeddings {args.max_position_embeddings}); raise --max-position-embeddings "
+            f"--seq-length {config.data.seq_length} is larger than the position table "
+            f"(--max-position-embeddings {config.model.max_position_embeddings}); raise --max-position-embeddings "
             "or shorten --seq-length")
 
 
-def build_model(args, device=None, on_meta=False, dtype=None, **overrides):
+def build_model(config, device=None, on_meta=False, dtype=None, **overrides):
     """The ``GLMModel`` the flags describe, with the original's flag-to-argument mapping:
     dropouts from ``--hidden-dropout``/``--attention-dropout``, the table size from
     ``--max-position-embeddings``, memory only with ``--transformer-xl``, 2D positions with
@@ -29,17 +29,17 @@ def build_model(args, device=None, on_meta=False, dtype=None, **overrides):
     ``dtype`` and :func:`glm.checkpoint.load_model_state` puts the checkpoint's tensors in their
     place; ``device`` is then ignored (move the model after loading).  The P-tuning prompt
     encoder, which no pretrained checkpoint holds, is built for real."""
-    check_lengths(args)
+    check_lengths(config)
     kwargs = dict(
-        num_layers=args.num_layers, vocab_size=args.vocab_size, hidden_size=args.hidden_size,
-        num_attention_heads=args.num_attention_heads, embedding_dropout_prob=args.hidden_dropout,
-        attention_dropout_prob=args.attention_dropout, output_dropout_prob=args.hidden_dropout,
-        max_sequence_length=args.max_position_embeddings,
-        max_memory_length=args.mem_length if args.transformer_xl else 0,
-        checkpoint_activations=args.checkpoint_activations, checkpoint_num_layers=args.checkpoint_num_layers,
-        parallel_output=True, relative_encoding=args.transformer_xl,
-        block_position_encoding=args.block_lm and not args.masked_lm, attention_scale=args.attention_scale,
-        attention_backend=getattr(args, "attention_backend", "auto"))
+        num_layers=config.model.num_layers, vocab_size=config.model.vocab_size, hidden_size=config.model.hidden_size,
+        num_attention_heads=config.model.num_attention_heads, embedding_dropout_prob=config.model.hidden_dropout,
+        attention_dropout_prob=config.model.attention_dropout, output_dropout_prob=config.model.hidden_dropout,
+        max_sequence_length=config.model.max_position_embeddings,
+        max_memory_length=config.model.mem_length if config.model.transformer_xl else 0,
+        checkpoint_activations=config.training.checkpoint_activations, checkpoint_num_layers=config.training.checkpoint_num_layers,
+        parallel_output=True, relative_encoding=config.model.transformer_xl,
+        block_position_encoding=config.objective.block_lm and not config.objective.masked_lm, attention_scale=config.model.attention_scale,
+        attention_backend=config.model.attention_backend)
     kwargs.update(overrides)
     if on_meta:
         from ..checkpoint.layout_inference import skip_init
@@ -56,7 +56,7 @@ def build_model(args, device=None, on_meta=False, dtype=None, **overrides):
         model = model.to(dtype)
     if device is not None:
         model = model.to(device)
-    if getattr(args, "compile", False):
+    if config.model.compile:
         # Layer by layer: the model's input checks and mask building stay eager (they read values),
         # the layers themselves are static graphs.
         for layer in model.transformer.layers:
@@ -69,26 +69,26 @@ def param_groups(model):
     return [g for g in glm_get_params_for_weight_decay_optimization(model) if g["params"]]
 
 
-def build_optimizer(args, model):
+def build_optimizer(config, model):
     """``torch.optim.AdamW`` (decoupled weight decay, like apex FusedAdam) with ``--lr``,
     ``--weight-decay``, ``--adam-beta1/2``, ``--adam-eps``; fused kernels where available."""
-    if args.optimizer != "adam":
-        raise ValueError(f"--optimizer {args.optimizer!r} is not supported by the plain engine; use adam "
+    if config.training.optimizer != "adam":
+        raise ValueError(f"--optimizer {config.training.optimizer!r} is not supported by the plain engine; use adam "
                          "(or a DeepSpeed JSON optimizer)")
     groups = param_groups(model)
     for group in groups:
-        group.setdefault("weight_decay", args.weight_decay)
+        group.setdefault("weight_decay", config.training.weight_decay)
     # Fused on CPUs too: one pass over parameter, gradient and both moments per tensor; measured on 2
     # threads for GLM-Base's 110M parameters, 267 ms a step against 983 ms for the foreach kernels.
-    return torch.optim.AdamW(groups, lr=args.lr, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_eps,
-                             weight_decay=args.weight_decay, fused=True)
+    return torch.optim.AdamW(groups, lr=config.training.lr, betas=(config.training.adam_beta1, config.training.adam_beta2), eps=config.training.adam_eps,
+                             weight_decay=config.training.weight_decay, fused=True)
 
 
-# The kinds of model a finetuning task asks for (the original's ``get_model(args, model_type, ...)``).
+# The kinds of model a finetuning task asks for (the original's ``get_model(config, model_type, ...)``).
 MODEL_TYPES = ("generation", "multiple_choice", "classification")
 
 
-def build_task_model(args, device=None, model_type="generation", multi_token=True, num_labels=2,
+def build_task_model(config, device=None, model_type="generation", multi_token=True, num_labels=2,
                      spell_length=None):
     """The model a downstream task finetunes, chosen from the flags as the original did:
 
@@ -108,24 +108,24 @@ def build_task_model(args, device=None, model_type="generation", multi_token=Tru
 
     if model_type not in MODEL_TYPES:
         raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {model_type!r}")
-    head_on_hidden = model_type == "classification" or (model_type == "multiple_choice" and not args.cloze_eval)
+    head_on_hidden = model_type == "classification" or (model_type == "multiple_choice" and not config.task.cloze_eval)
     overrides = dict(parallel_output=model_type == "generation", output_predict=not head_on_hidden)
     if spell_length:
-        overrides.update(spell_length=spell_length, spell_func=args.prompt_func)
+        overrides.update(spell_length=spell_length, spell_func=config.adaptation.prompt_func)
     # With --load-pretrained the backbone's weights come from the checkpoint: build it on the meta
     # device (the caller loads, then moves the model to its device).
-    on_meta = bool(getattr(args, "load_pretrained", None))
-    model = build_model(args, None, on_meta=on_meta, **overrides)
-    if args.freeze_transformer:
-        model.freeze_transformer(tune_prefix_layers=args.tune_prefix_layers)
-    if model_type == "multiple_choice" and args.cloze_eval:
+    on_meta = bool(config.task.load_pretrained)
+    model = build_model(config, None, on_meta=on_meta, **overrides)
+    if config.adaptation.freeze_transformer:
+        model.freeze_transformer(tune_prefix_layers=config.adaptation.tune_prefix_layers)
+    if model_type == "multiple_choice" and config.task.cloze_eval:
         if multi_token:
-            head_class = GLMForMultiTokenClozeFast if args.fast_decode else GLMForMultiTokenCloze
-            model = head_class(model, length_penalty=args.length_penalty)
+            head_class = GLMForMultiTokenClozeFast if config.task.fast_decode else GLMForMultiTokenCloze
+            model = head_class(model, length_penalty=config.generation.length_penalty)
         else:
-            model = GLMForSingleTokenCloze(model, take_softmax=args.adapet)
+            model = GLMForSingleTokenCloze(model, take_softmax=config.task.adapet)
     elif head_on_hidden:
         num_class = 1 if model_type == "multiple_choice" else num_labels
-        model = GLMForSequenceClassification(model, args.hidden_size, args.output_dropout, args.pool_token,
+        model = GLMForSequenceClassification(model, config.model.hidden_size, config.model.output_dropout, config.task.pool_token,
                                              num_class=num_class)
     return model.to(device) if device is not None and not on_meta else model

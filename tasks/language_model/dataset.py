@@ -19,13 +19,13 @@ from .detokenizer import get_detokenizer
 
 
 
-def data_path(args):
+def data_path(config):
     """The single file ``--valid-data`` names (the original reads its first entry)."""
-    path = args.valid_data
+    path = config.data.valid_data
     if isinstance(path, (list, tuple)):
         path = path[0] if path else None
     if not path:
-        raise TaskDataError(f"--task {args.task} needs --valid-data pointing at the evaluation file")
+        raise TaskDataError(f"--task {config.task.task} needs --valid-data pointing at the evaluation file")
     return path
 
 
@@ -37,8 +37,8 @@ def _read_text(path):
         raise TaskDataError(f"{path}: evaluation file not found") from None
 
 
-def _mask_id(tokenizer, args):
-    return command_id(tokenizer, "gMASK" if getattr(args, "task_mask", False) else "MASK")
+def _mask_id(tokenizer, config):
+    return command_id(tokenizer, "gMASK" if config.objective.task_mask else "MASK")
 
 
 def encode(tokenizer, text):
@@ -60,12 +60,12 @@ class LambadaDataset(Dataset):
     """One sample per LAMBADA passage; the answer (``" " + last word``) is teacher-forced and a
     passage counts as correct when every answer token is the argmax."""
 
-    def __init__(self, args, tokenizer, path):
-        self.args, self.tokenizer, self.path = args, tokenizer, path
-        self.max_len = args.seq_length
-        self.block_lm = args.block_lm
-        self.unidirectional = getattr(args, "unidirectional", False)
-        self.mask_id = _mask_id(tokenizer, args)
+    def __init__(self, config, tokenizer, path):
+        self.config, self.tokenizer, self.path = config, tokenizer, path
+        self.max_len = config.data.seq_length
+        self.block_lm = config.objective.block_lm
+        self.unidirectional = config.task.unidirectional
+        self.mask_id = _mask_id(tokenizer, config)
         self.context_tokens, self.label_tokens = [], []
         for where, record in json_lines(path):
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
@@ -109,12 +109,12 @@ class LambadaDataset(Dataset):
             sequence, loss = answer, [1] * len(answer)
         packed = pack_glm_input(part_a, [sop] + sequence[:-1], sequence, loss, mask_position=len(part_a) - 2,
                                 max_len=self.max_len, pad_id=eos,
-                                block_position=not getattr(self.args, "no_block_position", False))
+                                block_position=not self.config.objective.no_block_position)
         return packed.sample()
 
 
-def build_lambada_dataset(tokenizer, args):
-    return LambadaDataset(args, tokenizer, data_path(args))
+def build_lambada_dataset(tokenizer, config):
+    return LambadaDataset(config, tokenizer, data_path(config))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,14 +126,14 @@ class LMDataset(Dataset):
     first; later windows score only the tokens past the previous window (the last ``stride``), with
     the tokens before them as bidirectional context (block LM, unless ``--unidirectional``)."""
 
-    def __init__(self, args, documents, tokenizer, num_original_tokens, num_tokenized_tokens):
-        self.args, self.documents, self.tokenizer = args, documents, tokenizer
-        self.max_seq_len = args.seq_length - 1
-        stride = args.overlapping_eval if args.overlapping_eval is not None else self.max_seq_len
+    def __init__(self, config, documents, tokenizer, num_original_tokens, num_tokenized_tokens):
+        self.config, self.documents, self.tokenizer = config, documents, tokenizer
+        self.max_seq_len = config.data.seq_length - 1
+        stride = config.evaluation.overlapping_eval if config.evaluation.overlapping_eval is not None else self.max_seq_len
         self.stride = max(1, min(stride, self.max_seq_len))
-        self.block_lm = args.block_lm
-        self.unidirectional = getattr(args, "unidirectional", False)
-        self.mask_id = _mask_id(tokenizer, args)
+        self.block_lm = config.objective.block_lm
+        self.unidirectional = config.task.unidirectional
+        self.mask_id = _mask_id(tokenizer, config)
         self.num_original_tokens = num_original_tokens
         self.num_tokenized_tokens = num_tokenized_tokens
         counts = [math.ceil(max(len(doc) - self.max_seq_len, 0) / self.stride) + 1 for doc in documents]
@@ -168,25 +168,25 @@ class LMDataset(Dataset):
         loss = [0] * (len(rest) - scored) + [1] * scored
         packed = pack_glm_input(part_a, part_b, rest, loss, mask_position=len(part_a) - 1,
                                 max_len=self.max_seq_len + 2, pad_id=command_id(tok, "eos"),
-                                block_position=not getattr(self.args, "no_block_position", False))
+                                block_position=not self.config.objective.no_block_position)
         return packed.sample()
 
 
-def build_wikitext103_dataset(tokenizer, args):
+def build_wikitext103_dataset(tokenizer, config):
     """The whole (detokenised) file as one document; ``num_original_tokens`` counts the words of the
     raw file, for the adjusted perplexity."""
-    path = data_path(args)
+    path = data_path(config)
     raw = _read_text(path)
     if not raw.strip():
         raise TaskDataError(f"{path}: the evaluation file is empty")
     num_original_tokens = len(raw.strip().split(" "))
     tokens = encode(tokenizer, get_detokenizer(path)(raw))
-    return LMDataset(args, [tokens], tokenizer, num_original_tokens, len(tokens))
+    return LMDataset(config, [tokens], tokenizer, num_original_tokens, len(tokens))
 
 
-def build_lm_dataset(tokenizer, args):
+def build_lm_dataset(tokenizer, config):
     """One document per non-empty line."""
-    path = data_path(args)
+    path = data_path(config)
     documents, num_original_tokens = [], 0
     for line in _read_text(path).splitlines():
         line = line.strip()
@@ -196,4 +196,4 @@ def build_lm_dataset(tokenizer, args):
         num_original_tokens += len(line.split(" "))
     if not documents:
         raise TaskDataError(f"{path}: the evaluation file has no non-empty lines")
-    return LMDataset(args, documents, tokenizer, num_original_tokens, sum(len(d) for d in documents))
+    return LMDataset(config, documents, tokenizer, num_original_tokens, sum(len(d) for d in documents))

@@ -54,12 +54,12 @@ class MultiChoiceDataset:
     choice fits ``--seq-length``.  A choice is scored by the summed log-probability of its tokens.
     """
 
-    def __init__(self, args, tokenizer, paths):
-        self.args, self.tokenizer = args, tokenizer
-        self.max_len = args.seq_length
-        self.unidirectional = getattr(args, "unidirectional", False)
+    def __init__(self, config, tokenizer, paths):
+        self.config, self.tokenizer = config, tokenizer
+        self.max_len = config.data.seq_length
+        self.unidirectional = config.task.unidirectional
         self.examples = [e for path in paths for e in read_examples(path)]
-        self.block_position = not getattr(args, "no_block_position", False)
+        self.block_position = not config.objective.no_block_position
 
     def __len__(self):
         return len(self.examples)
@@ -123,5 +123,5 @@ def choice_samples(tokenizer, text, choices, max_len, unidirectional=False, bloc
     return samples
 
 
-def build_multichoice_dataset(tokenizer, args):
-    return MultiChoiceDataset(args, tokenizer, expand_paths(args.test_data))
+def build_multichoice_dataset(tokenizer, config):
+    return MultiChoiceDataset(config, tokenizer, expand_paths(config.data.test_data))

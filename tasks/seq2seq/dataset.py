@@ -1,6 +1,6 @@
 """Seq2seq finetuning datasets (spec section 9.4): the stable entry points.
 
-``Seq2SeqDataset(args, split, tokenizer)`` serves the summarisation and SQuAD-format tasks
+``Seq2SeqDataset(config, split, tokenizer)`` serves the summarisation and SQuAD-format tasks
 (``cnn_dm``, ``cnn_dm_original``, ``gigaword``, ``xsum``, ``squad_generation``, ``squad``,
 ``squad_v1``, ``cmrc``); ``CustomizationDataset``, ``ExtractionDataset`` and ``BlankLMDataset`` take
 the same arguments.  :func:`build_dataset` picks the class the task's row in
@@ -29,8 +29,8 @@ from .registry import BLANK, CUSTOMIZATION, EXTRACTION, GENERATION, get_task
 from .squad import SquadExtractiveFormat
 
 
-def _lengths(args):
-    src, tgt = getattr(args, "src_seq_length", None), getattr(args, "tgt_seq_length", None)
+def _lengths(config):
+    src, tgt = config.task.src_seq_length, config.task.tgt_seq_length
     if not src or not tgt or src < 1 or tgt < 1:
         raise ValueError(f"seq2seq tasks need positive --src-seq-length and --tgt-seq-length (got {src}, {tgt})")
     return src, tgt
@@ -39,13 +39,13 @@ def _lengths(args):
 class _Seq2SeqBase(Dataset):
     """What every seq2seq dataset shares: the split check, lengths, command ids, the example tables."""
 
-    def __init__(self, args, split, tokenizer):
+    def __init__(self, config, split, tokenizer):
         check_split(split)
-        self.args, self.split, self.tokenizer = args, split, tokenizer
-        self.spec = get_task(getattr(args, "task", None))
+        self.config, self.split, self.tokenizer = config, split, tokenizer
+        self.spec = get_task(config.task.task)
         self.task = self.spec.name
-        self.data_dir = getattr(args, "data_dir", None)
-        self.max_src_length, self.max_tgt_length = _lengths(args)
+        self.data_dir = config.data.data_dir
+        self.max_src_length, self.max_tgt_length = _lengths(config)
         self.dataset_name = split
         self.ids = CommandIds.of(tokenizer)
         self.example_list, self.origins = [], []
@@ -70,19 +70,19 @@ class Seq2SeqDataset(_Seq2SeqBase):
     The mask is ``[sMASK]`` with ``--task-mask`` (``[MASK]`` for cmrc), ``[MASK]`` otherwise.
     """
 
-    def __init__(self, args, split, tokenizer):
-        super().__init__(args, split, tokenizer)
+    def __init__(self, config, split, tokenizer):
+        super().__init__(config, split, tokenizer)
         fmt = self.spec.format
         if self.spec.dataset != GENERATION or fmt is None:
             raise ValueError(f"Seq2SeqDataset does not serve --task {self.task}; its row in "
                              f"tasks/seq2seq/registry.py names the {self.spec.dataset} dataset")
         if issubclass(fmt, SquadExtractiveFormat):
             # Character offsets are only used to map BERT pieces back to the context (squad_decode).
-            use_offsets = getattr(args, "tokenizer_type", None) == "BertWordPieceTokenizer"
+            use_offsets = config.data.tokenizer_type == "BertWordPieceTokenizer"
             self.format = fmt(self.spec, self.data_dir, tokenizer, self.max_src_length, use_offsets)
         else:
             self.format = fmt(self.spec, self.data_dir, tokenizer)
-        self.mask_id = command_id(tokenizer, task_mask_name(getattr(args, "task_mask", False), self.spec))
+        self.mask_id = command_id(tokenizer, task_mask_name(config.objective.task_mask, self.spec))
         self._set_examples(*self.format.examples(split))
         # Extractive SQuAD: every question of the file, including those without a window.
         self.questions = getattr(self.format, "questions", None)
@@ -97,7 +97,7 @@ class Seq2SeqDataset(_Seq2SeqBase):
         target, loss_mask = encode_target(self.tokenizer, self.format.target_text(example), self.max_tgt_length,
                                           self.ids)
         return train_sample(source, target, loss_mask, mask_position, example.guid, self.ids,
-                            block_position=not getattr(self.args, "no_block_position", False))
+                            block_position=not self.config.objective.no_block_position)
 
 
 def _line_examples(split, pairs, origins):
@@ -124,9 +124,9 @@ class CustomizationDataset(_Seq2SeqBase):
     (:func:`tasks.seq2seq.layout.hide_padding_mask`); otherwise the scalar ``sep`` as everywhere.
     """
 
-    def __init__(self, args, split, tokenizer):
-        super().__init__(args, split, tokenizer)
-        self.mask_id = command_id(tokenizer, task_mask_name(getattr(args, "task_mask", False), self.spec))
+    def __init__(self, config, split, tokenizer):
+        super().__init__(config, split, tokenizer)
+        self.mask_id = command_id(tokenizer, task_mask_name(config.objective.task_mask, self.spec))
         self._set_examples(*_line_examples(split, *_read_stripped_pairs(self.data_dir, self.spec.split_stems, split)))
 
     def __getitem__(self, idx):
@@ -139,14 +139,14 @@ class CustomizationDataset(_Seq2SeqBase):
         context_length = len(source)
         source = pad_source(source, src_length, ids.pad, self.where(idx))
         mask_position = find_mask(source, self.mask_id, self.where(idx))
-        hide = getattr(self.args, "mask_pad_token", False)
+        hide = self.config.task.mask_pad_token
         if self.split != "train":
             mask = hide_padding_mask(context_length, src_length) if hide else None
             return eval_sample(source, mask_position, example.guid, ids, attention_mask=mask)
         target, loss_mask = encode_target(self.tokenizer, example.text_b, self.max_tgt_length, ids)
         mask = hide_padding_mask(context_length, src_length, self.max_tgt_length) if hide else None
         return train_sample(source, target, loss_mask, mask_position, example.guid, ids,
-                            block_position=not getattr(self.args, "no_block_position", False), attention_mask=mask)
+                            block_position=not self.config.objective.no_block_position, attention_mask=mask)
 
 
 class _BlankBase(_Seq2SeqBase):
@@ -180,8 +180,8 @@ class ExtractionDataset(_BlankBase):
     fills them, separated by ``|``.  Always ``[MASK]`` (the text carries it); no ``[ENC]``; training
     items are src + tgt long (spans cut there)."""
 
-    def __init__(self, args, split, tokenizer):
-        super().__init__(args, split, tokenizer)
+    def __init__(self, config, split, tokenizer):
+        super().__init__(config, split, tokenizer)
         self.mask_id = command_id(tokenizer, "MASK")
         self._set_examples(*_line_examples(split, *_read_stripped_pairs(self.data_dir, self.spec.split_stems, split)))
 
@@ -205,11 +205,11 @@ class BlankLMDataset(_BlankBase):
     long.
     """
 
-    def __init__(self, args, split, tokenizer):
-        super().__init__(args, split, tokenizer)
-        self.mask_name = "gMASK" if getattr(args, "task_mask", False) else "MASK"
+    def __init__(self, config, split, tokenizer):
+        super().__init__(config, split, tokenizer)
+        self.mask_name = "gMASK" if config.objective.task_mask else "MASK"
         self.mask_id = command_id(tokenizer, self.mask_name)
-        self.ratio = float(getattr(args, "blank_maskratio", 0.1))
+        self.ratio = float(config.generation.blank_maskratio)
         text_path = split_path(self.data_dir, self.spec.split_stems, split, ".txt")
         targets = [blank_detokenize(line.strip()) for line in read_lines(text_path)]
         origins = [f"{text_path}:{n}" for n in range(1, len(targets) + 1)]
@@ -221,7 +221,7 @@ class BlankLMDataset(_BlankBase):
                 raise TaskDataError(f"{blank_path}: {len(sources)} lines but {text_path} has {len(targets)}")
             origins = [f"{blank_path}:{n}" for n in range(1, len(sources) + 1)]
         self._set_examples(*_line_examples(split, list(zip(sources, targets)), origins))
-        self.random = random.Random(getattr(args, "seed", 1234))
+        self.random = random.Random(config.training.seed)
 
     def mask_text(self, text):
         """``(masked text, [span texts])``: random words replaced by ``[MASK]``, adjacent ones merged.
@@ -263,6 +263,6 @@ def dataset_class(task):
     return DATASETS[get_task(task).dataset]
 
 
-def build_dataset(args, split, tokenizer):
-    """The dataset of ``args.task`` for ``split`` (``train``, ``dev`` or ``test``)."""
-    return dataset_class(getattr(args, "task", None))(args, split, tokenizer)
+def build_dataset(config, split, tokenizer):
+    """The dataset of ``config.task.task`` for ``split`` (``train``, ``dev`` or ``test``)."""
+    return dataset_class(config.task.task)(config, split, tokenizer)

@@ -31,35 +31,36 @@ from .outputs import blank_prediction_text, prediction_text, write_prediction_fi
 from .registry import FILL_TEXT, SPAN_ACCURACY, SQUAD, get_task
 
 
-def fit_lengths(args):
+def fit_lengths(config):
     """Positions reach ``--src-seq-length`` and block positions ``--tgt-seq-length``: grow the
     position table when it is smaller (as the original did; the pretrained rows are kept and the new
-    ones initialised), and check the model against the longest of the two."""
-    missing = [flag for flag, value in (("--src-seq-length", args.src_seq_length),
-                                        ("--tgt-seq-length", args.tgt_seq_length)) if not value or value < 1]
+    ones initialised), and check the model against the longest of the two.  Returns the configuration
+    with those lengths (the seq2seq family's ``configure`` step in :mod:`tasks.registry`)."""
+    missing = [flag for flag, value in (("--src-seq-length", config.task.src_seq_length),
+                                        ("--tgt-seq-length", config.task.tgt_seq_length)) if not value or value < 1]
     if missing:
-        raise FinetuneError(f"seq2seq task {args.task} needs {' and '.join(missing)} (the most source and target "
+        raise FinetuneError(f"seq2seq task {config.task.task} needs {' and '.join(missing)} (the most source and target "
                             "tokens, positive numbers); the launchers take them from the task config, e.g. "
                             "config_tasks/seq_cnndm_org.sh passes --src-seq-length 608 --tgt-seq-length 160")
-    longest = max(args.src_seq_length, args.tgt_seq_length)
-    if args.max_position_embeddings < longest:
-        print(f"note: --max-position-embeddings raised from {args.max_position_embeddings} to {longest} "
+    longest = max(config.task.src_seq_length, config.task.tgt_seq_length)
+    if config.model.max_position_embeddings < longest:
+        print(f"note: --max-position-embeddings raised from {config.model.max_position_embeddings} to {longest} "
               "(the source/target lengths); the pretrained position rows are kept", flush=True)
-        args.max_position_embeddings = longest
-    args.seq_length = longest
+        config = config.updated(max_position_embeddings=longest)
+    return config.updated(seq_length=longest)
 
 
-def task_scorer(args):
+def task_scorer(config):
     """``(metric names, score(predictions, examples, dataset) -> {name: value})`` for the task.
     Extractive SQuAD is scored by :func:`~tasks.seq2seq.metrics.squad_report`: the official figures
     over every question of the file (the dataset's ``questions``), the original's over the answered ones."""
-    spec = get_task(args.task)
+    spec = get_task(config.task.task)
     if spec.scoring == SQUAD:
         return (seq2seq_metrics.SQUAD_REPORT_NAMES,
                 lambda predictions, examples, dataset: seq2seq_metrics.squad_report(predictions, examples,
                                                                                     dataset.questions))
     metrics = ({"accuracy": span_accuracy} if spec.scoring == SPAN_ACCURACY
-               else seq2seq_metrics.rouge_metric_dict(spec.retokenization_for(args.tokenizer_type)))
+               else seq2seq_metrics.rouge_metric_dict(spec.retokenization_for(config.data.tokenizer_type)))
     return tuple(metrics), lambda predictions, examples, dataset: {
         name: float(f(predictions, None, examples)) for name, f in metrics.items()}
 
@@ -77,16 +78,16 @@ def span_accuracy(predictions, labels, examples):
 class Seq2SeqEvaluation:
     """Decodes a split and scores it; datasets are read once, on first use."""
 
-    def __init__(self, args, tokenizer, device_of):
-        self.args, self.tokenizer, self.device_of = args, tokenizer, device_of
+    def __init__(self, config, tokenizer, device_of):
+        self.config, self.tokenizer, self.device_of = config, tokenizer, device_of
         self.datasets = {}
-        self.spec = get_task(args.task)
-        self.metric_names, self.score = task_scorer(args)
+        self.spec = get_task(config.task.task)
+        self.metric_names, self.score = task_scorer(config)
 
     def dataset(self, split):
         if split not in self.datasets:
             try:
-                self.datasets[split] = build_dataset(self.args, split, self.tokenizer)
+                self.datasets[split] = build_dataset(self.config, split, self.tokenizer)
             except MissingSplitError:
                 self.datasets[split] = None   # no such split (e.g. no test set): nothing to evaluate
         return self.datasets[split]
@@ -96,13 +97,13 @@ class Seq2SeqEvaluation:
         if dataset is None or len(dataset) == 0:
             return None, None
         device = self.device_of(model)
-        batch_size = self.args.eval_batch_size or self.args.batch_size
+        batch_size = self.config.evaluation.eval_batch_size or self.config.training.batch_size
         if self.spec.fills_masks:
             predictions = self.fill(model, dataset, device)
         else:
-            config = seq2seq_decode_config(self.args, self.tokenizer)
+            config = seq2seq_decode_config(self.config, self.tokenizer)
             generated = decode_dataset(model, dataset, config, batch_size, device)
-            predictions = [prediction_text(self.args, self.tokenizer, ids, example)
+            predictions = [prediction_text(self.config, self.tokenizer, ids, example)
                            for ids, example in zip(generated, dataset.example_list)]
         examples = dataset.example_list
         return self.score(predictions, examples, dataset), {"predictions": predictions, "examples": examples}
@@ -110,7 +111,7 @@ class Seq2SeqEvaluation:
     @torch.no_grad()
     def fill(self, model, dataset, device):
         """Greedy left-to-right filling of every mask of each source (``blank``, ``extraction``)."""
-        config = DecodeConfig.from_args(self.args, self.tokenizer, max_new_tokens=self.args.tgt_seq_length,
+        config = DecodeConfig.from_args(self.config, self.tokenizer, max_new_tokens=self.config.task.tgt_seq_length,
                                         top_k=1, num_beams=1)
         sop = self.tokenizer.get_command("sop").Id
         task_mask = getattr(dataset, "mask_id", None) != self.tokenizer.get_command("MASK").Id
@@ -141,24 +142,23 @@ def _device_of(model):
     return next(model.parameters()).device
 
 
-def build_task(args, tokenizer):
+def build_task(config, tokenizer):
     """The :class:`~tasks.finetune.FinetuneTask` of a seq2seq ``--task``."""
-    fit_lengths(args)
-    train = build_dataset(args, "train", tokenizer) if args.epochs else None
-    evaluation = Seq2SeqEvaluation(args, tokenizer, _device_of)
-    valid = evaluation.dataset("dev") if args.epochs and args.eval_interval else None
+    train = build_dataset(config, "train", tokenizer) if config.training.epochs else None
+    evaluation = Seq2SeqEvaluation(config, tokenizer, _device_of)
+    valid = evaluation.dataset("dev") if config.training.epochs and config.evaluation.eval_interval else None
     if valid is not None and "target" not in valid[0]:
         valid = None   # evaluation items have no targets: no loss to compute on them
 
     def write_predictions(output, split, directory):
         os.makedirs(directory, exist_ok=True)
-        write_prediction_files(args.task, output["predictions"], output["examples"],
+        write_prediction_files(config.task.task, output["predictions"], output["examples"],
                                os.path.join(directory, f"{split}.jsonl"))
 
     return FinetuneTask(
-        name=args.task,
+        name=config.task.task,
         build_model=lambda a, device: build_task_model(a, device, "generation"),
-        forward_step=functools.partial(pretrain_forward, label_smoothing=args.label_smoothing),
+        forward_step=functools.partial(pretrain_forward, label_smoothing=config.training.label_smoothing),
         evaluate=evaluation,
         metric_names=evaluation.metric_names,
         train_dataset=train,

@@ -21,14 +21,14 @@ def strip_special(tokenizer, ids):
     return [int(i) for i in ids if int(i) not in drop]
 
 
-def prediction_text(args, tokenizer, generated_ids, example=None):
+def prediction_text(config, tokenizer, generated_ids, example=None):
     """The text of one generated sequence: ``eop``/``pad`` removed, then decoded -- for extractive
     SQuAD with a BERT vocabulary mapped back onto the context's characters (:func:`squad_decode`,
     needs the ``example``)."""
     ids = strip_special(tokenizer, generated_ids)
-    spec = get_task(getattr(args, "task", None))
-    model_type = getattr(args, "tokenizer_model_type", None) or ""
-    is_bert = getattr(args, "tokenizer_type", None) == "BertWordPieceTokenizer" or model_type.startswith("bert")
+    spec = get_task(config.task.task)
+    model_type = config.data.tokenizer_model_type or ""
+    is_bert = config.data.tokenizer_type == "BertWordPieceTokenizer" or model_type.startswith("bert")
     if spec.scoring == SQUAD and is_bert and example is not None:
         return squad_decode(example, ids, tokenizer)
     return tokenizer.DecodeIds(ids)

@@ -5,9 +5,9 @@ This module owns the task names of the family; the modules it names (formats, de
 stems, re-tokenisations) know none and receive the row.  The dataset, the prediction writer and the
 finetuning task (:mod:`tasks.seq2seq.dataset`, :mod:`.outputs`, :mod:`.finetune`) read the row::
 
-    spec = get_task(args.task)                       # case-insensitive; unknown names list the known ones
+    spec = get_task(config.task.task)                       # case-insensitive; unknown names list the known ones
     spec.dataset, spec.format, spec.split_stems, spec.detokenizer
-    spec.retokenization_for(args.tokenizer_type)     # the ROUGE re-tokenisation the original used
+    spec.retokenization_for(config.data.tokenizer_type)     # the ROUGE re-tokenisation the original used
     spec.decoding, spec.scoring
 
 Adding a task is one row here plus, when no existing format reads its files, a format class (see
@@ -114,6 +114,6 @@ def detokenizer_for(task):
     return get_task(task).detokenizer
 
 
-def retokenizer_for(args):
-    """The re-tokenisation the original applied before ROUGE for ``args`` (task and tokenizer)."""
-    return get_task(args.task).retokenization_for(args.tokenizer_type)
+def retokenizer_for(config):
+    """The re-tokenisation the original applied before ROUGE for ``config`` (task and tokenizer)."""
+    return get_task(config.task.task).retokenization_for(config.data.tokenizer_type)

@@ -2,7 +2,7 @@
 files.  See docs/superglue.md.
 
 ============================  =================================================================
-``dataset.SuperGlueDataset``  the entry point: ``SuperGlueDataset(args, split, tokenizer, for_train)``
+``dataset.SuperGlueDataset``  the entry point: ``SuperGlueDataset(config, split, tokenizer, for_train)``
 ``registry``                  task name -> reader, pattern, labels, metrics, output conventions
 ``processors/``               one reader per task (files -> ``InputExample``)
 ``pvp/``                      patterns and verbalizers (``InputExample`` -> GLM sample)

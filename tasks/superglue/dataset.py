@@ -14,10 +14,10 @@ SPLITS = ("train", "dev", "test")
 
 
 class SuperGlueDataset(Dataset):
-    """``SuperGlueDataset(args, split, tokenizer, for_train=False)``.
+    """``SuperGlueDataset(config, split, tokenizer, for_train=False)``.
 
-    Reads ``args.task`` (any case), ``args.data_dir``, ``args.seq_length``, ``args.cloze_eval``,
-    ``args.pattern_id`` and the pattern flags.  ``split`` is ``train``, ``dev`` or ``test``;
+    Reads ``config.task.task`` (any case), ``config.data.data_dir``, ``config.data.seq_length``, ``config.task.cloze_eval``,
+    ``config.task.pattern_id`` and the pattern flags.  ``split`` is ``train``, ``dev`` or ``test``;
     ``for_train`` marks a dev set used for validation during training (ReCoRD then builds
     training-style examples).
 
@@ -28,17 +28,17 @@ class SuperGlueDataset(Dataset):
     Items are encoded when accessed, so memory stays at the size of the text.
     """
 
-    def __init__(self, args, split, tokenizer, for_train=False):
+    def __init__(self, config, split, tokenizer, for_train=False):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
-        self.spec = get_task(args.task)
-        self.args, self.split, self.tokenizer = args, split, tokenizer
+        self.spec = get_task(config.task.task)
+        self.config, self.split, self.tokenizer = config, split, tokenizer
         self.dataset_name = f"{self.spec.name}-{split}"
-        self.processor = self.spec.make_processor(args)
-        self.cloze_eval = bool(getattr(args, "cloze_eval", False))
+        self.processor = self.spec.make_processor(config)
+        self.cloze_eval = bool(config.task.cloze_eval)
         # The pattern is built before reading so that a bad pattern id or verbalizer fails at once.
-        self.pvp = self.spec.make_pvp(args, tokenizer, split) if self.cloze_eval else None
-        examples = self.processor.get_examples(split, args.data_dir, for_train=for_train)
+        self.pvp = self.spec.make_pvp(config, tokenizer, split) if self.cloze_eval else None
+        examples = self.processor.get_examples(split, config.data.data_dir, for_train=for_train)
         # Stable sort: examples with equally many choices keep their file order.
         self.examples = sorted(examples, key=lambda example: example.num_choices)
         self.labeled = split != "test"
@@ -55,7 +55,7 @@ class SuperGlueDataset(Dataset):
         try:
             self[0]
         except TaskConfigError as exc:
-            raise TaskConfigError(f"{self.dataset_name}: {exc} (--seq-length {self.args.seq_length}); raise "
+            raise TaskConfigError(f"{self.dataset_name}: {exc} (--seq-length {self.config.data.seq_length}); raise "
                                   "--seq-length") from None
         encoder.num_truncated = truncated   # a check, not a sample: the count stays that of real use
 
@@ -70,7 +70,7 @@ class SuperGlueDataset(Dataset):
     @property
     def multi_token(self):
         """Samples hold one row per answer (multi-token cloze, or COPA/ReCoRD without cloze)."""
-        return self.spec.is_multi_token(self.args)
+        return self.spec.is_multi_token(self.config)
 
     @property
     def variable_num_choices(self):
@@ -88,4 +88,4 @@ class SuperGlueDataset(Dataset):
         example = self.examples[index]
         if self.pvp is not None:
             return self.pvp.encode(example)
-        return self.processor.encode(example, self.tokenizer, self.args)
+        return self.processor.encode(example, self.tokenizer, self.config)

@@ -65,15 +65,15 @@ class ClozeEvaluation:
     """Predicts every example of a split and scores it with the task's metrics; datasets are read
     once, on first use (a missing test split means no final test evaluation)."""
 
-    def __init__(self, args, tokenizer, spec, device_of, generative=False):
-        self.args, self.tokenizer, self.spec = args, tokenizer, spec
+    def __init__(self, config, tokenizer, spec, device_of, generative=False):
+        self.config, self.tokenizer, self.spec = config, tokenizer, spec
         self.device_of, self.generative = device_of, generative
         self.datasets = {}
 
     def dataset(self, split):
         if split not in self.datasets:
             try:
-                self.datasets[split] = SuperGlueDataset(self.args, split, self.tokenizer)
+                self.datasets[split] = SuperGlueDataset(self.config, split, self.tokenizer)
             except MissingSplitError:
                 if split != "test":
                     raise
@@ -82,7 +82,7 @@ class ClozeEvaluation:
 
     def _predict(self, model, dataset, device):
         """``(predictions, labels)`` in dataset order: label indices (WSC's choice 0 means True)."""
-        batch_size = self.args.eval_batch_size or self.args.batch_size
+        batch_size = self.config.evaluation.eval_batch_size or self.config.training.batch_size
         collate = functools.partial(collate_choices, choice_mask=dataset.variable_num_choices)
         if not self.generative:
             choices, _, labels = predict_choices(model, dataset, batch_size, device, collate,
@@ -117,11 +117,11 @@ class ClozeEvaluation:
         return metrics, {"predictions": predictions, "examples": dataset.examples}
 
 
-def model_kind(args, spec):
+def model_kind(config, spec):
     """The original's model choice: ``(model_type, multi_token, num_labels, spell_length)``."""
-    multi_token = spec.is_multi_token(args)
-    spell_length = spec.spell_length(args) if args.continuous_prompt and args.cloze_eval else None
-    if args.cloze_eval or spec.multi_choice:
+    multi_token = spec.is_multi_token(config)
+    spell_length = spec.spell_length(config) if config.adaptation.continuous_prompt and config.task.cloze_eval else None
+    if config.task.cloze_eval or spec.multi_choice:
         return "multiple_choice", multi_token, len(spec.labels), spell_length or None
     return "classification", multi_token, len(spec.labels), None
 
@@ -130,23 +130,23 @@ def _device_of(model):
     return next(model.parameters()).device
 
 
-def build_task(args, tokenizer):
+def build_task(config, tokenizer):
     """The :class:`~tasks.finetune.FinetuneTask` of a SuperGLUE/CLUE ``--task``."""
-    spec = get_task(args.task)
-    generative = generative_wsc(args)
-    train = SuperGlueDataset(args, "train", tokenizer) if args.epochs else None
-    evaluation = ClozeEvaluation(args, tokenizer, spec, _device_of, generative=generative)
-    if args.epochs and not args.no_validation:
+    spec = get_task(config.task.task)
+    generative = generative_wsc(config)
+    train = SuperGlueDataset(config, "train", tokenizer) if config.training.epochs else None
+    evaluation = ClozeEvaluation(config, tokenizer, spec, _device_of, generative=generative)
+    if config.training.epochs and not config.task.no_validation:
         evaluation.dataset("dev")   # read now: a missing dev file stops the run before training
     if generative:
         model_type, multi_token, num_labels, spell_length = "generation", True, 2, None
         forward = pretrain_forward
     else:
-        model_type, multi_token, num_labels, spell_length = model_kind(args, spec)
-        forward = functools.partial(cloze_forward, loss_func=args.loss_func, adapet=args.adapet)
-    variable = spec.make_processor(args).variable_num_choices   # WSC negatives, ReCoRD entities
+        model_type, multi_token, num_labels, spell_length = model_kind(config, spec)
+        forward = functools.partial(cloze_forward, loss_func=config.task.loss_func, adapet=config.task.adapet)
+    variable = spec.make_processor(config).variable_num_choices   # WSC negatives, ReCoRD entities
     prompt_ids = None
-    if args.prompt_init and train is not None and train.pvp is not None:
+    if config.adaptation.prompt_init and train is not None and train.pvp is not None:
         prompt_ids = sorted({int(i) for i in (train.pvp.verbalizer_ids or [])}) or None
 
     def build_model(a, device):

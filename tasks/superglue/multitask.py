@@ -73,11 +73,11 @@ def resolve_multi_tasks(names, data_dir):
     return resolved
 
 
-def task_args(args, spec, data_dir, seq_length):
+def task_args(config, spec, data_dir, seq_length):
     """A copy of the pretraining flags with what the task patterns read set for multi-task data:
     cloze patterns, one sequence per answer, no prompts, no fast decoding.  The flags that shape
     every GLM sample (``--no-block-position``, ``--sentinel-token``, ``--masked-lm``) stay."""
-    copied = copy.copy(args)
+    copied = copy.copy(config)
     overrides = dict(task=spec.name, data_dir=data_dir, seq_length=seq_length, cloze_eval=True, multi_token=False,
                      segment_length=0, fast_decode=False, continuous_prompt=False, num_prompt_tokens=0,
                      prefix_prompt=0, few_superglue=False)
@@ -91,14 +91,14 @@ class PatternEnsembleDataset(SuperGlueDataset):
     pattern of the task: item ``p * len(examples) + i`` is example ``i`` under pattern
     ``available_patterns()[p]``.  ``pvps`` holds the patterns (``pvp`` is the first)."""
 
-    def __init__(self, args, spec, data_dir, split, tokenizer, seq_length):
+    def __init__(self, config, spec, data_dir, split, tokenizer, seq_length):
         # Not SuperGlueDataset.__init__: that one reads one --task, --data-dir and --pattern-id.
-        args = task_args(args, spec, data_dir, seq_length)
-        self.spec, self.args, self.split, self.tokenizer = spec, args, split, tokenizer
+        config = task_args(config, spec, data_dir, seq_length)
+        self.spec, self.config, self.split, self.tokenizer = spec, config, split, tokenizer
         self.dataset_name = f"{spec.name}-{split}"
-        self.processor = spec.make_processor(args)
+        self.processor = spec.make_processor(config)
         self.cloze_eval = True
-        self.pvps = [spec.pvp(args, tokenizer, spec.labels, seq_length, pattern_id=pattern_id, split=split)
+        self.pvps = [spec.pvp(config, tokenizer, spec.labels, seq_length, pattern_id=pattern_id, split=split)
                      for pattern_id in spec.pvp.available_patterns()]
         self.pvp = self.pvps[0]
         examples = self.processor.get_examples(split, data_dir)
@@ -181,21 +181,21 @@ def collate_multi_task(samples):
     return batch
 
 
-def build_multi_task_datasets(args, tokenizer, tasks, split, seq_length):
+def build_multi_task_datasets(config, tokenizer, tasks, split, seq_length):
     """The :class:`MultiTaskDataset` of ``split`` over ``tasks`` (from :func:`resolve_multi_tasks`),
     or ``None`` for the dev split when a task has none."""
     datasets = []
     for name, spec, directory in tasks:
         try:
-            datasets.append(PatternEnsembleDataset(args, spec, directory, split, tokenizer, seq_length))
+            datasets.append(PatternEnsembleDataset(config, spec, directory, split, tokenizer, seq_length))
         except MissingSplitError:
             if split == "train":
                 raise
             return None  # validation needs every task's dev split (the Multi loss mixes them)
-    return MultiTaskDataset([name for name, _, _ in tasks], datasets, seed=args.seed)
+    return MultiTaskDataset([name for name, _, _ in tasks], datasets, seed=config.training.seed)
 
 
-def build_multi_task_loaders(args, tokenizer, tasks, start_iter=0, train=True):
+def build_multi_task_loaders(config, tokenizer, tasks, start_iter=0, train=True):
     """``(train loader or None, validation loader or None)`` for ``--multi-task-data``.
 
     Sequences of ``--multi-seq-length`` (default ``--seq-length``) tokens, ``--multi-batch-size``
@@ -204,13 +204,13 @@ def build_multi_task_loaders(args, tokenizer, tasks, start_iter=0, train=True):
     ``--gradient-accumulation-steps`` batches).  ``train=False`` builds the validation loader only."""
     from data_utils.configure_data import data_parallel_info, make_data_loader
 
-    seq_length = args.multi_seq_length or args.seq_length
-    if not args.transformer_xl and seq_length > args.max_position_embeddings:
+    seq_length = config.data.multi_seq_length or config.data.seq_length
+    if not config.model.transformer_xl and seq_length > config.model.max_position_embeddings:
         raise TaskConfigError(f"--multi-seq-length {seq_length} is larger than the position table "
-                              f"(--max-position-embeddings {args.max_position_embeddings})")
-    batch_size = args.multi_batch_size or args.batch_size
+                              f"(--max-position-embeddings {config.model.max_position_embeddings})")
+    batch_size = config.data.multi_batch_size or config.training.batch_size
     rank, world = data_parallel_info()
-    accumulation = max(1, int(args.gradient_accumulation_steps or 1))
+    accumulation = max(1, int(config.training.gradient_accumulation_steps or 1))
 
     def loader(dataset, start, steps):
         if dataset is None:
@@ -218,8 +218,8 @@ def build_multi_task_loaders(args, tokenizer, tasks, start_iter=0, train=True):
         # Items are already random (seeded per index): a sequential order keeps resume exact.
         return make_data_loader(dataset, batch_size, rank=rank, world_size=world, shuffle=False,
                                 start_iter=start, gradient_accumulation_steps=steps,
-                                num_workers=int(args.num_workers), collate_fn=collate_multi_task)
+                                num_workers=int(config.data.num_workers), collate_fn=collate_multi_task)
 
-    train_set = build_multi_task_datasets(args, tokenizer, tasks, "train", seq_length) if train else None
-    valid_set = build_multi_task_datasets(args, tokenizer, tasks, "dev", seq_length)
+    train_set = build_multi_task_datasets(config, tokenizer, tasks, "train", seq_length) if train else None
+    valid_set = build_multi_task_datasets(config, tokenizer, tasks, "dev", seq_length)
     return loader(train_set, start_iter, accumulation), loader(valid_set, 0, 1)

@@ -2,11 +2,11 @@
 
 The training/evaluation driver needs only this module and :mod:`tasks.superglue.dataset`::
 
-    spec = get_task(args.task)                  # case-insensitive; unknown names list the known ones
+    spec = get_task(config.task.task)                  # case-insensitive; unknown names list the known ones
     spec.labels, spec.metrics, spec.default_metric
-    spec.is_multi_token(args)                   # GLMForMultiTokenCloze vs GLMForSingleTokenCloze
+    spec.is_multi_token(config)                   # GLMForMultiTokenCloze vs GLMForSingleTokenCloze
     spec.choice_to_label(choice)                # WSC: choice 0 (the referent) means "True"
-    write_predictions(args.task, predictions, examples, log_dir, "test")
+    write_predictions(config.task.task, predictions, examples, log_dir, "test")
     pretraining_task("squad")                   # multi-task pretraining: also the cloze-only tasks
 """
 
@@ -56,31 +56,31 @@ class TaskSpec:
         """The metric that selects the best checkpoint unless ``--validation-metric`` says otherwise."""
         return self.metrics[0][0]
 
-    def make_processor(self, args):
-        return self.processor(args)
+    def make_processor(self, config):
+        return self.processor(config)
 
-    def make_pvp(self, args, tokenizer, split="train"):
-        """The pattern for ``args.pattern_id`` (``tokenizer`` may be ``None`` to ask for
+    def make_pvp(self, config, tokenizer, split="train"):
+        """The pattern for ``config.task.pattern_id`` (``tokenizer`` may be ``None`` to ask for
         ``spell_length`` only)."""
         if self.pvp is None:
             raise TaskConfigError(f"task {self.name!r} has no cloze pattern; run it without --cloze-eval")
-        return self.pvp(args, tokenizer, self.labels, args.seq_length, pattern_id=args.pattern_id,
-                        is_multi_token=getattr(args, "multi_token", False),
-                        max_segment_length=getattr(args, "segment_length", 0),
-                        fast_decode=getattr(args, "fast_decode", False), split=split,
-                        num_prompt_tokens=getattr(args, "num_prompt_tokens", 0))
+        return self.pvp(config, tokenizer, self.labels, config.data.seq_length, pattern_id=config.task.pattern_id,
+                        is_multi_token=config.task.multi_token,
+                        max_segment_length=config.task.segment_length,
+                        fast_decode=config.task.fast_decode, split=split,
+                        num_prompt_tokens=config.adaptation.num_prompt_tokens)
 
-    def is_multi_token(self, args):
+    def is_multi_token(self, config):
         """Whether samples hold one row per answer (scored as sequences) rather than one row with
         the verbalizer ids in ``target``.  Cloze: free-text tasks always, the others with
         ``--multi-token``; classification head: COPA and ReCoRD."""
-        if getattr(args, "cloze_eval", False) and self.pvp is not None:
-            return bool(self.pvp.ALWAYS_MULTI_TOKEN or getattr(args, "multi_token", False))
+        if config.task.cloze_eval and self.pvp is not None:
+            return bool(self.pvp.ALWAYS_MULTI_TOKEN or config.task.multi_token)
         return self.multi_choice
 
-    def spell_length(self, args):
+    def spell_length(self, config):
         """Continuous-prompt length the model's ``PromptSpell`` needs (0 without prompts)."""
-        return self.make_pvp(args, None).spell_length if self.pvp is not None else 0
+        return self.make_pvp(config, None).spell_length if self.pvp is not None else 0
 
     def choice_to_label(self, choice):
         """The label index a predicted choice stands for."""
@@ -166,8 +166,8 @@ def write_predictions(task_name, predictions, examples, output_dir, split):
     return write_records(records, f"{output_dir}/{prediction_filename(spec.name, split)}")
 
 
-def generative_wsc(args):
+def generative_wsc(config):
     """The released ``task_wsc_generative`` setup: WSC in cloze mode without negatives is trained
     and evaluated as a language model over the referent (the original switched its forward step)."""
-    return (str(getattr(args, "task", "")).lower() == "wsc" and getattr(args, "cloze_eval", False)
-            and not getattr(args, "wsc_negative", False))
+    return (str(config.task.task).lower() == "wsc" and config.task.cloze_eval
+            and not config.task.wsc_negative)

@@ -37,13 +37,13 @@ def add_decoder_fields(sample, dec_text, dec_position, dec_mask, dec_target, dec
     return sample
 
 
-def classification_sample(encoded, label, uid, args):
+def classification_sample(encoded, label, uid, config):
     """A sample for the sequence-classification head from the builder's 7-tuple (or a list of them,
     one per choice): positions and the attention boundary, or BERT-style types and padding mask with
     ``--pretrained-bert``."""
     if isinstance(encoded, list):  # one row per choice: regroup the tuples field by field
         encoded = [list(column) for column in zip(*encoded)]
     ids, types, paddings, position, sep = encoded[:5]
-    if getattr(args, "pretrained_bert", False):
+    if config.model.pretrained_bert:
         return make_sample(ids, label, uid, types=types, paddings=paddings)
     return make_sample(ids, label, uid, position=position, mask=sep)

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from glm.arguments import get_args
+from tests.helpers import parse_config
 from glm.checkpoint import load_model_state, load_pretrained_weights, save_model_checkpoint
 from glm.checkpoint.change_mp import change_model_parallel
 from glm.checkpoint.io import load_checkpoint_file, release_pages
@@ -23,7 +23,7 @@ FLAGS = ["--block-lm", "--num-layers", "2", "--hidden-size", "32", "--num-attent
 
 
 def _args(*extra):
-    return get_args(FLAGS + list(extra))
+    return parse_config(FLAGS + list(extra))
 
 
 @pytest.fixture
@@ -112,10 +112,10 @@ def _status_kib(field):
 def _peak_worker(path, on_meta):
     # VmHWM, not ru_maxrss: the latter survives exec, so a child of a large pytest worker would report
     # the worker's peak.
-    args = get_args(["--block-lm", "--num-layers", "4", "--hidden-size", "512", "--num-attention-heads", "8",
+    cfg = parse_config(["--block-lm", "--num-layers", "4", "--hidden-size", "512", "--num-attention-heads", "8",
                      "--max-position-embeddings", "512", "--seq-length", "64", "--vocab-size", "8192"])
     before = _status_kib("VmRSS")  # resident now, below the import-time peak
-    model = build_model(args, on_meta=on_meta)
+    model = build_model(cfg, on_meta=on_meta)
     load_pretrained_weights(model, path, log=lambda *a: None)
     grown = _status_kib("VmHWM") - before
     size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
@@ -126,9 +126,9 @@ def _peak_worker(path, on_meta):
 def test_loading_holds_the_model_once(tmp_path):
     """Peak resident memory while loading a 17M-parameter fp16 checkpoint into an fp32 meta model
     stays near the model itself (the old path held the random model, the file and a cast copy)."""
-    args = get_args(["--block-lm", "--num-layers", "4", "--hidden-size", "512", "--num-attention-heads", "8",
+    cfg = parse_config(["--block-lm", "--num-layers", "4", "--hidden-size", "512", "--num-attention-heads", "8",
                      "--max-position-embeddings", "512", "--seq-length", "64", "--vocab-size", "8192"])
-    model = build_model(args, on_meta=True)
+    model = build_model(cfg, on_meta=True)
     state = {k: torch.randn(v.shape).half() for k, v in model.state_dict().items()}
     save_model_checkpoint(str(tmp_path / "big"), "1", {"module": state})
     code = ("import sys; sys.path.insert(0, %r); from tests.checkpoint.test_loading_without_copies import _peak_worker; "

@@ -13,7 +13,7 @@ from glm.checkpoint.change_mp import main as change_mp_main
 from glm.checkpoint.zero import consolidate_zero_checkpoint
 from tests.distributed.launcher import run_distributed
 from tests.distributed.test_engines_distributed import NO_DROPOUT, make, run_engine
-from tests.training.synthetic import SyntheticLoader, tiny_args
+from tests.training.synthetic import SyntheticLoader, tiny_config
 
 
 def _write_zero_checkpoint(rank, world, save_dir):
@@ -25,7 +25,7 @@ def _write_zero_checkpoint(rank, world, save_dir):
     path = os.path.join(save_dir, "ds_config.json")
     with open(path, "w") as f:
         json.dump(config, f)
-    engine = make(tiny_args(*NO_DROPOUT, "--batch-size", "2", "--deepspeed", "--deepspeed_config", path))
+    engine = make(tiny_config(*NO_DROPOUT, "--batch-size", "2", "--deepspeed", "--deepspeed_config", path))
     run_engine(engine, SyntheticLoader(2, rank, world), 2)
     engine.engine.save_checkpoint(os.path.join(save_dir, "run"), tag="2", client_state={"iteration": 2})
     torch.save({k: v.detach().clone() for k, v in engine.module.state_dict().items()},
@@ -51,9 +51,9 @@ def test_zero2_checkpoint_consolidates_to_fp32_module(tmp_path):
         assert f.read() == "2\n"
 
     # Loadable by the ordinary loader.
-    args = tiny_args()
+    cfg = tiny_config()
     from glm.training.model_setup import build_model
-    model = build_model(args)
+    model = build_model(cfg)
     load_model_state(model, out)
     assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from data_utils import prepare_tokenizer
 from data_utils import blocklm
 from data_utils.blocklm import ConstructBlockStrategy, build_block_strategy, counter_seed, derive_batch_seed
-from glm.arguments import get_args
+from tests.helpers import parse_config
 
 from .blocklm_checks import check_batch_structure, describe_batch
+from data_utils.tokenizers import configure_tokenizer
 
 TEXT = ('The cat sat on the mat. It was warm; the sun shone! Did the dog care? No: it slept. '
         'Birds sang in the old tree and the wind moved the grass. ')
@@ -20,9 +20,10 @@ TEXT = ('The cat sat on the mat. It was warm; the sun shone! Did the dog care? N
 
 @pytest.fixture(scope='module')
 def toy():
-    """The toy_char tokenizer (command ids 0..9, character c -> ord(c) + 10) and its args."""
-    args = get_args(['--block-lm', '--task-mask', '--tokenizer-type', 'CharacterLevelTokenizer', '--seq-length', '96'])
-    return args, prepare_tokenizer(args)
+    """The toy_char tokenizer (command ids 0..9, character c -> ord(c) + 10) and its cfg."""
+    cfg = parse_config(['--block-lm', '--task-mask', '--tokenizer-type', 'CharacterLevelTokenizer', '--seq-length', '96'])
+    tokenizer, cfg = configure_tokenizer(cfg)
+    return cfg, tokenizer
 
 
 def encode(tokenizer, text):
@@ -44,8 +45,8 @@ def batch_of(tokenizer, n=4, length=96):
 
 
 def strategy(toy, max_seq_length=None, **kwargs):
-    args, tokenizer = toy
-    return ConstructBlockStrategy(args, tokenizer, max_seq_length or args.seq_length, **kwargs)
+    cfg, tokenizer = toy
+    return ConstructBlockStrategy(cfg, tokenizer, max_seq_length or cfg.data.seq_length, **kwargs)
 
 
 def assert_same(a, b):
@@ -62,14 +63,14 @@ def differs(a, b):
 # -------------------------------------------------------------------------------------------- flags
 
 def test_build_block_strategy_maps_flags():
-    args = get_args(['--block-lm', '--task-mask', '--bert-prob', '0.4', '--gap-sentence-prob', '0.3',
+    cfg = parse_config(['--block-lm', '--task-mask', '--bert-prob', '0.4', '--gap-sentence-prob', '0.3',
                      '--gap-sentence-ratio', '0.2', '--gpt-infill-prob', '0.7', '--gpt-min-ratio', '0.25',
                      '--avg-block-length', '5', '--block-mask-prob', '0.1', '--context-mask-ratio', '0.05',
                      '--short-seq-prob', '0.02', '--single-span-prob', '0.05', '--no-shuffle-block',
                      '--no-block-position', '--random-position', '--seq-length', '256',
                      '--tokenizer-type', 'CharacterLevelTokenizer'])
-    tokenizer = prepare_tokenizer(args)
-    s = build_block_strategy(args, tokenizer)
+    tokenizer, cfg = configure_tokenizer(cfg)
+    s = build_block_strategy(cfg, tokenizer)
     assert (s.max_seq_length, s.bert_prob, s.gap_sentence_prob) == (256, 0.4, 0.3)
     assert s.gpt_prob == pytest.approx(0.3)
     assert (s.gap_sentence_ratio, s.infill_prob, s.gpt_min_ratio) == (0.2, 0.7, 0.25)
@@ -80,7 +81,7 @@ def test_build_block_strategy_maps_flags():
     assert s.bert_ratio == 0.15 and s.span_lengths == list(range(1, 40)) and s.context_mask_range == 3
     assert s.generation_mask == tokenizer.get_command('gMASK').Id
     assert s.gap_sentence_mask == tokenizer.get_command('sMASK').Id
-    assert build_block_strategy(args, tokenizer, compat=True).compat
+    assert build_block_strategy(cfg, tokenizer, compat=True).compat
 
 
 def test_span_length_weights_are_a_truncated_poisson():
@@ -121,10 +122,10 @@ def test_different_iterations_and_ranks_differ(toy, monkeypatch):
 
 def test_base_seed_comes_from_args(toy):
     samples = [dict(x, iteration=3) for x in batch_of(toy[1])]
-    args, tokenizer = toy
-    a = ConstructBlockStrategy(args, tokenizer, 96).construct_blocks(samples)
-    b = ConstructBlockStrategy(args, tokenizer, 96, seed=args.seed).construct_blocks(samples)
-    c = ConstructBlockStrategy(args, tokenizer, 96, seed=args.seed + 1).construct_blocks(samples)
+    cfg, tokenizer = toy
+    a = ConstructBlockStrategy(cfg, tokenizer, 96).construct_blocks(samples)
+    b = ConstructBlockStrategy(cfg, tokenizer, 96, seed=cfg.training.seed).construct_blocks(samples)
+    c = ConstructBlockStrategy(cfg, tokenizer, 96, seed=cfg.training.seed + 1).construct_blocks(samples)
     assert_same(a, b)
     assert differs(a, c)
 
@@ -303,11 +304,11 @@ def test_masked_lm_ablation(toy):
 
 
 def test_sentinel_tokens_pair_masks_with_their_start_tokens():
-    args = get_args(['--block-lm', '--sentinel-token', '--max-position-embeddings', '64', '--seq-length', '64',
+    cfg = parse_config(['--block-lm', '--sentinel-token', '--max-position-embeddings', '64', '--seq-length', '64',
                      '--tokenizer-type', 'BertWordPieceTokenizer', '--tokenizer-model-type', 'bert-base-uncased'])
-    tokenizer = prepare_tokenizer(args)
+    tokenizer, cfg = configure_tokenizer(cfg)
     sample = packed_sample(tokenizer, [TEXT * 2], length=64)
-    out = build_block_strategy(args, tokenizer, bert_prob=1.0).construct_blocks([sample])
+    out = build_block_strategy(cfg, tokenizer, bert_prob=1.0).construct_blocks([sample])
     sep = int(out['attention_mask'][0])
     text, target, pos = out['text'][0], out['target'][0], out['position_id'][0]
     name = {tokenizer.get_command(n).Id: n for n in

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from data_utils import prepare_tokenizer
 from data_utils.blocklm import ConstructBlockStrategy
-from glm.arguments import get_args
+from tests.helpers import parse_config
 
 from .blocklm_checks import check_batch_structure, describe_batch
 
-ARGS = get_args(['--block-lm', '--task-mask', '--tokenizer-type', 'CharacterLevelTokenizer'])
+ARGS = parse_config(['--block-lm', '--task-mask', '--tokenizer-type', 'CharacterLevelTokenizer'])
 TOKENIZER = prepare_tokenizer(ARGS)
 ENC, EOS = TOKENIZER.get_command('ENC').Id, TOKENIZER.get_command('eos').Id
 # Words and punctuation of the toy alphabet: sentence ends come from '.', '!', '?', ';', ':'.

@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 import torch
 
-from data_utils import prepare_tokenizer
 from data_utils.blocklm import build_block_strategy
-from glm.arguments import get_args
+from tests.helpers import parse_config
 
 from .block_dataset_standin import StandInBlockDataset
 from .blocklm_checks import check_batch_structure, describe_batch
 from ..conftest import shared_dir
+from data_utils.tokenizers import configure_tokenizer
 
 CONFIGS = ['glm_large__ds_block_large', 'glm_10b__ds_block_10B']
 BLOCKSTATS = shared_dir() / 'glm_reference' / 'blockstats'
@@ -43,12 +43,12 @@ def load_json(name):
 
 @lru_cache(maxsize=None)
 def config(cfg):
-    """(args, tokenizer, dataset) of a recorded configuration, built from its recorded argv."""
-    args = get_args(load_json(f'blockstats__{cfg}.json')['argv'])
-    tokenizer = prepare_tokenizer(args)
+    """(run_config, tokenizer, dataset) of a recorded configuration, built from its recorded argv."""
+    run_config = parse_config(load_json(f'blockstats__{cfg}.json')['argv'])
+    tokenizer, run_config = configure_tokenizer(run_config)
     texts = load_json('synthetic_documents.json')['documents']
     documents = [tokenizer.EncodeAsIds(text).tokenization for text in texts]
-    return args, tokenizer, StandInBlockDataset(documents, tokenizer, max_seq_len=args.seq_length)
+    return run_config, tokenizer, StandInBlockDataset(documents, tokenizer, max_seq_len=run_config.data.seq_length)
 
 
 def reference_batches(cfg):
@@ -69,7 +69,7 @@ def as_tensors(output):
 def test_dataset_standin_matches_recorded_samples(cfg):
     """The stand-in dataset rebuilds the recorded input samples and sample lengths."""
     stats, examples = load_json(f'blockstats__{cfg}.json'), load_json(f'blockexamples__{cfg}.json')
-    args, tokenizer, dataset = config(cfg)
+    run_config, tokenizer, dataset = config(cfg)
     assert sum(len(d) for d in dataset.documents) == stats['dataset_tokens']
     for example in examples['examples']:
         for index, sample in zip(example['input_sample_indices'], example['input_samples']):
@@ -94,10 +94,10 @@ def test_pipeline_block_dataset_agrees_with_the_standin(cfg):
 def test_blockexamples_exact(cfg):
     """Full collate outputs, bit for bit (global `random` seeded with seed + 1 before, as the file notes)."""
     examples = load_json(f'blockexamples__{cfg}.json')
-    args, tokenizer, _ = config(cfg)
-    legacy = random.Random(args.seed + 1)
+    run_config, tokenizer, _ = config(cfg)
+    legacy = random.Random(run_config.training.seed + 1)
     for example in examples['examples']:
-        strategy = build_block_strategy(args, tokenizer, compat=True, legacy_block_mask_rng=legacy)
+        strategy = build_block_strategy(run_config, tokenizer, compat=True, legacy_block_mask_rng=legacy)
         strategy.count = example['strategy_count']
         out = strategy.construct_blocks(example['input_samples'])
         expected = example['output']
@@ -110,7 +110,7 @@ def test_blockexamples_exact(cfg):
 @pytest.mark.parametrize('cfg', CONFIGS)
 def test_blockexamples_structure(cfg):
     """The recorded outputs (and so ours) satisfy the layout checks and rebuild their input texts."""
-    args, tokenizer, _ = config(cfg)
+    run_config, tokenizer, _ = config(cfg)
     for example in load_json(f'blockexamples__{cfg}.json')['examples']:
         batch = as_tensors(example['output'])
         originals = check_batch_structure(batch, tokenizer)
@@ -126,8 +126,8 @@ def test_recorded_statistics_batches_exact(cfg):
     """All recorded batches, per sample (spans in target order, sep, lengths, [dBLOCK] counts, command ids
     in Part A), in compat mode with the counter seeding; global `random` seeded by set_random_seed(seed)."""
     stats = load_json(f'blockstats__{cfg}.json')
-    args, tokenizer, _ = config(cfg)
-    strategy = build_block_strategy(args, tokenizer, compat=True, legacy_block_mask_rng=random.Random(args.seed))
+    run_config, tokenizer, _ = config(cfg)
+    strategy = build_block_strategy(run_config, tokenizer, compat=True, legacy_block_mask_rng=random.Random(run_config.training.seed))
     records = []
     for samples in reference_batches(cfg):
         batch = strategy.construct_blocks(samples)
@@ -162,9 +162,9 @@ def test_forward_main_pretrain_batches(name):
     strategy_cfg = {'glm_large': 'glm_large__ds_block_large', 'glm_10b': 'glm_10b__ds_block_10B'}[case['strategy']]
     seq = str(model_config['max_sequence_length'])
     overrides = ['--seq-length', seq, '--max-position-embeddings', seq, '--tokenizer-type', 'CharacterLevelTokenizer']
-    args = get_args(load_json(f'blockstats__{strategy_cfg}.json')['argv'] + overrides)
-    tokenizer = prepare_tokenizer(args)
-    strategy = build_block_strategy(args, tokenizer, compat=True)
+    run_config = parse_config(load_json(f'blockstats__{strategy_cfg}.json')['argv'] + overrides)
+    tokenizer, run_config = configure_tokenizer(run_config)
+    strategy = build_block_strategy(run_config, tokenizer, compat=True)
     strategy.count = case['strategy_count']
     out = strategy.construct_blocks(case['raw_samples'])
     assert out['mode'] == case['mode']
@@ -173,7 +173,7 @@ def test_forward_main_pretrain_batches(name):
     assert torch.equal(out['position_id'], case['position_ids'])
     assert torch.equal(out['attention_mask'], case['attention_mask'])
     ours, theirs = out['text'], case['input_ids']
-    if args.block_mask_prob == 0 or out['mode'] != 'bert':
+    if run_config.objective.block_mask_prob == 0 or out['mode'] != 'bert':
         assert torch.equal(ours, theirs)
         return
     dblock, sop = tokenizer.get_command('dBLOCK').Id, tokenizer.get_command('sop').Id
@@ -248,8 +248,8 @@ def _compare_share(name, hits_ours, n_ours, hits_ref, n_ref, p=None):
 def run_default_mode(cfg):
     """Our default mode over the recorded batches' samples: iteration-keyed seeding, so the random draws
     are independent of the recording."""
-    args, tokenizer, _ = config(cfg)
-    strategy = build_block_strategy(args, tokenizer)
+    run_config, tokenizer, _ = config(cfg)
+    strategy = build_block_strategy(run_config, tokenizer)
     records, modes = [], []
     for iteration, samples in enumerate(reference_batches(cfg)):
         batch = strategy.construct_blocks([dict(s, iteration=iteration) for s in samples])
@@ -261,7 +261,7 @@ def run_default_mode(cfg):
 @pytest.mark.parametrize('cfg', CONFIGS)
 def test_statistics_match_reference(cfg, capsys):
     stats = load_json(f'blockstats__{cfg}.json')
-    args, tokenizer, _ = config(cfg)
+    run_config, tokenizer, _ = config(cfg)
     # Our reading of the recorded per-sample records reproduces the file's own aggregates.
     for mode, recorded in stats['by_mode'].items():
         mine = _moments([r['mask_fraction'] for r in stats['per_sample'] if r['mode'] == mode])
@@ -269,8 +269,8 @@ def test_statistics_match_reference(cfg, capsys):
 
     records, modes, strategy = run_default_mode(cfg)
     assert strategy.dropped_samples == 0
-    ref_stats = _statistics(stats['per_sample'], stats['batch_modes'], args.seq_length)
-    our_stats = _statistics(records, modes, args.seq_length)
+    ref_stats = _statistics(stats['per_sample'], stats['batch_modes'], run_config.data.seq_length)
+    our_stats = _statistics(records, modes, run_config.data.seq_length)
     rows = []
     for mode, theirs in ref_stats.items():
         if mode not in our_stats:
@@ -282,8 +282,8 @@ def test_statistics_match_reference(cfg, capsys):
         if mode != 'gpt':
             rows.append(_compare(f'{mode} span_length variance', ours['span_length'], theirs['span_length'], 'var'))
     # Mode shares: one draw per batch, binomial SE around the configured probabilities.
-    probabilities = {'bert': args.bert_prob, 'sentence': args.gap_sentence_prob,
-                     'gpt': 1 - args.bert_prob - args.gap_sentence_prob}
+    probabilities = {'bert': run_config.objective.bert_prob, 'sentence': run_config.objective.gap_sentence_prob,
+                     'gpt': 1 - run_config.objective.bert_prob - run_config.objective.gap_sentence_prob}
     for mode, p in probabilities.items():
         rows.append(_compare_share(f'{mode} batch share', modes.count(mode), len(modes),
                                    stats['batch_modes'].count(mode), len(stats['batch_modes']), p))

@@ -215,14 +215,14 @@ def test_an_edited_corpus_rebuilds_its_cache(tmp_path, capsys):
 
 def test_a_corpus_fixed_after_an_empty_error_is_read_again(tmp_path):
     """Issue 20, case 8: a corpus fixed after "has no documents" kept reporting it (the empty cache stayed)."""
-    from types import SimpleNamespace
-
     from data_utils.configure_data import build_document_dataset
     corpus = tmp_path / 'c.jsonl'
     write_jsonl(corpus, [{'txet': 'misspelt key'}] * 3)
-    args = SimpleNamespace(cache_dir=None, corpus_registry=None)
+    from tests.helpers import parse_config
+
+    cfg = parse_config([])
     with pytest.raises(CorpusError, match='has no documents'):
-        build_document_dataset([str(corpus)], args, TOK)
+        build_document_dataset([str(corpus)], cfg, TOK)
     toy_corpus(corpus, docs=4)
-    dataset, _ = build_document_dataset([str(corpus)], args, TOK)
+    dataset, _ = build_document_dataset([str(corpus)], cfg, TOK)
     assert len(dataset) == 4

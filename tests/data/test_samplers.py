@@ -105,8 +105,8 @@ def test_loader_tags_samples_with_their_iteration_and_resumes(workers):
 
 
 def _args(path, *extra):
-    from glm.arguments import get_args
-    return get_args(['--train-data', path, '--seq-length', '32', '--batch-size', '2', '--split', '8,1,1',
+    from tests.helpers import parse_config
+    return parse_config(['--train-data', path, '--seq-length', '32', '--batch-size', '2', '--split', '8,1,1',
                      '--num-workers', '0', *extra])
 
 
@@ -153,17 +153,17 @@ def test_kjv_block_lm_pipeline_resumes_exactly(tmp_path, monkeypatch):
     except ImportError as exc:
         pytest.skip(f'the blank-infilling collator is not available: {exc}')
     import data_utils
-    from glm.arguments import get_args
+    from tests.helpers import parse_config
     monkeypatch.setenv('GLM_CACHE_DIR', str(tmp_path))
     monkeypatch.delenv('GLM_CORPORA', raising=False)
-    args = get_args(['--train-data', 'kjv', '--seq-length', '64', '--batch-size', '2', '--split', '949,50,1',
+    cfg = parse_config(['--train-data', 'kjv', '--seq-length', '64', '--batch-size', '2', '--split', '949,50,1',
                      '--num-workers', '0', '--block-lm', '--shuffle', '--train-iters', '50'])
-    tokenizer = data_utils.prepare_tokenizer(args)
-    train, valid, test = make_pretrain_loaders(args, tokenizer, echo=lambda *_: None)
+    tokenizer, cfg = data_utils.tokenizers.configure_tokenizer(cfg)
+    train, valid, test = make_pretrain_loaders(cfg, tokenizer, echo=lambda *_: None)
     assert valid is not None and test is not None
     first = list(itertools.islice(iter(train), 4))
     assert {'text', 'target', 'loss_mask', 'position_id', 'attention_mask'} <= set(first[0])
-    resumed, _, _ = make_pretrain_loaders(args, tokenizer, start_iter=3, echo=lambda *_: None)
+    resumed, _, _ = make_pretrain_loaders(cfg, tokenizer, start_iter=3, echo=lambda *_: None)
     again = next(iter(resumed))
     for key, value in again.items():
         if torch.is_tensor(value):

@@ -17,7 +17,7 @@ from glm.training.loop import pretrain_forward
 from glm.training.model_setup import build_model, build_optimizer
 from glm.training.seed import set_random_seed
 from tests.distributed.launcher import run_distributed
-from tests.training.synthetic import SyntheticLoader, tiny_args
+from tests.training.synthetic import SyntheticLoader, tiny_config
 
 STEPS = 4
 TOL = 1e-4
@@ -34,17 +34,17 @@ def run_steps(engine, loader, steps, accumulation=1):
             for _ in range(steps)]
 
 
-def make(args, device=torch.device("cpu")):
-    set_random_seed(args.seed)
-    model = build_model(args, device)
-    return build_engine(args, model, lambda m: build_optimizer(args, m),
-                        lambda opt: get_learning_rate_scheduler(opt, args), device)
+def make(cfg, device=torch.device("cpu")):
+    set_random_seed(cfg.training.seed)
+    model = build_model(cfg, device)
+    return build_engine(cfg, model, lambda m: build_optimizer(cfg, m),
+                        lambda opt: get_learning_rate_scheduler(opt, cfg), device)
 
 
 def _zero_worker(rank, world, stage, config_dir):
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     mpu.initialize_model_parallel(1)
-    plain_args = tiny_args(*NO_DROPOUT, "--batch-size", "2")
+    plain_args = tiny_config(*NO_DROPOUT, "--batch-size", "2")
     plain_steps = run_steps(make(plain_args), SyntheticLoader(2, rank, world), STEPS)
     plain = [result.loss for result in plain_steps]
 
@@ -56,7 +56,7 @@ def _zero_worker(rank, world, stage, config_dir):
         with open(path, "w") as f:
             json.dump(config, f)
     torch.distributed.barrier()
-    ds_args = tiny_args(*NO_DROPOUT, "--batch-size", "2", "--deepspeed", "--deepspeed_config", path)
+    ds_args = tiny_config(*NO_DROPOUT, "--batch-size", "2", "--deepspeed", "--deepspeed_config", path)
     engine = make(ds_args)
     assert engine.name == "deepspeed"
     deepspeed_steps = run_steps(engine, SyntheticLoader(2, rank, world), STEPS)
@@ -81,14 +81,14 @@ def test_deepspeed_zero_matches_plain_engine(stage, tmp_path):
 
 
 def single_process_losses():
-    args = tiny_args(*NO_DROPOUT, "--batch-size", "4")
-    return run_engine(make(args), SyntheticLoader(4, fixed_sep=12), STEPS)
+    cfg = tiny_config(*NO_DROPOUT, "--batch-size", "4")
+    return run_engine(make(cfg), SyntheticLoader(4, fixed_sep=12), STEPS)
 
 
 def _tp_dp_worker(rank, world, expected):
     mpu.initialize_model_parallel(2)
-    args = tiny_args(*NO_DROPOUT, "--batch-size", "2", "--model-parallel-size", "2")
-    engine = make(args)
+    cfg = tiny_config(*NO_DROPOUT, "--batch-size", "2", "--model-parallel-size", "2")
+    engine = make(cfg)
     assert isinstance(engine, PlainEngine) and engine.forward_model is not engine.module  # DDP over DP
     loader = SyntheticLoader(2, mpu.get_data_parallel_rank(), mpu.get_data_parallel_world_size(), fixed_sep=12)
     losses = run_engine(engine, loader, STEPS)

@@ -73,10 +73,8 @@ def engine_args(kind, dp, mp, directory, dtype="fp32", load=None):
         with open(path, "w") as f:
             json.dump(config, f)
         flags += ["--deepspeed", "--deepspeed_config", path]
-    from tests.training.synthetic import tiny_args
-    args = tiny_args(*flags)
-    args.save, args.load = None, load
-    return args
+    from tests.training.synthetic import tiny_config
+    return tiny_config(*flags).updated(save=None, load=load)
 
 
 def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None):
@@ -84,11 +82,11 @@ def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None):
     with ``save``, a checkpoint of update ``SAVE_AT`` is written there."""
     mpu.destroy_model_parallel()
     mpu.initialize_model_parallel(mp)
-    args = engine_args(kind, dp, mp, directory, dtype, load)
-    engine = make(args)
+    cfg = engine_args(kind, dp, mp, directory, dtype, load)
+    engine = make(cfg)
     start = 0
     if load:
-        resume = load_training_checkpoint(args, engine)
+        resume = load_training_checkpoint(cfg, engine)
         start = resume.iteration
         assert start == SAVE_AT
         resume.restore_rng()
@@ -99,10 +97,9 @@ def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None):
         result = engine.train_batch([next(loader)], pretrain_forward)
         assert not result.skipped
         losses.append(result.loss)
-        clipped += result.grad_norm is not None and result.grad_norm > args.clip_grad
+        clipped += result.grad_norm is not None and result.grad_norm > cfg.training.clip_grad
         if save and iteration == SAVE_AT:
-            args.save = save
-            save_training_checkpoint(args, iteration, engine)
+            save_training_checkpoint(cfg.updated(save=save), iteration, engine)
     if kind == "plain":  # (ZeRO-0 reports no norm; the engines' losses are compared instead)
         assert clipped >= len(losses) // 2, f"clipping acted on {clipped} of {len(losses)} updates only"
     return losses

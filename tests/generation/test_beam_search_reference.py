@@ -14,14 +14,14 @@ import json
 import pytest
 import torch
 
-from data_utils import prepare_tokenizer
-from glm.arguments import get_args
+from tests.helpers import parse_config
 from glm.generation import beam_search_block, generate
 from glm.generation.cli import build_generation_model
 from tasks.eval_utils import seq2seq_decode_config
 from tasks.seq2seq.dataset import build_dataset
 from tasks.seq2seq.outputs import prediction_text
 from tests.conftest import shared_dir
+from data_utils.tokenizers import configure_tokenizer
 
 REFERENCE = shared_dir() / "glm_reference" / "generation" / "beam_search.json"
 SCORE_TOL = 1e-4
@@ -44,12 +44,12 @@ def recorded(reference_dir):
 def glm_bert(recorded, reference_dir):
     """The model and tokenizer the recording used, loaded once for every setting."""
     checkpoint = reference_dir / recorded["model"]["checkpoint"]
-    args = get_args(recorded["model"]["model_argv"] + ["--load-pretrained", str(checkpoint)])
-    tokenizer = prepare_tokenizer(args)
-    model = build_generation_model(args)
+    cfg = parse_config(recorded["model"]["model_argv"] + ["--load-pretrained", str(checkpoint)])
+    tokenizer, cfg = configure_tokenizer(cfg)
+    model = build_generation_model(cfg)
     for name, expected in recorded["tokenizer"]["command_ids"].items():
         assert tokenizer.get_command(name).Id == expected, name
-    assert args.vocab_size == recorded["model"]["config"]["vocab_size"]
+    assert cfg.model.vocab_size == recorded["model"]["config"]["vocab_size"]
     return model, tokenizer
 
 
@@ -68,7 +68,7 @@ class CallCounter:
 
 
 def case_args(setting, batch_size):
-    return get_args(setting["argv"][str(batch_size)])   # --data-dir is not read here
+    return parse_config(setting["argv"][str(batch_size)])   # --data-dir is not read here
 
 
 def case_inputs(case):
@@ -91,8 +91,8 @@ def test_seq2seq_decoding_matches_original_evaluator(setting_name, recorded, glm
     assert len(cases) == 13   # 10 items at batch size 1, 3 batches at batch size 4
     for case in cases:
         label = case["id"]
-        args = case_args(setting, case["batch_size"])
-        config = seq2seq_decode_config(args, tokenizer)
+        cfg = case_args(setting, case["batch_size"])
+        config = seq2seq_decode_config(cfg, tokenizer)
         counter = CallCounter(model)
         try:
             ids, scores = generate(model, *case_inputs(case), config)
@@ -102,7 +102,7 @@ def test_seq2seq_decoding_matches_original_evaluator(setting_name, recorded, glm
             assert_finalize_row(row, recorded_row, eop, pad, label)
         assert [[t for t in row if t not in (eop, pad)] for row in ids] == case["output_ids"], label
         assert counter.calls == case["steps"], label
-        texts = [prediction_text(args, tokenizer, row) for row in ids]
+        texts = [prediction_text(cfg, tokenizer, row) for row in ids]
         assert texts == case["prediction_text"], label
         if setting["num_beams"] > 1:
             assert scores == pytest.approx(case["scores"], abs=SCORE_TOL), label
@@ -133,11 +133,11 @@ def test_recorded_inputs_are_what_our_dataset_builds(recorded, glm_bert, tmp_pat
     dataset_info = recorded["dataset"]
     (tmp_path / "test.source").write_text("".join(t + "\n" for t in dataset_info["texts"]), encoding="utf-8")
     (tmp_path / "test.target").write_text("".join(t + "\n" for t in dataset_info["targets"]), encoding="utf-8")
-    args = get_args(recorded["model"]["model_argv"] + [
+    cfg = parse_config(recorded["model"]["model_argv"] + [
         "--task", dataset_info["task"], "--data-dir", str(tmp_path), "--src-seq-length",
         str(dataset_info["src_seq_length"]), "--tgt-seq-length", "24"])
-    prepare_tokenizer(args)
-    dataset = build_dataset(args, "test", tokenizer)
+    _, cfg = configure_tokenizer(cfg)
+    dataset = build_dataset(cfg, "test", tokenizer)
     assert len(dataset) == len(dataset_info["items"])
     for i, expected in enumerate(dataset_info["items"]):
         item = dataset[i]

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from data_utils import prepare_tokenizer
-from glm.arguments import get_args
+from tests.helpers import parse_config
 from glm.generation import DecodeConfig, GenerationInputError, encode_context, fill_blanks, prepare_context_text
 from glm.generation.cli import build_generation_model, parse_args, run_interactive
 from tests.helpers import tiny_glm
+from data_utils.tokenizers import configure_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_CONFIGS = sorted((ROOT / "config_tasks").glob("model_blocklm_*.sh"))
@@ -23,12 +24,12 @@ BERT = ["--block-lm", "--tokenizer-type", "BertWordPieceTokenizer", "--tokenizer
 
 @pytest.fixture(scope="module")
 def bert_tokenizer():
-    return prepare_tokenizer(get_args(BERT))
+    return prepare_tokenizer(parse_config(BERT))
 
 
 @pytest.fixture(scope="module")
 def bert_taskmask_tokenizer():
-    return prepare_tokenizer(get_args(BERT + ["--task-mask"]))
+    return prepare_tokenizer(parse_config(BERT + ["--task-mask"]))
 
 
 def test_too_long_context_says_by_how_much(bert_tokenizer):
@@ -83,9 +84,9 @@ def test_generate_block_sh_accepts_every_model_config(tmp_path):
         assert out.returncode == 0, (config.name, out.stderr)
         argv = out.stdout.splitlines()
         assert argv[0] == "generate_samples.py"
-        args = parse_args(argv[1:])
-        assert (args.out_seq_length, args.top_k, args.temperature, args.block_lm) == (512, 40, 0.9, True), config.name
-        assert args.load_pretrained.startswith("/nonexistent/"), config.name
+        cfg, _ = parse_args(argv[1:])
+        assert (cfg.generation.out_seq_length, cfg.generation.top_k, cfg.generation.temperature, cfg.objective.block_lm) == (512, 40, 0.9, True), config.name
+        assert cfg.task.load_pretrained.startswith("/nonexistent/"), config.name
 
 
 # -- with the original's tiny BERT-vocabulary checkpoint ----------------------------------------------
@@ -107,14 +108,14 @@ class TerminalInput(io.StringIO):
 @pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "pipe"])
 def test_interactive_mode_writes_the_originals_samples_file(reference_dir, tmp_path, terminal):
     vectors = torch.load(reference_dir / "generation" / "generation.pt", weights_only=True)["no_task_mask"]
-    args = parse_args(glm_bert_argv(reference_dir, "--samples-dir", str(tmp_path / "samples")))
-    tokenizer = prepare_tokenizer(args)
-    model = build_generation_model(args)
+    cfg, options = parse_args(glm_bert_argv(reference_dir, "--samples-dir", str(tmp_path / "samples")))
+    tokenizer, cfg = configure_tokenizer(cfg)
+    model = build_generation_model(cfg)
     contexts = [r["context"] for r in vectors["results"]]
     lines = "\n".join([contexts[0], "word " * 200 + "[MASK]", *contexts[1:], "stop"]) + "\n"
     stdin = TerminalInput(lines) if terminal else io.StringIO(lines)
     stdout = io.StringIO()
-    path = run_interactive(model, tokenizer, args, DecodeConfig.from_args(args, tokenizer), stdin, stdout)
+    path = run_interactive(model, tokenizer, cfg, options, DecodeConfig.from_config(cfg, tokenizer), stdin, stdout)
     printed = stdout.getvalue()
     # A person is prompted; contexts piped in are not (the prompts would end up in the output).
     assert ("Context prompt (stop to exit) >>> " in printed) == terminal
@@ -185,13 +186,14 @@ def test_bf16_generation_on_a_cpu_with_bf16_instructions(reference_dir, tmp_path
     from glm.precision import native_bf16
 
     vectors = torch.load(reference_dir / "generation" / "generation.pt", weights_only=True)["no_task_mask"]
-    args = parse_args(glm_bert_argv(reference_dir, "--bf16", "--samples-dir", str(tmp_path / "samples")))
-    tokenizer = prepare_tokenizer(args)
-    model = build_generation_model(args, device="cpu")
+    cfg, options = parse_args(glm_bert_argv(reference_dir, "--bf16", "--samples-dir", str(tmp_path / "samples")))
+    tokenizer, cfg = configure_tokenizer(cfg)
+    model = build_generation_model(cfg, device="cpu")
     expected = torch.bfloat16 if native_bf16("cpu") else torch.float32
     assert {p.dtype for p in model.parameters()} == {expected}
     stdout = io.StringIO()
     contexts = "\n".join([vectors["results"][0]["context"], "stop"]) + "\n"
-    run_interactive(model, tokenizer, args, DecodeConfig.from_args(args, tokenizer), io.StringIO(contexts), stdout)
+    run_interactive(model, tokenizer, cfg, options, DecodeConfig.from_config(cfg, tokenizer), io.StringIO(contexts),
+                    stdout)
     generated = stdout.getvalue().split("GLM: ", 1)[1].splitlines()[0]
     assert generated == vectors["results"][0]["glm_output_text"]   # greedy: the same answer as fp32

@@ -5,10 +5,10 @@ lengths, top-10 logits, logsumexp)."""
 import pytest
 import torch
 
-from data_utils import prepare_tokenizer
-from glm.arguments import get_args
+from tests.helpers import parse_config
 from glm.generation import DecodeConfig, KVCacheModel, fill_text
 from glm.generation.cli import build_generation_model, samples_line
+from data_utils.tokenizers import configure_tokenizer
 
 TOL = 1e-4
 
@@ -39,10 +39,10 @@ def vectors(reference_dir):
 def setup(run, reference_dir):
     checkpoint = str(reference_dir / "bert_model" / "checkpoints" / "glm_bert")
     argv = [checkpoint if a.startswith("<work>") else a for a in run["argv"]]
-    args = get_args(argv)
-    tokenizer = prepare_tokenizer(args)
-    model = build_generation_model(args)
-    return args, tokenizer, model
+    cfg = parse_config(argv)
+    tokenizer, cfg = configure_tokenizer(cfg)
+    model = build_generation_model(cfg)
+    return cfg, tokenizer, model
 
 
 @pytest.mark.parametrize("cache", ["memory", "kv"])
@@ -51,18 +51,18 @@ def test_generation_matches_original(name, cache, vectors, reference_dir):
     """``memory``: the model's hidden-state memory (the original's calls); ``kv``: the key/value cache
     the decoder uses by default (same calls, memory lengths and logits)."""
     run = vectors[name]
-    args, tokenizer, model = setup(run, reference_dir)
-    assert args.seq_length + args.mem_length - 1 == run["args_mem_length"]
+    cfg, tokenizer, model = setup(run, reference_dir)
+    assert cfg.data.seq_length + cfg.model.mem_length - 1 == run["args_mem_length"]
     assert model.transformer.max_memory_length == run["args_mem_length"]
-    assert args.vocab_size == run["vocab_size"] and args.eod_token == run["eod_token"]
+    assert cfg.model.vocab_size == run["vocab_size"] and cfg.data.eod_token == run["eod_token"]
     for cname, cid in run["command_ids"].items():
         assert tokenizer.get_command(cname).Id == cid
-    config = DecodeConfig.from_args(args, tokenizer)
+    config = DecodeConfig.from_config(cfg, tokenizer)
     samples = ""
     for expected in run["results"]:
         recorder = Recorder(model if cache == "memory" else KVCacheModel(model))
-        result = fill_text(recorder, tokenizer, expected["context"], config, task_mask=args.task_mask,
-                           seq_length=args.seq_length)
+        result = fill_text(recorder, tokenizer, expected["context"], config, task_mask=cfg.objective.task_mask,
+                           seq_length=cfg.data.seq_length)
         assert result.context_ids == expected["context_ids"].tolist()
         assert len(result.blanks) == len(expected["blanks"])
         for got, want in zip(result.blanks, expected["blanks"]):

@@ -1,6 +1,5 @@
 """LoRA adapters on the tensor-parallel layers (glm/mpu/lora.py, glm/model/lora.py)."""
 
-import argparse
 import copy
 
 import pytest
@@ -9,14 +8,14 @@ import torch
 from glm import mpu
 from glm.checkpoint import load_model_state, save_model_checkpoint
 from glm.model import GLMForSequenceClassification
-from glm.model.lora import (LORA_TARGETS, add_lora, add_lora_from_args, adapter_state_dict, has_lora,
+from glm.model.lora import (LORA_TARGETS, add_lora, add_lora_from_config, adapter_state_dict, has_lora,
                             load_saved_weights, merge_lora, merged_state_dict, parse_targets)
 from glm.mpu.lora import lora_layers
 from glm.mpu.partition import shard_tensor
 from glm.training.model_setup import build_optimizer
 from tests.distributed.launcher import run_distributed
 from tests.distributed.test_tensor_parallel import gather_full
-from tests.helpers import glm_batch, tiny_glm
+from tests.helpers import glm_batch, parse_config, tiny_glm
 
 MODEL_KW = dict(vocab=64, hidden=32, heads=4, layers=2, max_seq=32)
 
@@ -64,15 +63,14 @@ def test_fresh_adapter_leaves_outputs_unchanged_and_adapts_the_named_layers():
 def test_only_adapters_and_the_head_train_and_have_optimizer_state():
     torch.manual_seed(0)
     model = GLMForSequenceClassification(tiny_glm(**MODEL_KW, output_predict=False), 32, 0.0, "cls", num_class=1)
-    args = argparse.Namespace(lora_rank=4, lora_alpha=None, lora_dropout=0.0, lora_targets="query_key_value,dense",
-                              optimizer="adam", lr=1e-2, weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.999,
-                              adam_eps=1e-8)
-    add_lora_from_args(model, args)
+    # The default optimizer: adam, weight decay 0.01, betas (0.9, 0.999), eps 1e-8.
+    cfg = parse_config(["--lora-rank", "4", "--lora-targets", "query_key_value,dense", "--lr", "1e-2"])
+    add_lora_from_config(model, cfg)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     head = {n for n in trainable if not n.startswith("model.")}
     assert head and all(".lora." in n for n in trainable - head)
     assert len(trainable - head) == 2 * 2 * 2  # layers x targets x (A, B)
-    optimizer = build_optimizer(args, model)
+    optimizer = build_optimizer(cfg, model)
     ids, pos, sep = glm_batch(batch=2, length=12, vocab=64, max_seq=32, seed=3)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     model(ids.unsqueeze(1), pos.unsqueeze(1), sep.unsqueeze(1))[0].sum().backward()

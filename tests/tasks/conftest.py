@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from data_utils.tokenizers import configure_tokenizer
 
 
 @pytest.fixture(scope="session")
@@ -20,13 +21,10 @@ def task_data_dir(reference_dir, tmp_path_factory):
 
 def recorded_args(argv, data_dir, overrides=None):
     """``get_args`` on a recorded argv with the data prefix replaced, then the recorded overrides."""
-    from glm.arguments import get_args
+    from tests.helpers import parse_config
 
     argv = [a.replace("<work>/taskdata_public", str(data_dir)) for a in argv]
-    args = get_args(argv)
-    for key, value in (overrides or {}).items():
-        setattr(args, key, value)
-    return args
+    return parse_config(argv, **(overrides or {}))
 
 
 # A tiny GLM with the BERT vocabulary, the model the finetuning end-to-end tests train.
@@ -40,14 +38,13 @@ def tiny_pretrained(tmp_path_factory):
     """A randomly initialised (seed 0) ``TINY_BERT_GLM`` saved as a pretrained checkpoint."""
     import torch
 
-    from data_utils import prepare_tokenizer
-    from glm.arguments import get_args
+    from tests.helpers import parse_config
     from glm.checkpoint import save_model_checkpoint
     from glm.training.model_setup import build_model
 
-    args = get_args(TINY_BERT_GLM + ["--seq-length", "64"])
-    prepare_tokenizer(args)
+    cfg = parse_config(TINY_BERT_GLM + ["--seq-length", "64"])
+    _, cfg = configure_tokenizer(cfg)
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("tiny_pretrained")
-    save_model_checkpoint(str(directory), "1", {"module": build_model(args).state_dict()})
+    save_model_checkpoint(str(directory), "1", {"module": build_model(cfg).state_dict()})
     return directory

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import torch
 
-from glm.arguments import get_args
+from tests.helpers import parse_config
 from tests.helpers import tiny_glm
 
 COMMANDS = {"pad": 0, "eos": 0, "ENC": 1, "MASK": 2, "gMASK": 3, "sMASK": 4, "sop": 5, "eop": 6, "sep": 7,
@@ -33,10 +33,7 @@ class WordTokenizer:
 
 
 def task_args(*argv, seq_length=16, **overrides):
-    args = get_args(["--block-lm", "--seq-length", str(seq_length), *argv])
-    for k, v in overrides.items():
-        setattr(args, k, v)
-    return args
+    return parse_config(["--block-lm", "--seq-length", str(seq_length), *argv], **overrides)
 
 
 def model(seed=0, layers=2, max_seq=64, block=True):

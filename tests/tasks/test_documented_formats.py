@@ -37,13 +37,13 @@ def test_the_document_covers_every_json_lines_task():
 @pytest.fixture(scope="module")
 def tokenizer():
     from data_utils import prepare_tokenizer
-    from glm.arguments import get_args
-    return prepare_tokenizer(get_args(TINY_BERT_GLM))
+    from tests.helpers import parse_config
+    return prepare_tokenizer(parse_config(TINY_BERT_GLM))
 
 
 def _args(task, data_dir, *extra):
-    from glm.arguments import get_args
-    return get_args(TINY_BERT_GLM + ["--task", task, "--data-dir", str(data_dir), "--seq-length", "64",
+    from tests.helpers import parse_config
+    return parse_config(TINY_BERT_GLM + ["--task", task, "--data-dir", str(data_dir), "--seq-length", "64",
                                      "--cloze-eval", *extra])
 
 
@@ -71,7 +71,7 @@ def test_classification_example_parses_and_encodes(task, tmp_path, tokenizer):
 def test_seq2seq_example_parses_and_encodes(task, tmp_path, tokenizer):
     from tasks.seq2seq.dataset import build_dataset
     _write(tmp_path, EXAMPLES[task])
-    args = _args(task, tmp_path, "--src-seq-length", "48", "--tgt-seq-length", "16")
-    dataset = build_dataset(args, "train", tokenizer)
+    cfg = _args(task, tmp_path, "--src-seq-length", "48", "--tgt-seq-length", "16")
+    dataset = build_dataset(cfg, "train", tokenizer)
     assert len(dataset) >= 1
     assert dataset[0]["text"] is not None

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 import finetune_glm
-from data_utils import prepare_tokenizer
-from glm.arguments import get_args
+from tests.helpers import parse_config
 from glm.checkpoint import save_model_checkpoint
 from glm.training.model_setup import build_model
 from tasks.language_model.dataset import build_wikitext103_dataset
 from tasks.finetune import FinetuneError
 from tasks.language_model.evaluate import evaluate_lm
+from data_utils.tokenizers import configure_tokenizer
 
 MODEL = ["--block-lm", "--tokenizer-type", "BertWordPieceTokenizer", "--tokenizer-model-type", "bert-base-uncased",
          "--num-layers", "2", "--hidden-size", "32", "--num-attention-heads", "4", "--max-position-embeddings", "64",
@@ -21,10 +21,10 @@ MODEL = ["--block-lm", "--tokenizer-type", "BertWordPieceTokenizer", "--tokenize
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    args = get_args(MODEL + ["--seq-length", "48"])
-    prepare_tokenizer(args)
+    cfg = parse_config(MODEL + ["--seq-length", "48"])
+    _, cfg = configure_tokenizer(cfg)
     torch.manual_seed(0)
-    model = build_model(args)
+    model = build_model(cfg)
     directory = tmp_path_factory.mktemp("ckpt")
     save_model_checkpoint(str(directory), "1", {"module": model.state_dict()})
     return directory
@@ -38,13 +38,13 @@ def test_wikitext_driver_matches_direct_evaluation(task_data_dir, checkpoint, tm
     written = json.loads((tmp_path / "runs" / "zs" / "test_results.json").read_text())
     assert written["ppl"] == metrics["ppl"]
 
-    args = get_args(argv)
-    tokenizer = prepare_tokenizer(args)
-    model = build_model(args)
+    cfg = parse_config(argv)
+    tokenizer, cfg = configure_tokenizer(cfg)
+    model = build_model(cfg)
     model.parallel_output = False
     state = torch.load(checkpoint / "1" / "mp_rank_00_model_states.pt", weights_only=True)["module"]
     model.load_state_dict(state)
-    direct = evaluate_lm(model.eval(), build_wikitext103_dataset(tokenizer, args))
+    direct = evaluate_lm(model.eval(), build_wikitext103_dataset(tokenizer, cfg))
     assert metrics["adjusted_ppl"] == pytest.approx(direct["adjusted_ppl"], rel=1e-6)
     with pytest.raises(FinetuneError, match="--overwrite"):
         finetune_glm.main(argv)
@@ -89,4 +89,4 @@ def test_multichoice_driver(checkpoint, tmp_path, extra):
                                          ("COPA", "superglue"), ("lambada", "zero-shot"), ("multichoice", "zero-shot")])
 def test_task_families(task, family):
     """``--task squad`` is extractive QA as generation (the original sent it to the cloze driver)."""
-    assert finetune_glm.task_family(get_args(MODEL + ["--finetune", "--task", task])) == family
+    assert finetune_glm.task_family(parse_config(MODEL + ["--finetune", "--task", task])) == family

@@ -7,6 +7,7 @@ import pytest
 
 from tasks.inputs import build_decoder_input, build_input_from_ids, build_uni_input_from_ids, pack_glm_input
 from tests.tasks.helpers_tasks import COMMANDS, WordTokenizer
+from data_utils.tokenizers import configure_tokenizer
 
 ENC, MASK, EOS, SOP, SEP = (COMMANDS[k] for k in ("ENC", "MASK", "eos", "sop", "sep"))
 
@@ -27,9 +28,9 @@ def test_pack_layout_and_padding():
 
 
 def test_build_input_from_ids_answer_and_piece():
-    tok, args = WordTokenizer(), SimpleNamespace(no_block_position=False)
+    tok, cfg = WordTokenizer(), SimpleNamespace(no_block_position=False)
     ids, types, paddings, positions, sep, targets, loss = build_input_from_ids(
-        [20, MASK, 21], [22], [30, 31], 12, tok, args, add_sep=True)
+        [20, MASK, 21], [22], [30, 31], 12, tok, cfg, add_sep=True)
     assert ids.tolist() == [ENC, 20, MASK, 21, SEP, 22, EOS, SOP, 30, 0, 0, 0]
     assert types.tolist()[:7] == [0, 0, 0, 0, 0, 1, 1]
     assert sep == 7 and positions.tolist()[0][:10] == [0, 1, 2, 3, 4, 5, 6, 2, 2, 0]
@@ -37,18 +38,18 @@ def test_build_input_from_ids_answer_and_piece():
     assert targets.tolist()[7:9] == [30, 31] and loss.tolist() == [0] * 7 + [1, 1, 0, 0, 0]
     assert paddings.tolist() == [1] * 9 + [0] * 3
     # single-token cloze: only [sop], scored
-    ids, _, _, positions, sep, targets, loss = build_input_from_ids([20, MASK], None, None, 6, tok, args,
+    ids, _, _, positions, sep, targets, loss = build_input_from_ids([20, MASK], None, None, 6, tok, cfg,
                                                                     add_piece=True)
     assert ids.tolist() == [ENC, 20, MASK, EOS, SOP, 0] and loss.tolist() == [0, 0, 0, 0, 1, 0]
     assert positions.tolist() == [[0, 1, 2, 3, 2, 0], [0, 0, 0, 0, 1, 0]]
     # part A is cut to max_len - 1 before [eos]
-    ids, *_ = build_input_from_ids(list(range(20, 30)), None, None, 6, tok, args)
+    ids, *_ = build_input_from_ids(list(range(20, 30)), None, None, 6, tok, cfg)
     assert ids.tolist() == [ENC, 20, 21, 22, 23, EOS]
 
 
 def test_uni_and_decoder_inputs():
-    tok, args = WordTokenizer(), SimpleNamespace()
-    ids, _, _, positions, sep, targets, loss = build_uni_input_from_ids([20, 21], None, [30], 8, tok, args)
+    tok, cfg = WordTokenizer(), SimpleNamespace()
+    ids, _, _, positions, sep, targets, loss = build_uni_input_from_ids([20, 21], None, [30], 8, tok, cfg)
     assert ids.tolist() == [ENC, MASK, SOP, 20, 21, 0, 0, 0] and sep == 2
     assert targets.tolist()[:5] == [0, 0, 20, 21, 30] and loss.tolist()[:5] == [0, 0, 0, 0, 1]
     assert positions.tolist()[0][:5] == [0, 1, 1, 1, 1] and positions.tolist()[1][:5] == [0, 0, 1, 2, 3]
@@ -60,17 +61,16 @@ def test_uni_and_decoder_inputs():
 
 def test_lambada_reference_sample_through_build_input_from_ids(reference_dir):
     """The original's LAMBADA sample equals the generic builder on ``context + [MASK]``."""
-    from data_utils import prepare_tokenizer
-    from glm.arguments import get_args
+    from tests.helpers import parse_config
 
     case = json.loads((reference_dir / "tasks" / "lm_eval__bert_large.json").read_text())["datasets"]["lambada_small"]
-    args = get_args([a for a in case["argv"] if "<work>" not in a and a != "--valid-data"])
-    tok = prepare_tokenizer(args)
+    cfg = parse_config([a for a in case["argv"] if "<work>" not in a and a != "--valid-data"])
+    tok, cfg = configure_tokenizer(cfg)
     mask = tok.get_command("MASK").Id
     for context, answer, expected in zip(case["context_tokens"], case["label_tokens"], case["samples"]):
-        context = context[-(args.seq_length - 3 - len(answer)):]
+        context = context[-(cfg.data.seq_length - 3 - len(answer)):]
         ids, _, _, positions, sep, targets, loss = build_input_from_ids(context + [mask], None, answer,
-                                                                        args.seq_length, tok, args)
+                                                                        cfg.data.seq_length, tok, cfg)
         assert ids.tolist() == expected["text"] and positions.tolist() == expected["position_id"]
         assert targets.tolist() == expected["target"] and loss.tolist() == expected["loss_mask"]
         assert sep == expected["attention_mask"]
@@ -78,10 +78,10 @@ def test_lambada_reference_sample_through_build_input_from_ids(reference_dir):
 
 def test_decoder_input_matches_copa_fast_decode_reference(reference_dir):
     from data_utils import prepare_tokenizer
-    from glm.arguments import get_args
+    from tests.helpers import parse_config
 
     data = json.loads((reference_dir / "tasks" / "superglue_pvp__bert_large.json").read_text())["tasks"]["copa"]
-    tok = prepare_tokenizer(get_args([a for a in data["argv"] if "<work>" not in a and a != "--data-dir"]))
+    tok = prepare_tokenizer(parse_config([a for a in data["argv"] if "<work>" not in a and a != "--data-dir"]))
     for sample in data["patterns"]["fast_decode/pattern_0"]["dev"]["samples"]:
         enc = sample["text"][:sample["mask"]]
         for c, target in enumerate(sample["dec_target"]):
@@ -96,19 +96,18 @@ def test_decoder_input_matches_copa_fast_decode_reference(reference_dir):
 @pytest.mark.parametrize("config", ["bert_large", "gpt2_10B"])
 def test_build_input_from_ids_matches_copa_cloze_reference(reference_dir, config):
     """Multi-token cloze samples of the original rebuilt from their part A and answer."""
-    from data_utils import prepare_tokenizer
-    from glm.arguments import get_args
+    from tests.helpers import parse_config
 
     data = json.loads((reference_dir / "tasks" / f"superglue_pvp__{config}.json").read_text())["tasks"]["copa"]
-    args = get_args([a for a in data["argv"] if "<work>" not in a and a != "--data-dir"])
-    tok = prepare_tokenizer(args)
+    cfg = parse_config([a for a in data["argv"] if "<work>" not in a and a != "--data-dir"])
+    tok, cfg = configure_tokenizer(cfg)
     checked = 0
     for sample in data["patterns"]["default/pattern_0"]["dev"]["samples"]:
         for c in range(len(sample["text"])):
             text, sep = sample["text"][c], sample["mask"][c] if isinstance(sample["mask"], list) else sample["mask"]
             answer = [t for t, m in zip(sample["target"][c], sample["logit_mask"][c]) if m]
             ids, _, _, positions, got_sep, targets, loss = build_input_from_ids(
-                text[1:sep - 1], None, answer, len(text), tok, args, add_piece=True)
+                text[1:sep - 1], None, answer, len(text), tok, cfg, add_piece=True)
             assert (ids.tolist(), positions.tolist(), got_sep) == (text, sample["position"][c], sep)
             assert targets.tolist() == sample["target"][c] and loss.tolist() == sample["logit_mask"][c]
             checked += 1

@@ -35,11 +35,11 @@ def test_perplexity_is_exp_mean_of_direct_window_losses(tmp_path, variant):
     argv = ["--overlapping-eval", "5", "--valid-data", str(path)]
     if variant == "unidirectional":
         argv.append("--unidirectional")
-    args = task_args(*argv, seq_length=12)
+    cfg = task_args(*argv, seq_length=12)
     block = variant != "no_block_lm"
-    args.block_lm = block
+    cfg = cfg.updated(block_lm=block)
     tokenizer = WordTokenizer()
-    dataset = build_wikitext103_dataset(tokenizer, args)
+    dataset = build_wikitext103_dataset(tokenizer, cfg)
     assert len(dataset) > 3
     net = model(block=block)
     losses = torch.cat([direct_window_losses(net, dataset[i]) for i in range(len(dataset))])
@@ -56,8 +56,8 @@ def test_perplexity_is_exp_mean_of_direct_window_losses(tmp_path, variant):
 def test_lm_lines_perplexity_sums_documents(tmp_path):
     path = tmp_path / "lines.txt"
     path.write_text("the cat sat on the mat .\n\nhe saw a red dog and she saw a blue cat , it was big\n")
-    args = task_args("--overlapping-eval", "4", "--valid-data", str(path), seq_length=8)
-    dataset = build_lm_dataset(WordTokenizer(), args)
+    cfg = task_args("--overlapping-eval", "4", "--valid-data", str(path), seq_length=8)
+    dataset = build_lm_dataset(WordTokenizer(), cfg)
     assert len(dataset.documents) == 2 and dataset.num_original_tokens == 7 + 15
     net = model()
     losses = torch.cat([direct_window_losses(net, dataset[i]) for i in range(len(dataset))])
@@ -73,9 +73,9 @@ PASSAGES = ["he looked at the map again and turned left at the old church",
 @pytest.mark.parametrize("extra", [[], ["--unidirectional"], ["--task-mask"]])
 def test_lambada_accuracy_forced_and_impossible(tmp_path, extra):
     path = write_jsonl(tmp_path / "lambada.jsonl", [{"text": t} for t in PASSAGES])
-    args = task_args("--valid-data", str(path), *extra, seq_length=24)
+    cfg = task_args("--valid-data", str(path), *extra, seq_length=24)
     tokenizer = WordTokenizer()
-    dataset = build_lambada_dataset(tokenizer, args)
+    dataset = build_lambada_dataset(tokenizer, cfg)
     church = tokenizer.ids["church"]
     assert dataset.label_tokens == [[church], [church]]
     assert evaluate_lm(rig(model(), church), dataset)["accuracy"] == 100.0
@@ -84,8 +84,8 @@ def test_lambada_accuracy_forced_and_impossible(tmp_path, extra):
 
 def test_lambada_accuracy_matches_direct_argmax(tmp_path):
     path = write_jsonl(tmp_path / "lambada.jsonl", [{"text": t} for t in PASSAGES * 3])
-    args = task_args("--valid-data", str(path), seq_length=24)
-    dataset = build_lambada_dataset(WordTokenizer(), args)
+    cfg = task_args("--valid-data", str(path), seq_length=24)
+    dataset = build_lambada_dataset(WordTokenizer(), cfg)
     for seed in range(4):
         net = model(seed=seed)
         correct = 0
@@ -100,7 +100,7 @@ def test_lambada_accuracy_matches_direct_argmax(tmp_path):
 def test_positions_beyond_the_table_are_refused(tmp_path):
     path = tmp_path / "wiki.test.tokens"
     path.write_text(" " + TEXT + " \n")
-    args = task_args("--overlapping-eval", "2", "--valid-data", str(path), seq_length=40)
-    dataset = build_wikitext103_dataset(WordTokenizer(), args)
+    cfg = task_args("--overlapping-eval", "2", "--valid-data", str(path), seq_length=40)
+    dataset = build_wikitext103_dataset(WordTokenizer(), cfg)
     with pytest.raises(ValueError, match="position table has 33 rows"):
         evaluate_lm(model(max_seq=32), dataset)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import tasks.language_model.dataset as lm_dataset
-from data_utils import prepare_tokenizer
 from tests.tasks.conftest import recorded_args
+from data_utils.tokenizers import configure_tokenizer
 
 CONFIGS = ("bert_large", "gpt2_10B")
 
@@ -17,12 +17,12 @@ def test_lm_eval_datasets_match_reference(reference_dir, task_data_dir, config):
     data = json.loads((reference_dir / "tasks" / f"lm_eval__{config}.json").read_text())
     tokenizer = None
     for name, case in data["datasets"].items():
-        args = recorded_args(case["argv"], task_data_dir, case["overrides"])
+        cfg = recorded_args(case["argv"], task_data_dir, case["overrides"])
         if tokenizer is None:
-            tokenizer = prepare_tokenizer(args)
+            tokenizer, cfg = configure_tokenizer(cfg)
         else:
-            prepare_tokenizer(args)   # still sets args.vocab_size / eod_token
-        dataset = getattr(lm_dataset, case["builder"])(tokenizer, args)
+            _, cfg = configure_tokenizer(cfg)   # the vocabulary size and eod id of the tokenizer
+        dataset = getattr(lm_dataset, case["builder"])(tokenizer, cfg)
         assert type(dataset).__name__ == case["dataset_class"], name
         assert len(dataset) == case["num_samples"], name
         if "context_tokens" in case:

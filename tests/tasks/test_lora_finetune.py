@@ -122,10 +122,10 @@ def test_two_tensor_parallel_ranks_train_like_one_and_the_result_reshards(data, 
     from glm.checkpoint.hf_export import export_to_hf
     from glm.generation.cli import build_generation_model, parse_args
     weights = tmp_path / "weights"
-    args = parse_args(TINY_BERT_GLM + ["--load-pretrained", str(weights), "--seq-length", "64"])
-    from data_utils import prepare_tokenizer
-    prepare_tokenizer(args)
-    model = build_generation_model(args, "cpu")
+    cfg, _ = parse_args(TINY_BERT_GLM + ["--load-pretrained", str(weights), "--seq-length", "64"])
+    from data_utils.tokenizers import configure_tokenizer
+    _, cfg = configure_tokenizer(cfg)
+    model = build_generation_model(cfg, "cpu")
     assert not any(p.is_meta for p in model.parameters())
     export_to_hf(str(weights), str(tmp_path / "hf"), num_attention_heads=4, log=lambda *a: None)
     assert (tmp_path / "hf" / "config.json").exists()

@@ -22,8 +22,8 @@ RECORDS = [
 def _dataset(tmp_path, *extra, seq_length=12, records=RECORDS):
     write_jsonl(tmp_path / "a.jsonl", records[:2])
     write_jsonl(tmp_path / "b.jsonl", records[2:])
-    args = task_args("--test-data", str(tmp_path / "*.jsonl"), *extra, seq_length=seq_length)
-    return build_multichoice_dataset(WordTokenizer(), args)
+    cfg = task_args("--test-data", str(tmp_path / "*.jsonl"), *extra, seq_length=seq_length)
+    return build_multichoice_dataset(WordTokenizer(), cfg)
 
 
 def test_bidirectional_layout(tmp_path):
@@ -84,23 +84,23 @@ def test_missing_keys_name_file_and_line(tmp_path):
     bad = dict(RECORDS[0])
     del bad["choices_pretokenized"]
     write_jsonl(tmp_path / "bad.jsonl", [RECORDS[1], bad])
-    args = task_args("--test-data", str(tmp_path / "bad.jsonl"))
+    cfg = task_args("--test-data", str(tmp_path / "bad.jsonl"))
     with pytest.raises(TaskDataError, match=r"bad\.jsonl:2: missing key\(s\) choices_pretokenized"):
-        build_multichoice_dataset(WordTokenizer(), args)
+        build_multichoice_dataset(WordTokenizer(), cfg)
 
 
 def test_label_outside_choices(tmp_path):
     write_jsonl(tmp_path / "bad.jsonl", [dict(RECORDS[1], label=2)])
-    args = task_args("--test-data", str(tmp_path / "bad.jsonl"))
+    cfg = task_args("--test-data", str(tmp_path / "bad.jsonl"))
     with pytest.raises(TaskDataError, match=r"bad\.jsonl:1: label 2 is not an index into the 2 choices"):
-        build_multichoice_dataset(WordTokenizer(), args)
+        build_multichoice_dataset(WordTokenizer(), cfg)
 
 
 def test_empty_file_and_no_match(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n")
-    args = task_args("--test-data", str(tmp_path / "empty.jsonl"))
+    cfg = task_args("--test-data", str(tmp_path / "empty.jsonl"))
     with pytest.raises(TaskDataError, match=r"empty\.jsonl: no examples"):
-        build_multichoice_dataset(WordTokenizer(), args)
-    args = task_args("--test-data", str(tmp_path / "nothing*.jsonl"))
+        build_multichoice_dataset(WordTokenizer(), cfg)
+    cfg = task_args("--test-data", str(tmp_path / "nothing*.jsonl"))
     with pytest.raises(TaskDataError, match="no file matches"):
-        build_multichoice_dataset(WordTokenizer(), args)
+        build_multichoice_dataset(WordTokenizer(), cfg)

@@ -30,8 +30,7 @@ import torch
 from rouge_score import rouge_scorer
 
 import finetune_glm
-from data_utils import prepare_tokenizer
-from glm.arguments import get_args
+from tests.helpers import parse_config
 from glm.generation import generate
 from glm.generation.cli import build_generation_model
 from tasks.eval_utils import seq2seq_decode_config
@@ -39,6 +38,7 @@ from tasks.seq2seq.dataset import build_dataset
 from tasks.seq2seq.metrics import postprocess_prediction, postprocess_reference
 from tasks.seq2seq.outputs import prediction_text
 from tests.tasks.conftest import TINY_BERT_GLM
+from data_utils.tokenizers import configure_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING = ["--batch-size", "2", "--lr", "1e-2", "--warmup", "0.05", "--hidden-dropout", "0", "--attention-dropout",
@@ -103,17 +103,17 @@ def test_summary_files_align_with_the_test_examples(summary_run):
     assert len(hyps) == len(refs) == len(TEST_PAIRS)
     assert refs == EXPECTED_REFS
     # Each hypothesis is its own example decoded alone (the run decoded 3 at a time).
-    args = get_args(flags + ["--load-pretrained", str(saved), "--seq-length", "48"])
-    tokenizer = prepare_tokenizer(args)
-    model = build_generation_model(args)
-    dataset = build_dataset(args, "test", tokenizer)
-    config = seq2seq_decode_config(args, tokenizer)
+    cfg = parse_config(flags + ["--load-pretrained", str(saved), "--seq-length", "48"])
+    tokenizer, cfg = configure_tokenizer(cfg)
+    model = build_generation_model(cfg)
+    dataset = build_dataset(cfg, "test", tokenizer)
+    config = seq2seq_decode_config(cfg, tokenizer)
     alone = []
     for i in range(len(dataset)):
         item = dataset[i]
         ids, _ = generate(model, torch.as_tensor(item["text"])[None], torch.as_tensor(item["position_id"])[None],
                           torch.as_tensor([int(item["attention_mask"])]), config)
-        alone.append(prediction_text(args, tokenizer, ids[0], dataset.example_list[i]))
+        alone.append(prediction_text(cfg, tokenizer, ids[0], dataset.example_list[i]))
     assert hyps == alone
     # The memorised training examples come back word for word (the empty one as an empty line).
     assert [hyps[i] for i in (0, 1, 2, 3)] == EXPECTED_REFS[:4]

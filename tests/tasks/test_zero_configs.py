@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from glm.arguments import get_args
+from tests.helpers import parse_config
+from data_utils.tokenizers import configure_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 ZERO_CONFIGS = sorted((ROOT / "config_tasks").glob("zero_*.sh"))
@@ -31,10 +32,10 @@ def test_the_original_zero_shot_configs_exist():
 def test_zero_config_parses(config):
     out = source(config, "--task $TASK_NAME --valid-data $DATA_PATH $EVALUATE_ARGS", ENV)
     assert out.returncode == 0, out.stderr
-    args = get_args(["--finetune"] + shlex.split(out.stdout))
-    assert args.task in ("lambda", "wikitext", "language_model")
-    assert args.valid_data[0].startswith("/tmp/glm-data/")
-    assert args.unidirectional == config.name.endswith("_uni.sh")
+    cfg = parse_config(["--finetune"] + shlex.split(out.stdout))
+    assert cfg.task.task in ("lambda", "wikitext", "language_model")
+    assert cfg.data.valid_data[0].startswith("/tmp/glm-data/")
+    assert cfg.task.unidirectional == config.name.endswith("_uni.sh")
     missing = source(config, "$DATA_PATH", {"PATH": "/usr/bin:/bin"})
     assert missing.returncode != 0 and "DATA_ROOT" in missing.stderr
 
@@ -42,17 +43,16 @@ def test_zero_config_parses(config):
 @pytest.mark.slow
 def test_evaluate_lm_script_on_a_tiny_checkpoint(tmp_path, task_data_dir):
     import torch
-    from data_utils import prepare_tokenizer
     from glm.checkpoint import save_model_checkpoint
     from glm.training.model_setup import build_model
 
     shape = ["--block-lm", "--num-layers", "1", "--hidden-size", "16", "--num-attention-heads", "2",
              "--max-position-embeddings", "64", "--tokenizer-type", "BertWordPieceTokenizer",
              "--tokenizer-model-type", "bert-base-uncased"]
-    args = get_args(shape + ["--seq-length", "32"])
-    prepare_tokenizer(args)
+    cfg = parse_config(shape + ["--seq-length", "32"])
+    _, cfg = configure_tokenizer(cfg)
     torch.manual_seed(0)
-    save_model_checkpoint(str(tmp_path / "ckpt" / "tiny"), "1", {"module": build_model(args).state_dict()})
+    save_model_checkpoint(str(tmp_path / "ckpt" / "tiny"), "1", {"module": build_model(cfg).state_dict()})
     model_config = tmp_path / "model_tiny.sh"
     model_config.write_text(f'MODEL_TYPE="tiny"\nMODEL_ARGS="{" ".join(shape)} '
                             '--load-pretrained ${CHECKPOINT_PATH}/tiny"\n')

@@ -2,20 +2,18 @@
 
 import torch
 
-from glm.arguments import get_args
+from tests.helpers import parse_config
 
 VOCAB = 128
 
 
-def tiny_args(*extra):
+def tiny_config(*extra):
     """Flags for a tiny GLM (2 layers, hidden 32) on the toy vocabulary."""
     argv = ["--block-lm", "--num-layers", "2", "--hidden-size", "32", "--num-attention-heads", "4",
             "--max-position-embeddings", "32", "--seq-length", "24", "--batch-size", "4", "--train-iters", "8",
             "--lr", "1e-3", "--warmup", "0.0", "--log-interval", "1000", "--eval-interval", "0",
             "--hidden-dropout", "0.1", "--attention-dropout", "0.1", "--seed", "3", *extra]
-    args = get_args(argv)
-    args.vocab_size = VOCAB
-    return args
+    return parse_config(argv, vocab_size=VOCAB)
 
 
 def global_batch(index, size, seq=24, fixed_sep=None):

@@ -14,15 +14,15 @@ import torch
 from glm.training import metrics
 from glm.training.engines import StepResult
 from glm.training.metrics import TrainingLogger
-from tests.training.synthetic import tiny_args
+from tests.training.synthetic import tiny_config
 from tests.training.test_pretrain_e2e import corpus, flags, main_exit  # noqa: F401 -- corpus is a fixture
 
 CONFIG = {"num_layers": 2, "hidden_size": 32, "vocab_size": 128}
 
 
 def logger_with(results):
-    args = tiny_args()
-    log = TrainingLogger(args, CONFIG, 1, 1e12, "test")
+    cfg = tiny_config()
+    log = TrainingLogger(cfg, CONFIG, 1, 1e12, "test")
     for result in results:
         log.record(result, tokens=96, seq_length=24)
     return log
@@ -98,10 +98,10 @@ def test_progress_bar_and_log_lines_never_share_a_line(monkeypatch):
     terminal = Terminal()
     monkeypatch.setattr(sys, "stdout", terminal)
     monkeypatch.setattr(sys, "stderr", terminal)
-    args = tiny_args("--log-interval", "2", "--eval-interval", "4", "--eval-iters", "1")
-    engine = make_engine(args)
-    log = TrainingLogger(args, engine.module.config, 1, 1e11, "test")
-    train(args, engine, iter(SyntheticLoader(4)), pretrain_forward, 0, DEVICE, log,
+    cfg = tiny_config("--log-interval", "2", "--eval-interval", "4", "--eval-iters", "1")
+    engine = make_engine(cfg)
+    log = TrainingLogger(cfg, engine.module.config, 1, 1e11, "test")
+    train(cfg, engine, iter(SyntheticLoader(4)), pretrain_forward, 0, DEVICE, log,
           valid_iterator=iter(SyntheticLoader(4, start=10_000)))
     # What the terminal shows of each line is the text after its last carriage return.
     shown = [line.rsplit("\r", 1)[-1] for line in terminal.getvalue().split("\n")]

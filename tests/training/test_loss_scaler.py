@@ -8,7 +8,7 @@ import torch
 
 from glm.training.loss_scaler import DynamicLossScaler
 from glm.training.loop import pretrain_forward
-from tests.training.synthetic import SyntheticLoader, tiny_args
+from tests.training.synthetic import SyntheticLoader, tiny_config
 from tests.training.test_plain_engine import make_engine
 
 
@@ -47,7 +47,7 @@ def test_growth_after_each_clean_window_and_the_floor():
 
 
 def test_static_scale_never_changes():
-    scaler = DynamicLossScaler.from_args(tiny_args("--fp16", "--loss-scale", "128"))
+    scaler = DynamicLossScaler.from_config(tiny_config("--fp16", "--loss-scale", "128"))
     assert _run(scaler, "x..x....") == [128.0] * 8
 
 
@@ -62,7 +62,7 @@ def test_state_resumes_exactly():
 
 
 def test_flags_reach_the_scaler():
-    scaler = DynamicLossScaler.from_args(tiny_args("--fp16", "--hysteresis", "3", "--min-scale", "4",
+    scaler = DynamicLossScaler.from_config(tiny_config("--fp16", "--hysteresis", "3", "--min-scale", "4",
                                                    "--loss-scale-window", "50"))
     assert (scaler.scale, scaler.window, scaler.hysteresis, scaler.min_scale, scaler.static) == \
         (2.0 ** 32, 50, 3, 4.0, False)
@@ -71,9 +71,9 @@ def test_flags_reach_the_scaler():
 def test_engine_skips_overflowing_steps_and_follows_the_scaler():
     """An fp16 step whose scaled gradients overflow is skipped (weights, optimizer and LR schedule
     untouched); with --hysteresis 2 the first overflow keeps the scale, the second halves it."""
-    args = tiny_args("--fp16", "--hysteresis", "2")
-    engine = make_engine(args)
-    batches = iter(SyntheticLoader(args.batch_size))
+    cfg = tiny_config("--fp16", "--hysteresis", "2")
+    engine = make_engine(cfg)
+    batches = iter(SyntheticLoader(cfg.training.batch_size))
 
     def huge(model, batch):  # a finite loss whose scaled gradients overflow
         loss, extra = pretrain_forward(model, batch)

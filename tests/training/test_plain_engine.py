@@ -12,7 +12,7 @@ from glm.training.loop import TrainingDiverged, evaluate, pretrain_forward, trai
 from glm.training.metrics import TrainingLogger
 from glm.training.model_setup import build_model, build_optimizer
 from glm.training.seed import set_random_seed
-from tests.training.synthetic import SyntheticLoader, tiny_args
+from tests.training.synthetic import SyntheticLoader, tiny_config
 
 DEVICE = torch.device("cpu")
 
@@ -21,30 +21,30 @@ DEVICE = torch.device("cpu")
 LOSS_GOLDENS = [4.881608, 4.8811, 4.837537, 4.86464, 4.827034, 4.818457, 4.810623, 4.79559]
 
 
-def make_engine(args):
-    set_random_seed(args.seed)
-    model = build_model(args, DEVICE)
-    optimizer = build_optimizer(args, model)
-    return PlainEngine(model, optimizer, get_learning_rate_scheduler(optimizer, args), args, DEVICE)
+def make_engine(cfg):
+    set_random_seed(cfg.training.seed)
+    model = build_model(cfg, DEVICE)
+    optimizer = build_optimizer(cfg, model)
+    return PlainEngine(model, optimizer, get_learning_rate_scheduler(optimizer, cfg), cfg, DEVICE)
 
 
-def run(args, iterations, start=0, engine=None, loader_start=0):
-    engine = engine or make_engine(args)
+def run(cfg, iterations, start=0, engine=None, loader_start=0):
+    engine = engine or make_engine(cfg)
     losses = []
-    iterator = iter(SyntheticLoader(args.batch_size, start=loader_start))
+    iterator = iter(SyntheticLoader(cfg.training.batch_size, start=loader_start))
     for _ in range(start, iterations):
-        micro = [next(iterator) for _ in range(args.gradient_accumulation_steps)]
+        micro = [next(iterator) for _ in range(cfg.training.gradient_accumulation_steps)]
         losses.append(engine.train_batch(micro, pretrain_forward).loss)
     return engine, losses
 
 
 def test_loss_goldens():
-    _, losses = run(tiny_args(), 8)
+    _, losses = run(tiny_config(), 8)
     assert losses == pytest.approx(LOSS_GOLDENS, abs=1e-5)
 
 
 def test_loss_falls():
-    _, losses = run(tiny_args("--train-iters", "30"), 30)
+    _, losses = run(tiny_config("--train-iters", "30"), 30)
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.1
 
 
@@ -53,8 +53,8 @@ def test_gradient_accumulation_averages_micro_batch_losses():
     its own loss mask, as the original)."""
     flags = ("--hidden-dropout", "0", "--attention-dropout", "0", "--clip-grad", "0", "--batch-size", "2",
              "--gradient-accumulation-steps", "2")
-    engine = make_engine(tiny_args(*flags))
-    reference = make_engine(tiny_args(*flags)).module
+    engine = make_engine(tiny_config(*flags))
+    reference = make_engine(tiny_config(*flags)).module
     full = next(iter(SyntheticLoader(4)))
     halves = [{k: (v[:2] if torch.is_tensor(v) else v) for k, v in full.items()},
               {k: (v[2:] if torch.is_tensor(v) else v) for k, v in full.items()}]
@@ -67,12 +67,12 @@ def test_gradient_accumulation_averages_micro_batch_losses():
 
 def test_exact_resume_from_checkpoint(tmp_path):
     """Save at step 4, resume into a fresh engine: steps 5-8 give bit-identical losses."""
-    args = tiny_args("--save", str(tmp_path))
-    engine, first = run(args, 4)
-    save_training_checkpoint(args, 4, engine)
-    _, rest = run(args, 8, start=4, engine=engine, loader_start=4)
+    cfg = tiny_config("--save", str(tmp_path))
+    engine, first = run(cfg, 4)
+    save_training_checkpoint(cfg, 4, engine)
+    _, rest = run(cfg, 8, start=4, engine=engine, loader_start=4)
 
-    resumed_args = tiny_args("--load", str(tmp_path))
+    resumed_args = tiny_config("--load", str(tmp_path))
     set_random_seed(999)  # the checkpoint's RNG state must win over whatever this process had
     model = build_model(resumed_args, DEVICE)
     optimizer = build_optimizer(resumed_args, model)
@@ -85,13 +85,13 @@ def test_exact_resume_from_checkpoint(tmp_path):
 
 
 def test_resume_without_optimizer_state_needs_no_load_optim(tmp_path):
-    args = tiny_args("--save", str(tmp_path), "--no-save-optim")
-    engine, _ = run(args, 1)
-    save_training_checkpoint(args, 1, engine)
+    cfg = tiny_config("--save", str(tmp_path), "--no-save-optim")
+    engine, _ = run(cfg, 1)
+    save_training_checkpoint(cfg, 1, engine)
     from glm.checkpoint import CheckpointError
     with pytest.raises(CheckpointError, match="--no-load-optim"):
-        load_training_checkpoint(tiny_args("--load", str(tmp_path)), make_engine(tiny_args()))
-    resume = load_training_checkpoint(tiny_args("--load", str(tmp_path), "--no-load-optim"), make_engine(tiny_args()))
+        load_training_checkpoint(tiny_config("--load", str(tmp_path)), make_engine(tiny_config()))
+    resume = load_training_checkpoint(tiny_config("--load", str(tmp_path), "--no-load-optim"), make_engine(tiny_config()))
     assert resume.iteration == 1
 
 
@@ -101,7 +101,7 @@ def nan_forward(model, batch):
 
 
 def test_nan_loss_skips_the_step_and_keeps_weights():
-    engine = make_engine(tiny_args())
+    engine = make_engine(tiny_config())
     before = [p.detach().clone() for p in engine.module.parameters()]
     lr_before = engine.lr_scheduler.num_iters
     result = engine.train_batch([next(iter(SyntheticLoader(4)))], nan_forward)
@@ -111,18 +111,18 @@ def test_nan_loss_skips_the_step_and_keeps_weights():
 
 
 def test_consecutive_nan_steps_stop_the_run(capsys):
-    args = tiny_args("--max-nan-steps", "3")
-    engine = make_engine(args)
-    log = TrainingLogger(args, engine.module.config, 1, 1e12, "test")
+    cfg = tiny_config("--max-nan-steps", "3")
+    engine = make_engine(cfg)
+    log = TrainingLogger(cfg, engine.module.config, 1, 1e12, "test")
     with pytest.raises(TrainingDiverged, match="NaN/inf for 3 consecutive steps"):
-        train(args, engine, iter(SyntheticLoader(4)), nan_forward, 0, DEVICE, log)
+        train(cfg, engine, iter(SyntheticLoader(4)), nan_forward, 0, DEVICE, log)
 
 
 def test_loop_logs_throughput_and_evaluates(capsys):
-    args = tiny_args("--log-interval", "4", "--eval-interval", "4", "--eval-iters", "2")
-    engine = make_engine(args)
-    log = TrainingLogger(args, engine.module.config, 1, 1e11, "test peak")
-    train(args, engine, iter(SyntheticLoader(4)), pretrain_forward, 0, DEVICE, log,
+    cfg = tiny_config("--log-interval", "4", "--eval-interval", "4", "--eval-iters", "2")
+    engine = make_engine(cfg)
+    log = TrainingLogger(cfg, engine.module.config, 1, 1e11, "test peak")
+    train(cfg, engine, iter(SyntheticLoader(4)), pretrain_forward, 0, DEVICE, log,
           valid_iterator=iter(SyntheticLoader(4, start=10_000)))
     out = capsys.readouterr().out
     assert "iteration        4/       8" in out and "tokens/s" in out and "MFU" in out
@@ -132,13 +132,13 @@ def test_loop_logs_throughput_and_evaluates(capsys):
 
 @pytest.mark.parametrize("flag", ["--bf16", "--fp16"])
 def test_mixed_precision_runs(flag):
-    args = tiny_args(flag)
-    _, losses = run(args, 3)
+    cfg = tiny_config(flag)
+    _, losses = run(cfg, 3)
     assert all(math.isfinite(x) for x in losses)
 
 
 if __name__ == "__main__":
-    print([round(x, 6) for x in run(tiny_args(), 8)[1]])
+    print([round(x, 6) for x in run(tiny_config(), 8)[1]])
 
 
 def test_hinge_loss_by_hand():
@@ -153,9 +153,9 @@ def test_hinge_loss_by_hand():
 def test_a_checkpoint_interrupted_mid_write_is_never_chosen(tmp_path, monkeypatch):
     """Killed while writing iteration 8: the trackers still name 4, no file sits under the real name,
     and resuming loads 4."""
-    args = tiny_args("--save", str(tmp_path))
-    engine, _ = run(args, 4)
-    save_training_checkpoint(args, 4, engine)
+    cfg = tiny_config("--save", str(tmp_path))
+    engine, _ = run(cfg, 4)
+    save_training_checkpoint(cfg, 4, engine)
 
     def dies_mid_write(obj, f):
         f.write(b"half a checkpoint")
@@ -163,22 +163,22 @@ def test_a_checkpoint_interrupted_mid_write_is_never_chosen(tmp_path, monkeypatc
 
     monkeypatch.setattr(torch, "save", dies_mid_write)
     with pytest.raises(KeyboardInterrupt):
-        save_training_checkpoint(args, 8, engine)
+        save_training_checkpoint(cfg, 8, engine)
     monkeypatch.undo()
     assert (tmp_path / "latest_checkpointed_iteration.txt").read_text() == "4"
     assert not (tmp_path / "8" / "mp_rank_00_model_states.pt").exists()
-    resume = load_training_checkpoint(tiny_args("--load", str(tmp_path)), make_engine(tiny_args()))
+    resume = load_training_checkpoint(tiny_config("--load", str(tmp_path)), make_engine(tiny_config()))
     assert resume.iteration == 4
 
 
 def test_tensorboard_scalars_are_written(tmp_path):
     from glm.training.metrics import make_summary_writer
-    args = tiny_args("--tensorboard", "--summary-dir", str(tmp_path), "--experiment-name", "tb", "--log-interval", "2",
+    cfg = tiny_config("--tensorboard", "--summary-dir", str(tmp_path), "--experiment-name", "tb", "--log-interval", "2",
                      "--train-iters", "2")
-    writer = make_summary_writer(args)
-    engine = make_engine(args)
-    log = TrainingLogger(args, engine.module.config, 1, 1e11, "test", writer)
-    train(args, engine, iter(SyntheticLoader(4)), pretrain_forward, 0, DEVICE, log)
+    writer = make_summary_writer(cfg)
+    engine = make_engine(cfg)
+    log = TrainingLogger(cfg, engine.module.config, 1, 1e11, "test", writer)
+    train(cfg, engine, iter(SyntheticLoader(4)), pretrain_forward, 0, DEVICE, log)
     writer.close()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     (run_dir,) = list((tmp_path / "runs").iterdir())

@@ -53,8 +53,8 @@ class DataProcessor:
 
     SPLIT_FILES = {"train": "train.jsonl", "dev": "val.jsonl", "test": "test.jsonl"}
 
-    def __init__(self, args=None):
-        self.args = args
+    def __init__(self, config=None):
+        self.config = config
         self.num_truncated = 0  # how many classification inputs were cut to --seq-length
         self.reading_split = None  # the split get_examples is reading (labels are required in "train")
 
@@ -130,25 +130,25 @@ class DataProcessor:
         """Index of the example's label (0 for unlabelled examples, as the original)."""
         return 0 if example.label is None else self.get_labels().index(example.label)
 
-    def encode_pair(self, tokenizer, text_a, text_b, args):
+    def encode_pair(self, tokenizer, text_a, text_b, config):
         """``[CLS] a [SEP] b [eos]`` padded to ``--seq-length`` (counting the inputs that had to be cut)."""
         tokens_a = tokenizer.EncodeAsIds(text_a).tokenization
         tokens_b = tokenizer.EncodeAsIds(text_b).tokenization if text_b is not None else None
-        return self.encode_pair_ids(tokenizer, tokens_a, tokens_b, args)
+        return self.encode_pair_ids(tokenizer, tokens_a, tokens_b, config)
 
-    def encode_pair_ids(self, tokenizer, tokens_a, tokens_b, args):
+    def encode_pair_ids(self, tokenizer, tokens_a, tokens_b, config):
         """:meth:`encode_pair` on token ids; returns the builder's 7-tuple."""
         specials = 2 + bool(tokens_b)  # [CLS], [eos], and [SEP] before a non-empty b
-        if len(tokens_a) + len(tokens_b or ()) + specials > args.seq_length:
+        if len(tokens_a) + len(tokens_b or ()) + specials > config.data.seq_length:
             self.num_truncated += 1
-        return build_input_from_ids(tokens_a, tokens_b, None, args.seq_length, tokenizer, args,
+        return build_input_from_ids(tokens_a, tokens_b, None, config.data.seq_length, tokenizer, config,
                                     add_cls=True, add_sep=tokens_b is not None, add_piece=False)
 
-    def encode(self, example, tokenizer, args):
+    def encode(self, example, tokenizer, config):
         """The non-cloze sample for the classification head (``text``, ``position``, ``mask``)."""
         text_a, text_b = self.get_classifier_input(example)
-        encoded = self.encode_pair(tokenizer, text_a, text_b, args)
-        return classification_sample(encoded, self.label_index(example), example.guid, args)
+        encoded = self.encode_pair(tokenizer, text_a, text_b, config)
+        return classification_sample(encoded, self.label_index(example), example.guid, config)
 
     # ------------------------------------------------------------------ predictions
     def format_predictions(self, predictions, examples):
@@ -163,6 +163,6 @@ class SuperGlueProcessor(DataProcessor):
     ``--few-superglue`` (FewGLUE) the dev set is ``dev32.jsonl`` and ``val.jsonl`` becomes the test set."""
 
     def split_file(self, split):
-        if getattr(self.args, "few_superglue", False):
+        if self.config.task.few_superglue:
             return {"train": "train.jsonl", "dev": "dev32.jsonl", "test": "val.jsonl"}[split]
         return self.SPLIT_FILES[split]

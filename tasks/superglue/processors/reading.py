@@ -92,13 +92,13 @@ class RaceProcessor(DataProcessor):
                 idx=[set_type, passage_id, number]))
         return examples
 
-    def encode(self, example, tokenizer, args):
+    def encode(self, example, tokenizer, config):
         """Non-cloze: one ``[CLS] article [SEP] question option [eos]`` row per option."""
         article = tokenizer.EncodeAsIds(example.text_a).tokenization
         rows = [self.encode_pair_ids(tokenizer, article,
-                                     tokenizer.EncodeAsIds(f"{example.text_b} {choice}").tokenization, args)
+                                     tokenizer.EncodeAsIds(f"{example.text_b} {choice}").tokenization, config)
                 for choice in example.meta["choices"]]
-        return classification_sample(rows, self.label_index(example), example.guid, args)
+        return classification_sample(rows, self.label_index(example), example.guid, config)
 
 
 class SquadClozeProcessor(DataProcessor):

@@ -69,14 +69,14 @@ class RecordProcessor(SuperGlueProcessor):
                                          idx=[idx, question_idx, answer_idx], num_choices=len(negatives) + 1))
         return examples
 
-    def encode(self, example, tokenizer, args):
+    def encode(self, example, tokenizer, config):
         """Non-cloze: one ``[CLS] passage [SEP] query entity [eos]`` row per candidate."""
         # The query and each entity are tokenized apart and their ids joined, as in the original.
         passage = tokenizer.EncodeAsIds(example.text_a).tokenization
         query = tokenizer.EncodeAsIds(example.text_b).tokenization
-        rows = [self.encode_pair_ids(tokenizer, passage, query + tokenizer.EncodeAsIds(candidate).tokenization, args)
+        rows = [self.encode_pair_ids(tokenizer, passage, query + tokenizer.EncodeAsIds(candidate).tokenization, config)
                 for candidate in example.meta["candidates"]]
-        return classification_sample(rows, self.label_index(example), example.guid, args)
+        return classification_sample(rows, self.label_index(example), example.guid, config)
 
     def format_predictions(self, predictions, examples):
         """``{"idx": question idx, "label": the chosen entity string}``."""

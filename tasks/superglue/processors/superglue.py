@@ -137,13 +137,13 @@ class CopaProcessor(SuperGlueProcessor):
         return InputExample(guid=example.guid + "m", text_a=example.text_a,
                             label=1 if example.label == 0 else 0, meta=meta)
 
-    def encode(self, example, tokenizer, args):
+    def encode(self, example, tokenizer, config):
         """One ``[CLS] premise because|so [SEP] choice [eos]`` row per choice."""
         joiner = "because" if example.meta["question"] == "cause" else "so"
         premise = f"{standardize(example.text_a)} {joiner}"
-        rows = [self.encode_pair(tokenizer, premise, standardize(example.meta[key]), args)
+        rows = [self.encode_pair(tokenizer, premise, standardize(example.meta[key]), config)
                 for key in ("choice1", "choice2")]
-        return classification_sample(rows, self.label_index(example), example.guid, args)
+        return classification_sample(rows, self.label_index(example), example.guid, config)
 
 
 class MultiRcProcessor(SuperGlueProcessor):

@@ -37,18 +37,18 @@ class PVP:
     ALWAYS_MULTI_TOKEN = False  # answers are free text (COPA, WSC, ReCoRD): never single-token
     COUNTS_PROMPTS = False      # whether the pattern has prompt slots (spell_length counts them)
 
-    def __init__(self, args, tokenizer, label_list, max_seq_length, pattern_id=0, is_multi_token=False,
+    def __init__(self, config, tokenizer, label_list, max_seq_length, pattern_id=0, is_multi_token=False,
                  max_segment_length=0, fast_decode=False, split="train", num_prompt_tokens=0):
         if pattern_id not in self.PATTERN_IDS:
             raise TaskConfigError(f"{type(self).__name__}: no pattern {pattern_id}; this task's pattern ids are "
                                   f"{list(self.PATTERN_IDS)}")
-        self.args, self.tokenizer = args, tokenizer
+        self.config, self.tokenizer = config, tokenizer
         self.label_list, self.max_seq_length, self.pattern_id = list(label_list), max_seq_length, pattern_id
         self.split, self.fast_decode = split, fast_decode
         self.max_segment_length = max_segment_length or 0
         self.num_prompt_tokens = num_prompt_tokens or 0
-        self.continuous_prompt = bool(getattr(args, "continuous_prompt", False))
-        self.prefix_prompt = getattr(args, "prefix_prompt", 0) or 0
+        self.continuous_prompt = bool(config.adaptation.continuous_prompt)
+        self.prefix_prompt = config.adaptation.prefix_prompt or 0
         self._is_multi_token = is_multi_token
         self.num_truncated = 0  # how many encodings had to cut text to fit
         # Checked once, here, so a verbalizer that is not one token fails before any training.
@@ -148,7 +148,7 @@ class PVP:
 
     def build(self, tokens_a, tokens_b, answer, add_piece=True):
         """The shared GLM builder with this task's mask, length and flags."""
-        return build_input_from_ids(tokens_a, tokens_b, answer, self.max_seq_length, self.tokenizer, self.args,
+        return build_input_from_ids(tokens_a, tokens_b, answer, self.max_seq_length, self.tokenizer, self.config,
                                     add_cls=True, add_sep=False, add_piece=add_piece, mask_id=self.mask_id)
 
     def take_prompt_positions(self, ids):

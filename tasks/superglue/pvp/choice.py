@@ -25,12 +25,12 @@ class CopaPVP(PVP):
     ALWAYS_MULTI_TOKEN = True
     COUNTS_PROMPTS = True
 
-    def __init__(self, args, tokenizer, label_list, max_seq_length, pattern_id=0, **kwargs):
-        if pattern_id == 3 and getattr(args, "continuous_prompt", False):
+    def __init__(self, config, tokenizer, label_list, max_seq_length, pattern_id=0, **kwargs):
+        if pattern_id == 3 and config.adaptation.continuous_prompt:
             # The original accepted 3 only through the connective encoder and crashed here.
             raise TaskConfigError("CopaPVP: pattern 3 exists only without --continuous-prompt (it is the "
                                   "connective encoder of pattern 2); use pattern 0, 1 or 2")
-        super().__init__(args, tokenizer, label_list, max_seq_length, pattern_id=pattern_id, **kwargs)
+        super().__init__(config, tokenizer, label_list, max_seq_length, pattern_id=pattern_id, **kwargs)
 
     def get_answers(self, example):
         return [" " + _alternative(example.meta["choice1"]), " " + _alternative(example.meta["choice2"])]
@@ -110,7 +110,7 @@ class WscPVP(PVP):
         return []
 
     def encode(self, example):
-        if getattr(self.args, "loss_func", None) in ("generative", "mix"):
+        if self.config.task.loss_func in ("generative", "mix"):
             sample = super().encode(example)
             if self.split == "train":
                 sample["label"] = 0  # the referent is always choice 0

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from data_utils import prepare_tokenizer
-from glm.arguments import get_args
+from tests.helpers import parse_config
 
 BERT = ["--block-lm", "--tokenizer-type", "BertWordPieceTokenizer", "--tokenizer-model-type", "bert-large-uncased"]
 GPT2 = ["--block-lm", "--task-mask", "--tokenizer-type", "GPT2BPETokenizer"]
@@ -16,18 +16,18 @@ NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve 
 
 def seq2seq_args(base, task, data_dir, src=24, tgt=8, *extra):
     """Parsed flags for a seq2seq task over ``data_dir``."""
-    return get_args([*base, "--task", task, "--data-dir", str(data_dir), "--src-seq-length", str(src),
+    return parse_config([*base, "--task", task, "--data-dir", str(data_dir), "--src-seq-length", str(src),
                      "--tgt-seq-length", str(tgt), *extra])
 
 
 @pytest.fixture(scope="session")
 def bert_tokenizer():
-    return prepare_tokenizer(get_args(BERT))
+    return prepare_tokenizer(parse_config(BERT))
 
 
 @pytest.fixture(scope="session")
 def gpt2_tokenizer():
-    return prepare_tokenizer(get_args(GPT2))
+    return prepare_tokenizer(parse_config(GPT2))
 
 
 def squad_document(questions, context=" ".join(NUMBER_WORDS)):

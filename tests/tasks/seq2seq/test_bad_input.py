@@ -99,9 +99,9 @@ def test_unknown_task_split_and_missing_lengths(tmp_path, bert_tokenizer):
         build_dataset(seq2seq_args(BERT, "cnn_dm", tmp_path), "validation", bert_tokenizer)
     with pytest.raises(ValueError, match="Seq2SeqDataset does not serve --task blank"):
         Seq2SeqDataset(seq2seq_args(BERT, "blank", tmp_path), "train", bert_tokenizer)
-    from glm.arguments import get_args
+    from tests.helpers import parse_config
     with pytest.raises(ValueError, match="--src-seq-length and --tgt-seq-length"):
-        build_dataset(get_args([*BERT, "--task", "cnn_dm", "--data-dir", str(tmp_path)]), "train", bert_tokenizer)
+        build_dataset(parse_config([*BERT, "--task", "cnn_dm", "--data-dir", str(tmp_path)]), "train", bert_tokenizer)
     with pytest.raises(TaskDataError, match="--data-dir"):
-        build_dataset(get_args([*BERT, "--task", "cnn_dm", "--src-seq-length", "8", "--tgt-seq-length", "4"]),
+        build_dataset(parse_config([*BERT, "--task", "cnn_dm", "--src-seq-length", "8", "--tgt-seq-length", "4"]),
                       "train", bert_tokenizer)

@@ -72,8 +72,8 @@ def summary_part_a(tokenizer, article, mask, src):
 
 
 def test_xsum_split_file_and_summary_files(tmp_path, bert_tokenizer):
-    args = seq2seq_args(BERT, "xsum", write_xsum(tmp_path), 12, 6)
-    train = Seq2SeqDataset(args, "train", bert_tokenizer)
+    cfg = seq2seq_args(BERT, "xsum", write_xsum(tmp_path), 12, 6)
+    train = Seq2SeqDataset(cfg, "train", bert_tokenizer)
     assert [(e.guid, e.text_a, e.text_b) for e in train.example_list] == [
         ("train-0", "The council met on Tuesday. It approved the budget.", "The council approved the budget."),
         ("train-1", "Forecasters warned of rain. Umbrellas sold out.", "Rain is expected.")]
@@ -83,11 +83,11 @@ def test_xsum_split_file_and_summary_files(tmp_path, bert_tokenizer):
     check_train_item(train[0], bert_tokenizer, part_a, "The council approved the budget.", 12, 6)
     assert train[0]["uid"] == "train-0"
 
-    dev = Seq2SeqDataset(args, "dev", bert_tokenizer)
+    dev = Seq2SeqDataset(cfg, "dev", bert_tokenizer)
     # XSum files are used as they are: no PTB detokenization (-LRB- stays).
     assert [e.text_a for e in dev.example_list] == ["Firefighters rescued a dog -LRB- a terrier -RRB- ."]
     check_eval_item(dev[0], bert_tokenizer, summary_part_a(bert_tokenizer, dev.example_list[0].text_a, "MASK", 12), 12)
-    assert [e.text_b for e in Seq2SeqDataset(args, "test", bert_tokenizer).example_list] == ["Rain is expected."]
+    assert [e.text_b for e in Seq2SeqDataset(cfg, "test", bert_tokenizer).example_list] == ["Rain is expected."]
 
 
 def test_xsum_plain_source_target_files(tmp_path, gpt2_tokenizer):
@@ -103,8 +103,8 @@ def test_xsum_plain_source_target_files(tmp_path, gpt2_tokenizer):
 def test_summaries_task_mask_and_no_block_position(tmp_path, gpt2_tokenizer):
     write_lines(tmp_path / "train.source", ["Officials said the bridge will open -LRB- maybe -RRB- ."])
     write_lines(tmp_path / "train.target", ["Bridge to open <S_SEP> Maybe ."])
-    args = seq2seq_args(GPT2, "cnn_dm", tmp_path, 40, 12, "--no-block-position")
-    dataset = Seq2SeqDataset(args, "train", gpt2_tokenizer)
+    cfg = seq2seq_args(GPT2, "cnn_dm", tmp_path, 40, 12, "--no-block-position")
+    dataset = Seq2SeqDataset(cfg, "train", gpt2_tokenizer)
     example = dataset.example_list[0]
     assert example.text_a == "Officials said the bridge will open ( maybe ) ."
     assert example.text_b == "Bridge to open [SEP] Maybe ."
@@ -119,8 +119,8 @@ def test_squad_generation_layout_and_examples(tmp_path, bert_tokenizer):
     document = squad_document([("q1", "What follows sixteen?", ["seventeen", "seventeen", "seventeen eighteen"])])
     for split in ("train", "dev", "test"):
         write_json(tmp_path / f"{split}.json", document)
-    args = seq2seq_args(BERT, "squad_generation", tmp_path, 40, 8)
-    dataset = Seq2SeqDataset(args, "train", bert_tokenizer)
+    cfg = seq2seq_args(BERT, "squad_generation", tmp_path, 40, 8)
+    dataset = Seq2SeqDataset(cfg, "train", bert_tokenizer)
     # one example per distinct answer, in file order; the reference is the question
     assert [(e.guid, e.meta["answer"]) for e in dataset.example_list] == [("train-0", "seventeen"),
                                                                           ("train-1", "seventeen eighteen")]
@@ -129,7 +129,7 @@ def test_squad_generation_layout_and_examples(tmp_path, bert_tokenizer):
     part_a = ([cmd(bert_tokenizer, "ENC")] + ids(bert_tokenizer, context + " Question:") + [cmd(bert_tokenizer, "MASK")]
               + ids(bert_tokenizer, " Answer: seventeen"))
     check_train_item(dataset[0], bert_tokenizer, part_a, "What follows sixteen?", 40, 8)
-    check_eval_item(Seq2SeqDataset(args, "test", bert_tokenizer)[0], bert_tokenizer, part_a, 40)
+    check_eval_item(Seq2SeqDataset(cfg, "test", bert_tokenizer)[0], bert_tokenizer, part_a, 40)
 
 
 def test_squad_generation_long_context_is_centred_on_the_answer(tmp_path, bert_tokenizer):
@@ -152,8 +152,8 @@ def write_squad(folder, version):
 
 
 def test_squad_v2_sliding_windows(tmp_path, bert_tokenizer):
-    args = seq2seq_args(BERT, "squad", write_squad(tmp_path, "v2.0"), 24, 8)
-    dataset = Seq2SeqDataset(args, "train", bert_tokenizer)
+    cfg = seq2seq_args(BERT, "squad", write_squad(tmp_path, "v2.0"), 24, 8)
+    dataset = Seq2SeqDataset(cfg, "train", bert_tokenizer)
     question = ids(bert_tokenizer, " What comes after sixteen?")
     length, stride = 24 - 3 - len(question), 24 // 2             # window and step, in tokens
     windows = [" ".join(NUMBER_WORDS[:length]), " ".join(NUMBER_WORDS[stride:])]
@@ -171,12 +171,12 @@ def test_squad_v2_sliding_windows(tmp_path, bert_tokenizer):
     check_train_item(dataset[0], bert_tokenizer, part_a[:len(question) + 3] + ids(bert_tokenizer, " " + windows[0]),
                      "N/A", 24, 8)
     # dev and test both read the dev file
-    assert len(Seq2SeqDataset(args, "test", bert_tokenizer)) == len(Seq2SeqDataset(args, "dev", bert_tokenizer)) == 4
+    assert len(Seq2SeqDataset(cfg, "test", bert_tokenizer)) == len(Seq2SeqDataset(cfg, "dev", bert_tokenizer)) == 4
 
 
 def test_squad_v1_drops_windows_without_the_answer(tmp_path, gpt2_tokenizer):
-    args = seq2seq_args(GPT2, "squad_v1", write_squad(tmp_path, "v1.1"), 24, 8)
-    dataset = Seq2SeqDataset(args, "dev", gpt2_tokenizer)
+    cfg = seq2seq_args(GPT2, "squad_v1", write_squad(tmp_path, "v1.1"), 24, 8)
+    dataset = Seq2SeqDataset(cfg, "dev", gpt2_tokenizer)
     assert [(e.idx, e.meta["answer"]) for e in dataset.example_list] == [("q1", "seventeen")]
     assert dataset.example_list[0].meta["token_to_char"] is None   # offsets only serve BERT output
     item = dataset[0]
@@ -189,14 +189,14 @@ def test_cmrc_always_uses_mask_and_puts_the_question_first(tmp_path, gpt2_tokeni
     document = squad_document([("c1", "中国的首都是哪里？", ["北京"]), ("c2", "人口多少？", [])], context=context)
     for split in ("train", "test"):
         write_json(tmp_path / f"{split}.json", document)
-    args = seq2seq_args(GPT2, "cmrc", tmp_path, 48, 8)
-    train = Seq2SeqDataset(args, "train", gpt2_tokenizer)
+    cfg = seq2seq_args(GPT2, "cmrc", tmp_path, 48, 8)
+    train = Seq2SeqDataset(cfg, "train", gpt2_tokenizer)
     assert [(e.meta["question"], e.meta["answer"]) for e in train.example_list] == [("中国的首都是哪里？", "北京")]
     question = ids(gpt2_tokenizer, "问题：中国的首都是哪里？答案：")
     part_a = ([cmd(gpt2_tokenizer, "ENC")] + question + [cmd(gpt2_tokenizer, "MASK")]
               + ids(gpt2_tokenizer, context)[:48 - len(question) - 2])
     check_train_item(train[0], gpt2_tokenizer, part_a, "北京", 48, 8)
-    test = Seq2SeqDataset(args, "test", gpt2_tokenizer)
+    test = Seq2SeqDataset(cfg, "test", gpt2_tokenizer)
     # a test question without answers still gets an example (with the original's placeholder answer)
     assert [e.meta["answer"] for e in test.example_list] == ["北京", "FAKE_ANSWER"]
     check_eval_item(test[0], gpt2_tokenizer, part_a, 48)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tasks.seq2seq.dataset as seq2seq_dataset
-from data_utils import prepare_tokenizer
+from data_utils.tokenizers import configure_tokenizer
 from tests.tasks.conftest import recorded_args
 
 CONFIGS = ("bert_large", "gpt2_10B")
@@ -36,16 +36,16 @@ def assert_item_equal(sample, expected, label):
 def test_seq2seq_datasets_match_reference(reference_dir, task_data_dir, config):
     tokenizer = None
     for name, case in _cases(reference_dir, config).items():
-        args = recorded_args(case["argv"], task_data_dir)
+        cfg = recorded_args(case["argv"], task_data_dir)
         if tokenizer is None:
-            tokenizer = prepare_tokenizer(args)
+            tokenizer, cfg = configure_tokenizer(cfg)
         else:
-            prepare_tokenizer(args)   # still sets args.vocab_size / eod_token
+            _, cfg = configure_tokenizer(cfg)   # the vocabulary size and eod id of the tokenizer
         cls = getattr(seq2seq_dataset, case["dataset_class"])
-        assert seq2seq_dataset.dataset_class(args.task) is cls, name
+        assert seq2seq_dataset.dataset_class(cfg.task.task) is cls, name
         for split in SPLITS:
             recorded = case["splits"][split]
-            dataset = cls(args, split, tokenizer)
+            dataset = cls(cfg, split, tokenizer)
             label = f"{config}/{name}/{split}"
             assert [e.to_dict() for e in dataset.example_list] == recorded["examples"], label
             assert list(dataset.examples) == [e["guid"] for e in recorded["examples"]], label
@@ -61,7 +61,7 @@ def test_customization_batches_match_forward_main(reference_dir, tmp_path, case_
     fields through; loss_mask as float)."""
     import torch
 
-    from glm.arguments import get_args
+    from tests.helpers import parse_config
 
     case = torch.load(reference_dir / "model" / "forward_main.pt", weights_only=True)["cases"][case_name]
     sources, targets = zip(*case["source_target_pairs"])
@@ -72,8 +72,8 @@ def test_customization_batches_match_forward_main(reference_dir, tmp_path, case_
             "--tgt-seq-length", str(case["tgt_seq_length"])]
     if case_name.endswith("mask_pad_token"):
         argv.append("--mask-pad-token")
-    args = get_args(argv)
-    dataset = seq2seq_dataset.CustomizationDataset(args, "train", prepare_tokenizer(args))
+    tokenizer, cfg = configure_tokenizer(parse_config(argv))
+    dataset = seq2seq_dataset.CustomizationDataset(cfg, "train", tokenizer)
     items = [dataset[i] for i in range(len(dataset))]
 
     def stack(key):

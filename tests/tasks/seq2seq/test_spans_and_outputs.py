@@ -42,8 +42,8 @@ def test_extraction_with_the_gpt2_tokenizer_keeps_mask_and_pads_targets(tmp_path
 def test_blank_masks_from_the_seed_and_task_mask(tmp_path, bert_tokenizer):
     text = "the quick brown fox jumps over the lazy dog near the old river bank today ."
     write_lines(tmp_path / "train.txt", [text])
-    args = seq2seq_args(BERT, "blank", tmp_path, 32, 8, "--blank-maskratio", "0.2", "--seed", "5")
-    first, again = BlankLMDataset(args, "train", bert_tokenizer)[0], BlankLMDataset(args, "train", bert_tokenizer)[0]
+    cfg = seq2seq_args(BERT, "blank", tmp_path, 32, 8, "--blank-maskratio", "0.2", "--seed", "5")
+    first, again = BlankLMDataset(cfg, "train", bert_tokenizer)[0], BlankLMDataset(cfg, "train", bert_tokenizer)[0]
     assert all(np.array_equal(first[k], again[k]) for k in ("text", "target", "position_id"))
     # the words chosen are random.Random(seed).sample(range(words), int(words * ratio))
     words = text.split()
@@ -63,10 +63,10 @@ def test_blank_masks_from_the_seed_and_task_mask(tmp_path, bert_tokenizer):
 
 
 def test_prediction_text_strips_eop_and_pad(tmp_path, gpt2_tokenizer):
-    args = seq2seq_args(GPT2, "cnn_dm", tmp_path)
+    cfg = seq2seq_args(GPT2, "cnn_dm", tmp_path)
     eop, pad = gpt2_tokenizer.get_command("eop").Id, gpt2_tokenizer.get_command("pad").Id
     ids = gpt2_tokenizer.EncodeAsIds(" A short summary.").tokenization
-    assert prediction_text(args, gpt2_tokenizer, ids + [eop, pad, pad]) == " A short summary."
+    assert prediction_text(cfg, gpt2_tokenizer, ids + [eop, pad, pad]) == " A short summary."
 
 
 def test_squad_answers_come_from_the_context_characters(tmp_path, bert_tokenizer):
@@ -77,9 +77,9 @@ def test_squad_answers_come_from_the_context_characters(tmp_path, bert_tokenizer
                                                    "the", "\u5317", "\u4eac", "million\u2603x", "Gate", "."]
     example = InputExample("dev-0", "", meta={"context": context, "context_tokens": context_tokens,
                                               "token_to_char": offsets})
-    args = seq2seq_args(BERT, "squad", tmp_path)
+    cfg = seq2seq_args(BERT, "squad", tmp_path)
     generated = bert_tokenizer.EncodeAsIds("cafe royal").tokenization
-    assert prediction_text(args, bert_tokenizer, generated, example) == "Caf\u00e9 Royal"
+    assert prediction_text(cfg, bert_tokenizer, generated, example) == "Caf\u00e9 Royal"
     assert squad_decode(example, bert_tokenizer.EncodeAsIds("3 , 000 people").tokenization,
                         bert_tokenizer) == "3,000 people"
     assert squad_decode(example, bert_tokenizer.EncodeAsIds("N/A").tokenization, bert_tokenizer) == "n / a"

@@ -1,5 +1,5 @@
 """Fixtures of the SuperGLUE tests: reference files read once, tokenizers built once per argv, and
-args from a recorded argv."""
+cfg from a recorded argv."""
 
 import json
 
@@ -27,16 +27,15 @@ def load_reference(reference_dir):
 
 @pytest.fixture(scope="session")
 def tokenizer_for():
-    """``tokenizer_for(args)`` -> the tokenizer of ``args`` (built once per tokenizer setup)."""
+    """``tokenizer_for(cfg)`` -> the tokenizer of ``cfg`` (built once per tokenizer setup)."""
     from data_utils import prepare_tokenizer
 
     cache = {}
 
-    def get(args):
-        key = (args.tokenizer_type, args.tokenizer_model_type, args.block_lm, args.task_mask)
+    def get(cfg):
+        key = (cfg.data.tokenizer_type, cfg.data.tokenizer_model_type, cfg.objective.block_lm, cfg.objective.task_mask)
         if key not in cache:
-            cache[key] = prepare_tokenizer(args)
-        args.vocab_size = cache[key].padded_vocab_size  # as prepare_tokenizer would set it
+            cache[key] = prepare_tokenizer(cfg)
         return cache[key]
 
     return get
@@ -56,23 +55,20 @@ BERT_ARGV = ("--block-lm", "--cloze-eval", "--tokenizer-type", "BertWordPieceTok
 
 
 def bert_args(task, data_dir, *argv, seq_length=64, **overrides):
-    """GLM-Large-style args (BERT vocabulary, shipped with the project) for ``task`` on ``data_dir``."""
-    from glm.arguments import get_args
+    """GLM-Large-style cfg (BERT vocabulary, shipped with the project) for ``task`` on ``data_dir``."""
+    from tests.helpers import parse_config
 
-    args = get_args([*BERT_ARGV, "--task", task, "--data-dir", str(data_dir), "--seq-length", str(seq_length),
-                     *argv])
-    for key, value in overrides.items():
-        setattr(args, key, value)
-    return args
+    return parse_config([*BERT_ARGV, "--task", task, "--data-dir", str(data_dir), "--seq-length", str(seq_length),
+                         *argv], **overrides)
 
 
 @pytest.fixture(scope="session")
 def bert():
     """The BERT tokenizer of GLM-Large (built once)."""
     from data_utils import prepare_tokenizer
-    from glm.arguments import get_args
+    from tests.helpers import parse_config
 
-    return prepare_tokenizer(get_args(list(BERT_ARGV)))
+    return prepare_tokenizer(parse_config(list(BERT_ARGV)))
 
 
 def write_split(directory, name, records):

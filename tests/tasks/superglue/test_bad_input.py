@@ -20,9 +20,7 @@ def test_missing_split_file_names_file_and_directory(bert, tmp_path):
     with pytest.raises(TaskDataError, match="dev32.jsonl"):
         SuperGlueDataset(bert_args("rte", tmp_path, "--few-superglue"), "dev", bert)
     with pytest.raises(TaskDataError, match="--data-dir"):
-        args = bert_args("rte", tmp_path)
-        args.data_dir = None
-        SuperGlueDataset(args, "dev", bert)
+        SuperGlueDataset(bert_args("rte", tmp_path, data_dir=None), "dev", bert)
     with pytest.raises(ValueError, match="split"):
         SuperGlueDataset(bert_args("rte", tmp_path), "validation", bert)
 
@@ -72,13 +70,13 @@ class LongVerbalizerPVP(RtePVP):
 
 
 def test_single_token_task_needs_one_token_verbalizers(bert, tmp_path):
-    args = bert_args("rte", tmp_path)
+    cfg = bert_args("rte", tmp_path)
     with pytest.raises(TaskConfigError, match=r"' Yes indeed' of label 'entailment' is 2 tokens"):
-        LongVerbalizerPVP(args, bert, ["entailment", "not_entailment"], 64)
+        LongVerbalizerPVP(cfg, bert, ["entailment", "not_entailment"], 64)
     # the same verbalizer is fine when answers are scored as sequences
-    LongVerbalizerPVP(args, bert, ["entailment", "not_entailment"], 64, is_multi_token=True)
+    LongVerbalizerPVP(cfg, bert, ["entailment", "not_entailment"], 64, is_multi_token=True)
     with pytest.raises(TaskConfigError, match="no verbalizer for label 'other'"):
-        RtePVP(args, bert, ["entailment", "other"], 64)
+        RtePVP(cfg, bert, ["entailment", "other"], 64)
 
 
 def test_unfillable_patterns(bert, tmp_path):

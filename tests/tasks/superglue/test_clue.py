@@ -22,14 +22,11 @@ CLUEWSC = [{"target": {"span2_index": 9, "span1_index": 0, "span1_text": "小明
 
 
 def clue_args(task, data_dir, *argv, seq_length=48, **overrides):
-    from glm.arguments import get_args
+    from tests.helpers import parse_config
 
-    args = get_args(["--block-lm", "--cloze-eval", "--task-mask", "--tokenizer-type", "ChineseSPTokenizer",
-                     "--fix-command-token", "--task", task, "--data-dir", str(data_dir),
-                     "--seq-length", str(seq_length), *argv])
-    for key, value in overrides.items():
-        setattr(args, key, value)
-    return args
+    return parse_config(["--block-lm", "--cloze-eval", "--task-mask", "--tokenizer-type", "ChineseSPTokenizer",
+                         "--fix-command-token", "--task", task, "--data-dir", str(data_dir),
+                         "--seq-length", str(seq_length), *argv], **overrides)
 
 
 def test_readers(tmp_path):
@@ -112,8 +109,8 @@ def test_cluewsc_cloze(chinese, tmp_path):
     assert sample["text"][1:int(sample["mask"]) - 1].tolist() == body
     assert sample["target"].tolist() == [ids(chinese, "不是")[0], ids(chinese, "是")[0]] and sample["label"] == 1
     with pytest.raises(TaskConfigError, match="no continuous-prompt slots"):
-        args = clue_args("cluewsc", data, "--pattern-id", "1", "--continuous-prompt", "--num-prompt-tokens", "2")
-        SuperGlueDataset(args, "dev", chinese)[0]
+        cfg = clue_args("cluewsc", data, "--pattern-id", "1", "--continuous-prompt", "--num-prompt-tokens", "2")
+        SuperGlueDataset(cfg, "dev", chinese)[0]
 
 
 def test_tnews_verbalizer_that_is_two_pieces(chinese, tmp_path):

@@ -5,10 +5,10 @@ the flags -> the task's loss.  Inputs must be identical, logits and losses withi
 import pytest
 import torch
 
-from data_utils import prepare_tokenizer
 from glm.checkpoint import load_model_state
 from tasks.superglue.finetune import build_task, choice_scores
 from tests.tasks.conftest import recorded_args
+from data_utils.tokenizers import configure_tokenizer
 
 TOL = 1e-4
 CLOZE = ["copa_multitoken_p0", "copa_multitoken_p1", "copa_multitoken_fast_p0", "wsc_multitoken_mix_negative_p2",
@@ -25,9 +25,9 @@ def cases(reference_dir):
 def test_recorded_batch_through_dataset_head_and_loss(name, cases, reference_dir, task_data_dir):
     case = cases[name]
     argv = [a.replace("<work>/downstream_public", "<work>/taskdata_public") for a in case["argv"]]
-    args = recorded_args(argv + ["--finetune", "--epochs", "0", "--hidden-dropout", "0.1"], task_data_dir)
-    tokenizer = prepare_tokenizer(args)
-    task = build_task(args, tokenizer)
+    cfg = recorded_args(argv + ["--finetune", "--epochs", "0", "--hidden-dropout", "0.1"], task_data_dir)
+    tokenizer, cfg = configure_tokenizer(cfg)
+    task = build_task(cfg, tokenizer)
     dataset = task.evaluate.dataset("dev")
     by_uid = {dataset[i]["uid"]: i for i in range(len(dataset))}
     batch = task.collate_fn([dataset[by_uid[uid]] for uid in case["uids"]])
@@ -36,7 +36,7 @@ def test_recorded_batch_through_dataset_head_and_loss(name, cases, reference_dir
         assert torch.equal(batch[key], expected), key
     assert set(case["inputs"]) <= set(batch)
 
-    model = task.build_model(args, torch.device("cpu"))
+    model = task.build_model(cfg, torch.device("cpu"))
     assert type(model).__name__ == case["head_class"]
     load_model_state(model if case["state_dict_identical_to_glm_bert"] else model.model,
                      str(reference_dir / "bert_model" / "checkpoints" / "glm_bert"))

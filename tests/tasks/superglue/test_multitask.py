@@ -22,8 +22,8 @@ def data(tmp_path_factory):
 
 
 def ensemble(bert, data, task, directory, split="train"):
-    args = bert_args("rte", data, seq_length=SEQ)
-    return PatternEnsembleDataset(args, get_task(task), str(data / directory), split, bert, SEQ)
+    cfg = bert_args("rte", data, seq_length=SEQ)
+    return PatternEnsembleDataset(cfg, get_task(task), str(data / directory), split, bert, SEQ)
 
 
 def test_pattern_ensemble_covers_every_pattern(bert, data):
@@ -115,18 +115,18 @@ def test_collate(bert, data):
 def test_loader_resumes_exactly(bert, data):
     """A loader started at iteration k yields the batches an uninterrupted one yields from batch k
     (two gradient-accumulation steps per iteration)."""
-    args = bert_args("rte", data, "--multi-batch-size", "2", "--multi-seq-length", "48",
+    cfg = bert_args("rte", data, "--multi-batch-size", "2", "--multi-seq-length", "48",
                      "--gradient-accumulation-steps", "2", "--num-workers", "0", seq_length=SEQ)
     tasks = resolve_multi_tasks(["sst2", "RACE"], str(data))
-    train, valid = build_multi_task_loaders(args, bert, tasks)
+    train, valid = build_multi_task_loaders(cfg, bert, tasks)
     assert valid is not None
     full = [b["text"] for _, b in zip(range(8), train)]
     assert full[0].shape == (2, 48)
-    resumed, _ = build_multi_task_loaders(args, bert, tasks, start_iter=2, train=True)
+    resumed, _ = build_multi_task_loaders(cfg, bert, tasks, start_iter=2, train=True)
     later = [b["text"] for _, b in zip(range(4), resumed)]
     assert all(torch.equal(a, b) for a, b in zip(full[4:], later))
     # only validation: no train loader
-    assert build_multi_task_loaders(args, bert, tasks, train=False)[0] is None
+    assert build_multi_task_loaders(cfg, bert, tasks, train=False)[0] is None
 
 
 def test_unknown_task_lists_the_names(tmp_path):
@@ -149,9 +149,9 @@ def test_missing_directory_is_named(tmp_path, data):
 
 
 def test_sequence_longer_than_the_position_table_is_refused(bert, data):
-    args = bert_args("rte", data, "--multi-seq-length", "1024", seq_length=SEQ)
+    cfg = bert_args("rte", data, "--multi-seq-length", "1024", seq_length=SEQ)
     with pytest.raises(TaskConfigError, match="--multi-seq-length 1024"):
-        build_multi_task_loaders(args, bert, resolve_multi_tasks(["sst2"], str(data)))
+        build_multi_task_loaders(cfg, bert, resolve_multi_tasks(["sst2"], str(data)))
 
 
 def test_data_parallel_ranks_split_each_global_batch(bert, data, monkeypatch):
@@ -162,8 +162,8 @@ def test_data_parallel_ranks_split_each_global_batch(bert, data, monkeypatch):
 
     def batches(rank, world, size):
         monkeypatch.setattr(configure_data, "data_parallel_info", lambda: (rank, world))
-        args = bert_args("rte", data, "--multi-batch-size", str(size), "--num-workers", "0", seq_length=SEQ)
-        train, _ = build_multi_task_loaders(args, bert, tasks)
+        cfg = bert_args("rte", data, "--multi-batch-size", str(size), "--num-workers", "0", seq_length=SEQ)
+        train, _ = build_multi_task_loaders(cfg, bert, tasks)
         return [b["text"] for _, b in zip(range(3), train)]
 
     whole, first, second = batches(0, 1, 4), batches(0, 2, 2), batches(1, 2, 2)

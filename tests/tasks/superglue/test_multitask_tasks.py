@@ -26,8 +26,8 @@ def data(tmp_path_factory):
 
 
 def dataset(tok, task, data, directory, split="train", pattern=0):
-    args = bert_args(task, data / directory, "--pattern-id", str(pattern), seq_length=SEQ)
-    return SuperGlueDataset(args, split, tok)
+    cfg = bert_args(task, data / directory, "--pattern-id", str(pattern), seq_length=SEQ)
+    return SuperGlueDataset(cfg, split, tok)
 
 
 def body_ids(tok, parts):
@@ -132,15 +132,15 @@ def test_race_patterns(bert, data):
 def test_cloze_squad(bert, data):
     tok = bert
     spec = pretraining_task("squad")
-    args = bert_args("rte", data / "SQuAD", seq_length=SEQ)
-    examples = spec.make_processor(args).get_examples("train", str(data / "SQuAD"))
+    cfg = bert_args("rte", data / "SQuAD", seq_length=SEQ)
+    examples = spec.make_processor(cfg).get_examples("train", str(data / "SQuAD"))
     assert [e.meta["answer"]["text"] for e in examples] == ["Paris", "the Seine"]  # unanswerable left out
-    pvp = spec.pvp(args, tok, spec.labels, SEQ)
+    pvp = spec.pvp(cfg, tok, spec.labels, SEQ)
     context = "Paris is the capital of France. It lies on the Seine."
     check_choice_rows(pvp.encode(examples[1]), tok, [context, " Which river flows through Paris?", MASK, "."], [],
                       [" the Seine"], 0)
     with pytest.raises(MissingSplitError, match="no test split"):
-        spec.make_processor(args).get_examples("test", str(data / "SQuAD"))
+        spec.make_processor(cfg).get_examples("test", str(data / "SQuAD"))
 
 
 def test_cloze_squad_is_not_a_finetuning_task():
@@ -148,28 +148,28 @@ def test_cloze_squad_is_not_a_finetuning_task():
     assert "squad" not in task_names()
     assert pretraining_task("SQuAD").name == "squad" and pretraining_task("mnli") is get_task("mnli")
     from finetune_glm import task_family
-    from glm.arguments import get_args
-    assert task_family(get_args(["--task", "squad"])) == "seq2seq"
-    assert task_family(get_args(["--task", "mnli"])) == "superglue"
+    from tests.helpers import parse_config
+    assert task_family(parse_config(["--task", "squad"])) == "seq2seq"
+    assert task_family(parse_config(["--task", "mnli"])) == "superglue"
 
 
 def test_readers(data):
-    args = bert_args("mnli", data / "MNLI")
-    mnli = get_task("mnli").make_processor(args)
+    cfg = bert_args("mnli", data / "MNLI")
+    mnli = get_task("mnli").make_processor(cfg)
     dev = mnli.get_examples("dev", str(data / "MNLI"))
     assert [e.label for e in dev] == ["entailment", "contradiction", "neutral"]
     assert (dev[1].guid, dev[1].idx, dev[1].text_b) == ("dev-1", 1, "The sky is blue.")
     assert [e.label for e in mnli.get_examples("test", str(data / "MNLI"))] == [None]  # no label column
-    assert get_task("mnli-mm").make_processor(args).split_file("dev") == "dev_mismatched.tsv"
-    cola = get_task("cola").make_processor(args)
+    assert get_task("mnli-mm").make_processor(cfg).split_file("dev") == "dev_mismatched.tsv"
+    cola = get_task("cola").make_processor(cfg)
     assert [e.label for e in cola.get_examples("train", str(data / "CoLA"))] == ["1", "0"]
     assert cola.get_examples("test", str(data / "CoLA"))[0].text_a == "Bill whistled past the house."
-    mrpc = get_task("mrpc").make_processor(args).get_examples("train", str(data / "MRPC"))
+    mrpc = get_task("mrpc").make_processor(cfg).get_examples("train", str(data / "MRPC"))
     assert mrpc[0].text_a == 'He said "yes" to the offer.' and mrpc[0].label == "1"  # BOM and quotes kept apart
-    yahoo = get_task("yahoo").make_processor(args).get_examples("dev", str(data / "Yahoo"))
+    yahoo = get_task("yahoo").make_processor(cfg).get_examples("dev", str(data / "Yahoo"))
     assert (yahoo[0].text_a, yahoo[0].text_b, yahoo[0].label) == \
         ("Why is my computer slow? It crashes all the time.", "Buy more memory.", "5")
-    agnews = get_task("agnews").make_processor(args)
+    agnews = get_task("agnews").make_processor(cfg)
     assert agnews.get_examples("train", str(data / "Agnews"))[1].text_b == "The home team won the final  on Sunday."
     with pytest.raises(MissingSplitError, match="test.csv is the dev split"):
         agnews.get_examples("test", str(data / "Agnews"))
@@ -196,8 +196,8 @@ def test_bad_files_name_the_line(tmp_path, task, name, content, message):
 def test_race_classification_encoding(bert, data):
     """Without --cloze-eval RACE is a multiple choice: one ``[CLS] article [SEP] question option`` row
     per option."""
-    args = bert_args("race", data / "RACE", seq_length=SEQ, cloze_eval=False)
-    sample = SuperGlueDataset(args, "dev", bert)[0]
+    cfg = bert_args("race", data / "RACE", seq_length=SEQ, cloze_eval=False)
+    sample = SuperGlueDataset(cfg, "dev", bert)[0]
     assert sample["text"].shape == (4, SEQ) and sample["label"] == 1
     assert np.asarray(sample["mask"]).shape == (4,)
 

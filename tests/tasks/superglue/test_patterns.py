@@ -35,10 +35,10 @@ def test_prompt_tokens_are_spread_over_the_slots():
 def test_continuous_prompt_positions(bert, tmp_path):
     data = write_split(tmp_path, "val.jsonl", RTE)
     plain = SuperGlueDataset(bert_args("rte", data), "dev", bert)[0]
-    args = bert_args("rte", data, "--continuous-prompt", "--num-prompt-tokens", "3", "--prefix-prompt", "2")
-    dataset = SuperGlueDataset(args, "dev", bert)
+    cfg = bert_args("rte", data, "--continuous-prompt", "--num-prompt-tokens", "3", "--prefix-prompt", "2")
+    dataset = SuperGlueDataset(cfg, "dev", bert)
     prompted = dataset[0]
-    assert dataset.pvp.spell_length == 5 and get_task("rte").spell_length(args) == 5
+    assert dataset.pvp.spell_length == 5 and get_task("rte").spell_length(cfg) == 5
     positions = prompted["prompt_pos"].tolist()
     # two prefix tokens after [CLS], then one token in each of RTE pattern 0's three slots
     assert len(positions) == 5 and positions[:2] == [1, 2]
@@ -53,8 +53,8 @@ def test_continuous_prompt_positions(bert, tmp_path):
 
 
 def test_multi_token_flag_on_a_single_token_task(bert, tmp_path):
-    args = bert_args("rte", write_split(tmp_path, "val.jsonl", RTE), "--multi-token")
-    dataset = SuperGlueDataset(args, "dev", bert)
+    cfg = bert_args("rte", write_split(tmp_path, "val.jsonl", RTE), "--multi-token")
+    dataset = SuperGlueDataset(cfg, "dev", bert)
     sample = dataset[0]
     assert dataset.multi_token and sample["text"].shape == (2, 64)
     eop = bert.get_command("eop").Id
@@ -65,8 +65,8 @@ def test_multi_token_flag_on_a_single_token_task(bert, tmp_path):
 
 def test_answer_segments(bert, tmp_path):
     data = write_split(tmp_path, "val.jsonl", COPA[:1])
-    args = bert_args("copa", data, "--segment-length", "2")
-    sample = SuperGlueDataset(args, "dev", bert)[0]
+    cfg = bert_args("copa", data, "--segment-length", "2")
+    sample = SuperGlueDataset(cfg, "dev", bert)[0]
     eop = bert.get_command("eop").Id
     answers = [ids_of(bert, " people skated on the pond") + [eop], ids_of(bert, " boats sailed") + [eop]]
     lengths = [(len(a) + 1) // 2 for a in answers]

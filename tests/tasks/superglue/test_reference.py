@@ -38,8 +38,8 @@ def sample_differences(got, expected):
     return problems
 
 
-def check_split(args, tokenizer, split, expected):
-    dataset = SuperGlueDataset(args, split, tokenizer)
+def check_split(cfg, tokenizer, split, expected):
+    dataset = SuperGlueDataset(cfg, split, tokenizer)
     assert [e.to_dict() for e in dataset.examples] == expected["examples"]
     if "variable_num_choices" in expected:
         assert dataset.variable_num_choices == expected["variable_num_choices"]
@@ -62,10 +62,10 @@ def test_cloze_samples_match_reference(load_reference, tokenizer_for, task_data_
     recorded = load_reference(f"superglue_pvp__{config}")["tasks"][task]
     checked = 0
     for variant, splits in recorded["patterns"].items():
-        args = task_args(recorded["argv"], task_data_dir, **variant_overrides(variant, recorded["multi_token"]))
-        tokenizer = tokenizer_for(args)
+        cfg = task_args(recorded["argv"], task_data_dir, **variant_overrides(variant, recorded["multi_token"]))
+        tokenizer = tokenizer_for(cfg)
         for split, expected in splits.items():
-            check_split(args, tokenizer, split, expected)
+            check_split(cfg, tokenizer, split, expected)
             checked += 1
     assert checked >= 2
 
@@ -76,10 +76,10 @@ def test_task_facts_match_reference(load_reference, task_data_dir, task):
     from tasks.superglue.registry import get_task
 
     recorded = load_reference("superglue_pvp__bert_large")["tasks"][task]
-    args = task_args(recorded["argv"], task_data_dir)
-    spec = get_task(args.task)
+    cfg = task_args(recorded["argv"], task_data_dir)
+    spec = get_task(cfg.task.task)
     assert spec.labels == recorded["labels"]
-    assert spec.is_multi_token(args) == recorded["multi_token"]
+    assert spec.is_multi_token(cfg) == recorded["multi_token"]
     assert spec.pvp.available_patterns() == recorded["available_patterns"]
 
 
@@ -87,8 +87,8 @@ def test_task_facts_match_reference(load_reference, task_data_dir, task):
 @pytest.mark.parametrize("config", CONFIGS)
 def test_classification_samples_match_reference(load_reference, tokenizer_for, task_data_dir, config, task):
     recorded = load_reference(f"superglue_classification__{config}")["tasks"][task]
-    args = task_args(recorded["argv"], task_data_dir)
-    assert not args.cloze_eval
-    tokenizer = tokenizer_for(args)
+    cfg = task_args(recorded["argv"], task_data_dir)
+    assert not cfg.task.cloze_eval
+    tokenizer = tokenizer_for(cfg)
     for split, expected in recorded["splits"].items():
-        check_split(args, tokenizer, split, expected)
+        check_split(cfg, tokenizer, split, expected)

@@ -62,10 +62,10 @@ def test_adding_a_task_as_documented(bert, tmp_path):
             return self.VERBALIZER[label]
 
     data = write_split(tmp_path, "val.jsonl", [{"review": "A fine film.", "stars": "pos", "id": 3}])
-    args = bert_args("rte", data)
-    processor = SentimentProcessor(args)
+    cfg = bert_args("rte", data)
+    processor = SentimentProcessor(cfg)
     example = processor.get_examples("dev", data)[0]
-    sample = SentimentPVP(args, bert, processor.get_labels(), args.seq_length).encode(example)
+    sample = SentimentPVP(cfg, bert, processor.get_labels(), cfg.data.seq_length).encode(example)
     ids = bert.EncodeAsIds
     body = ids("A fine film.").tokenization + ids(" All in all, it was").tokenization + \
         [bert.get_command("MASK").Id] + ids(".").tokenization
