@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import finetune_glm
-from glm.arguments import get_args
+from tests.helpers import parse_config
 from tasks import registry, zero_shot
 from tasks.errors import TaskError
 from tasks.seq2seq import registry as seq2seq_registry
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def bert_tokenizer():
-    return prepare_tokenizer(get_args(TINY_BERT_GLM))
+    return prepare_tokenizer(parse_config(TINY_BERT_GLM))
 
 
 def test_every_task_belongs_to_one_family():
@@ -129,19 +129,19 @@ def headline_task(monkeypatch, tmp_path):
 
 def test_a_new_seq2seq_row_is_found_and_builds_its_datasets(headline_task, bert_tokenizer):
     row, folder = headline_task
-    args = get_args(TINY_BERT_GLM + ["--finetune", "--task", "Headline", "--data-dir", str(folder),
+    cfg = parse_config(TINY_BERT_GLM + ["--finetune", "--task", "Headline", "--data-dir", str(folder),
                                      "--src-seq-length", "24", "--tgt-seq-length", "8"])
-    assert registry.find_task(args.task) == (registry.FAMILIES[1], row)
-    assert finetune_glm.task_family(args) == "seq2seq"
-    assert dataset_class(args.task) is Seq2SeqDataset
-    train = build_dataset(args, "train", bert_tokenizer)
+    assert registry.find_task(cfg.task.task) == (registry.FAMILIES[1], row)
+    assert finetune_glm.task_family(cfg) == "seq2seq"
+    assert dataset_class(cfg.task.task) is Seq2SeqDataset
+    train = build_dataset(cfg, "train", bert_tokenizer)
     assert [e.text_b for e in train.example_list] == ["cat sits", "dog runs"]
     item = train[1]
     eop, pad = bert_tokenizer.get_command("eop").Id, bert_tokenizer.get_command("pad").Id
     target = [int(t) for t, keep in zip(item["target"][24:], item["loss_mask"][24:]) if keep and t not in (eop, pad)]
     assert bert_tokenizer.DecodeIds(target) == "dog runs"
     assert " ".join(bert_tokenizer.DecodeIds(item["text"][:24].tolist()).split()).count("dog ran in the park") == 1
-    test = build_dataset(args, "test", bert_tokenizer)
+    test = build_dataset(cfg, "test", bert_tokenizer)
     assert len(test) == 2 and "target" not in test[0] and train.where(0).endswith("train.tsv:1")
 
 
@@ -192,11 +192,11 @@ def test_a_new_cloze_row_is_found_and_encodes_its_pattern(monkeypatch, tmp_path,
                {"idx": 1, "sentence": "A dull film.", "label": "negative"}]
     for name in ("train.jsonl", "val.jsonl"):
         write_jsonl(tmp_path / name, records)
-    args = get_args(TINY_BERT_GLM + ["--finetune", "--cloze-eval", "--task", "sentiment", "--data-dir", str(tmp_path),
+    cfg = parse_config(TINY_BERT_GLM + ["--finetune", "--cloze-eval", "--task", "sentiment", "--data-dir", str(tmp_path),
                                      "--seq-length", "32"])
     assert registry.find_task("sentiment") == (registry.FAMILIES[2], row)
-    assert finetune_glm.task_family(args) == "superglue"
-    dataset = SuperGlueDataset(args, "train", bert_tokenizer)
+    assert finetune_glm.task_family(cfg) == "superglue"
+    dataset = SuperGlueDataset(cfg, "train", bert_tokenizer)
     assert [e.label for e in dataset.examples] == ["positive", "negative"]
     item = dataset[0]
     text = bert_tokenizer.DecodeIds([int(t) for t in item["text"] if int(t) != bert_tokenizer.get_command("pad").Id])
