@@ -14,12 +14,11 @@ size plus one output shard (``bench/bench_reshard.py``).
 """
 
 import os
-import tempfile
 
 import torch
 
 from .errors import CheckpointError
-from .io import (UNSAFE_FLAG, atomic_torch_save, atomic_write_text, check_output_directory, is_mappable,
+from .io import (atomic_torch_save, atomic_write_text, check_output_directory, is_mappable,
                  load_checkpoint_file, release_pages, staged_directory)
 from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, model_file_name, read_tracker, resolve_checkpoint
 from .layout_inference import check_target_size, checkpoint_layout
@@ -160,54 +159,3 @@ def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=
                 atomic_write_text(os.path.join(staging, name), resolved.tag + "\n")
     log(f"change_mp: wrote {target_mp} shard(s) to {output_dir}")
     return output_dir
-
-
-def build_parser():
-    import argparse
-    parser = argparse.ArgumentParser(
-        prog="change_mp.py",
-        description="Re-cut a GLM checkpoint for another model-parallel size; writes CHECKPOINT_DIR_MP<TARGET_MP>.")
-    parser.add_argument("checkpoint_dir", help="save directory (with latest_checkpointed_iteration.txt) or a folder "
-                        "holding mp_rank_XX_model_states.pt files")
-    parser.add_argument("target_mp", type=int, help="target model-parallel size")
-    parser.add_argument("--num-attention-heads", type=int, default=None,
-                        help="number of attention heads, to check that it divides the target size "
-                        "(not stored in the checkpoint except under --transformer-xl)")
-    parser.add_argument("--output", default=None, help="output directory (default CHECKPOINT_DIR_MP<TARGET_MP>)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    parser.add_argument("--consolidate-zero", action="store_true",
-                        help="CHECKPOINT_DIR is a DeepSpeed ZeRO save directory: write its fp32 weights as a "
-                        "module-only checkpoint in the original layout (then re-cut to TARGET_MP)")
-    parser.add_argument("--tag", default=None, help="with --consolidate-zero: the tag to read (default: 'latest')")
-    parser.add_argument(UNSAFE_FLAG, action="store_true",
-                        help="read checkpoint files with full unpickling, which can run code stored in them; only for "
-                        "files you trust (by default only tensors, containers and numpy RNG states are read)")
-    return parser
-
-
-def main(argv=None):
-    import sys
-    args = build_parser().parse_args(argv)
-    try:
-        if args.consolidate_zero:
-            from .zero import consolidate_zero_checkpoint
-            output = args.output or default_output_dir(args.checkpoint_dir, args.target_mp)
-            check_output_directory(output, [args.checkpoint_dir], args.overwrite)
-            if args.target_mp == 1:
-                consolidate_zero_checkpoint(args.checkpoint_dir, output, tag=args.tag, overwrite=args.overwrite,
-                                            unsafe_unpickle=args.unsafe_unpickle)
-            else:
-                with tempfile.TemporaryDirectory() as tmp:
-                    fp32 = os.path.join(tmp, "fp32")
-                    consolidate_zero_checkpoint(args.checkpoint_dir, fp32, tag=args.tag,
-                                                unsafe_unpickle=args.unsafe_unpickle)
-                    change_model_parallel(fp32, args.target_mp, output, args.overwrite, args.num_attention_heads,
-                                          unsafe_unpickle=args.unsafe_unpickle, protect=[args.checkpoint_dir])
-            print(f"change_mp: consolidated fp32 weights written to {output}")
-        else:
-            change_model_parallel(args.checkpoint_dir, args.target_mp, args.output, args.overwrite,
-                                  args.num_attention_heads, unsafe_unpickle=args.unsafe_unpickle)
-    except CheckpointError as err:
-        print(f"change_mp.py: error: {err}", file=sys.stderr)
-        return 2
-    return 0

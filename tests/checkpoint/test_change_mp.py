@@ -11,7 +11,8 @@ import torch
 
 from glm import mpu
 from glm.checkpoint import CheckpointError, save_model_checkpoint
-from glm.checkpoint.change_mp import change_model_parallel, main
+from change_mp import main
+from glm.checkpoint.change_mp import change_model_parallel
 from glm.checkpoint.layout_inference import checkpoint_layout
 from tests.distributed.launcher import run_distributed
 from tests.helpers import glm_batch, tiny_glm

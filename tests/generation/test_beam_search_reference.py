@@ -17,7 +17,7 @@ import torch
 from data_utils import prepare_tokenizer
 from glm.arguments import get_args
 from glm.generation import beam_search_block, generate
-from glm.generation.cli import build_generation_model
+from generate_samples import build_generation_model
 from tasks.eval_utils import seq2seq_decode_config
 from tasks.seq2seq.dataset import build_dataset
 from tasks.seq2seq.outputs import prediction_text

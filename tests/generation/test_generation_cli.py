@@ -13,7 +13,7 @@ import torch
 from data_utils import prepare_tokenizer
 from glm.arguments import get_args
 from glm.generation import DecodeConfig, GenerationInputError, encode_context, fill_blanks, prepare_context_text
-from glm.generation.cli import build_generation_model, parse_args, run_interactive
+from generate_samples import build_generation_model, parse_args, run_interactive
 from tests.helpers import tiny_glm
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import torch
 from data_utils import prepare_tokenizer
 from glm.arguments import get_args
 from glm.generation import DecodeConfig, KVCacheModel, fill_text
-from glm.generation.cli import build_generation_model, samples_line
+from generate_samples import build_generation_model, samples_line
 
 TOL = 1e-4
 

@@ -33,7 +33,7 @@ import finetune_glm
 from data_utils import prepare_tokenizer
 from glm.arguments import get_args
 from glm.generation import generate
-from glm.generation.cli import build_generation_model
+from generate_samples import build_generation_model
 from tasks.eval_utils import seq2seq_decode_config
 from tasks.seq2seq.dataset import build_dataset
 from tasks.seq2seq.metrics import postprocess_prediction, postprocess_reference
