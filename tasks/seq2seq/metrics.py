@@ -16,15 +16,12 @@ its ``test_results``.  :func:`rouge_metric` (the in-training / finetuning metric
 (:func:`rouge_from_files`), which stands in for the ``files2rouge`` of the published tables, keeps
 the standard order (``reference_first=True``, the default).
 
-Run as a script it scores two line-aligned files (``test.jsonl.hyps`` / ``.refs``); see
-``scripts/evaluate_seq2seq.sh``.
+Two line-aligned files (``test.jsonl.hyps`` / ``.refs``) are scored on the command line by
+``scripts/seq2seq_rouge.py`` (through ``scripts/evaluate_seq2seq.sh``).
 """
 
-import argparse
 import functools
-import json
 import logging
-import sys
 
 from .. import answer_match
 from ..jsonl import TaskDataError
@@ -252,33 +249,3 @@ def squad_report(predictions, examples, questions):
             "EM_original": _original_squad_score(answers, examples, exact_match_score) if examples else 0.0,
             "F1_original": _original_squad_score(answers, examples, f1_score) if examples else 0.0,
             "questions_without_window": float(sum(question not in windowed for question in questions))}
-
-
-# --------------------------------------------------------------------------------------------------- CLI
-def main(argv=None):
-    """``python -m tasks.seq2seq.metrics HYPS REFS``: print ROUGE F1 (x100) of the two files as JSON."""
-    parser = argparse.ArgumentParser(description="ROUGE of line-aligned prediction and reference files "
-                                                 "(test.jsonl.hyps / test.jsonl.refs), with the original "
-                                                 "GLM post-processing.")
-    parser.add_argument("hyps")
-    parser.add_argument("refs")
-    parser.add_argument("--retokenize", default="cnn_dm", choices=RETOKENIZERS,
-                        help="cnn_dm: PTB rules (BERT-vocabulary models, default); gigaword: only [UNK] -> UNK; "
-                             "cnn_dm_org: none (GPT-2 vocabulary models)")
-    parser.add_argument("--duplicate-rate", type=float, default=DUPLICATE_RATE,
-                        help="drop a predicted sentence when more than this share of its words was seen "
-                             "(1 disables)")
-    parser.add_argument("--split-summaries", action="store_true",
-                        help="also split sentences with NLTK for rougeLsum (needs NLTK punkt data)")
-    args = parser.parse_args(argv)
-    try:
-        scores = rouge_from_files(args.hyps, args.refs, args.retokenize, args.duplicate_rate, args.split_summaries)
-    except (TaskDataError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps({name: round(100 * value, 2) for name, value in scores.items()}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
