@@ -22,6 +22,7 @@ import numpy as np
 import torch.utils.data
 
 from .lazy import LazyArray, LazyCorpus
+from .splits import split_parts
 
 __all__ = ['PromptDataset', 'KeyDataset', 'ConcatDataset', 'SplitDataset', 'BlockDataset', 'split_ds',
            'parse_split', 'should_split', 'load_corpus_dataset', 'text_lengths']
@@ -195,7 +196,6 @@ def parse_split(split, *, zero_valid: bool = False, zero_test: bool = False) -> 
     ``get_split``: parts summing to less than 1 get the rest appended (``'0.9'`` -> 0.9, 0.1, 0); ``zero_valid``
     / ``zero_test`` (``--valid-data`` / ``--test-data`` given) zero the corresponding part."""
     if isinstance(split, str):
-        from glm.arguments import split_parts  # the flag's syntax lives with the flag
         parts = split_parts(split)
     else:
         parts = [float(s) for s in split]
