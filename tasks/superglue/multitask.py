@@ -202,14 +202,15 @@ def build_multi_task_loaders(args, tokenizer, tasks, start_iter=0, train=True):
     (default ``--batch-size``) samples per data-parallel rank and batch.  ``start_iter`` is the number
     of optimizer iterations that used multi-task batches before the resume point (each took
     ``--gradient-accumulation-steps`` batches).  ``train=False`` builds the validation loader only."""
-    from data_utils.configure_data import data_parallel_info, make_data_loader
+    from data_utils.configure_data import make_data_loader
+    from glm import mpu
 
     seq_length = args.multi_seq_length or args.seq_length
     if not args.transformer_xl and seq_length > args.max_position_embeddings:
         raise TaskConfigError(f"--multi-seq-length {seq_length} is larger than the position table "
                               f"(--max-position-embeddings {args.max_position_embeddings})")
     batch_size = args.multi_batch_size or args.batch_size
-    rank, world = data_parallel_info()
+    rank, world = mpu.data_parallel_rank_and_size()
     accumulation = max(1, int(args.gradient_accumulation_steps or 1))
 
     def loader(dataset, start, steps):
