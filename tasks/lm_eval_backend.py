@@ -30,7 +30,7 @@ from lm_eval.api.registry import register_model
 
 from data_utils.tokenizers import make_tokenizer
 from glm.checkpoint.hf_export import HUB_MODELS, TOKENIZER_CLASSES, load_full_module, read_hf_state_dict
-from glm.checkpoint.layout_inference import infer_model
+from glm.checkpoint.shape_inference import infer_model
 from glm.generation import DecodeConfig, fill_text
 from glm.model import GLMModel
 from tasks.multichoice.dataset import choice_samples

@@ -2,8 +2,8 @@
 
 Reads every ``mp_rank_XX_model_states.pt`` of the checkpoint at ``DIR`` (a save directory with a
 tracker file naming an iteration, ``release`` or ``best``, or a folder holding the files
-directly), re-cuts the ``module`` state dict for ``TARGET_MP`` ranks with the layout the model
-itself declares (:mod:`glm.checkpoint.layout_inference`, :mod:`glm.mpu.partition`), and writes
+directly), re-cuts the ``module`` state dict for ``TARGET_MP`` ranks with the partition the model
+itself declares (:mod:`glm.checkpoint.shape_inference`, :mod:`glm.mpu.partition`), and writes
 ``DIR_MP<TARGET_MP>`` in the same layout.  Other top-level keys follow spec 4.4: the keys of
 :data:`PRESERVED_KEYS` are kept, ``mp_world_size`` becomes the target size, everything else
 (the optimizer state above all) is set to ``None`` -- and this is said, not done silently.
@@ -11,6 +11,8 @@ itself declares (:mod:`glm.checkpoint.layout_inference`, :mod:`glm.mpu.partition
 Memory: the source shards are read once; output shards are built and written one rank at a time
 and each full tensor exists only while it is being cut, so the peak stays near the checkpoint
 size plus one output shard (``bench/bench_reshard.py``).
+
+Owns re-cutting a checkpoint on disk; its command line (flags, exit codes) is the program ``change_mp.py``.
 """
 
 import os
@@ -21,7 +23,7 @@ from .errors import CheckpointError
 from .io import (atomic_torch_save, atomic_write_text, check_output_directory, is_mappable,
                  load_checkpoint_file, release_pages, staged_directory)
 from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, model_file_name, read_tracker, resolve_checkpoint
-from .layout_inference import check_target_size, checkpoint_layout
+from .shape_inference import check_target_size, checkpoint_partitions
 from ..mpu.partition import merge_shards, shard_tensor
 
 #: Top-level keys copied unchanged into every output shard (the original's preserve list).
@@ -83,7 +85,7 @@ def _full_tensor(shards, key, dim, stride):
     return merge_shards([s[key] for s in shards], dim, stride)
 
 
-def reshard_module(shards, layout, target_mp, rank, release=False, mapped=False):
+def reshard_module(shards, partitions, target_mp, rank, release=False, mapped=False):
     """Rank ``rank``'s ``module`` at ``target_mp`` from the source ``shards`` (list of state
     dicts); each full tensor lives only while it is cut.  With ``release`` the source tensors are
     dropped from ``shards`` as soon as they are used (call it for the last rank).  ``mapped``: the
@@ -95,7 +97,7 @@ def reshard_module(shards, layout, target_mp, rank, release=False, mapped=False)
         if not torch.is_tensor(value):
             out[key] = value
         else:
-            dim, stride = layout[key]
+            dim, stride = partitions[key]
             full = _full_tensor(shards, key, dim, stride)
             if dim is None or target_mp == 1:
                 out[key] = full
@@ -129,8 +131,8 @@ def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=
     checkpoints = _load_shards(resolved, unsafe_unpickle)
     mapped = all(is_mappable(resolved.model_file(r)) for r in range(resolved.mp_size))
     shards = [c[MODULE_KEY] for c in checkpoints]
-    layout, info = checkpoint_layout(shards[0], resolved.mp_size, num_attention_heads)
-    check_target_size(info, layout, shards, target_mp)
+    partitions, info = checkpoint_partitions(shards[0], resolved.mp_size, num_attention_heads)
+    check_target_size(info, partitions, shards, target_mp)
     log(f"change_mp: {resolved.tag_dir} (tag '{resolved.tag}', model-parallel size {resolved.mp_size}) -> "
         f"{output_dir} (size {target_mp})")
     log(f"change_mp: model inferred from the shapes: {info.num_layers} layers, hidden {info.hidden_size}, "
@@ -149,7 +151,7 @@ def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=
         tag_dir = os.path.join(staging, resolved.tag) if has_tracker else staging
         os.makedirs(tag_dir, exist_ok=True)
         for rank in range(target_mp):
-            module = reshard_module(shards, layout, target_mp, rank, release=rank == target_mp - 1, mapped=mapped)
+            module = reshard_module(shards, partitions, target_mp, rank, release=rank == target_mp - 1, mapped=mapped)
             state = dict(others)
             state[MODULE_KEY] = module
             atomic_torch_save(state, os.path.join(tag_dir, model_file_name(rank)))
