@@ -8,6 +8,10 @@
 Every sample handed to the collate function carries ``'iteration'``: the global batch index it belongs to,
 counted from the start of training.  The blank-infilling collator seeds its per-batch RNG from it, so a
 resumed run (``start_iter``) sees exactly the batches an uninterrupted run would have seen.
+
+Owns assembling the loaders; the data-parallel rank comes from ``glm.mpu`` (the one helper,
+:func:`glm.mpu.data_parallel_rank_and_size`).  Must not import the training loop, tasks or the flag parser
+(``args`` arrives as the parsed namespace until the typed configuration replaces it).
 """
 
 from __future__ import annotations

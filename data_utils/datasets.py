@@ -9,6 +9,9 @@
 * :class:`BlockDataset` -- ``len = 1000 x #documents``; item ``idx`` seeds its own RNG, so an item is the same
   whatever the order, worker or rank that asks for it; returns ``{'text': int64 array, 'loss_mask': int64
   array}`` of at most ``max_seq_len`` tokens, starting with ``ENC``.
+
+Owns the datasets and the meaning of the split proportions (the ``--split`` syntax is :mod:`.splits`);
+imports nothing above ``data_utils``.
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ off; without a C compiler the Python layer does everything, with the same ids.
 
 Selection: `fast=None` (default) uses this path when the library imports, unless the environment variable
 GLM_TOKENIZER_FAST is '0'; `fast=True` insists on it; `fast=False` uses the reference path.
+
+Owns the fast encoders only; the byte alphabet and character classes it must agree with are
+`byte_classes.py`, and it must not import the tokenizer classes that use it (`byte_bpe.py`, `wordpiece.py`).
 """
 
 from __future__ import annotations
