@@ -12,7 +12,7 @@ or from Python: ``import tasks.lm_eval_backend`` and then ``lm_eval.simple_evalu
 This module owns the harness adapter (loading, scoring, generation); it has no command line of its own
 except the two-line alias at the bottom, and must not read GLM's flag parser.
 
-Scoring is GLM's blank infilling, the layout of our zero-shot multiple-choice evaluation
+Scoring is GLM's blank infilling, packed as in our zero-shot multiple-choice evaluation
 (``tasks.multichoice.dataset.choice_samples``): ``loglikelihood(context, continuation)`` is the summed
 log-probability of the continuation's tokens generated as part B (``[sop] continuation[:-1]``) at the
 ``[MASK]`` of part A = ``[CLS] context [MASK] [eos]`` (``unidirectional=True``: ``[CLS] [gMASK] |
