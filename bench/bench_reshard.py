@@ -53,14 +53,14 @@ def worker(src, target, out):
 def make_checkpoint(path, layers, hidden, vocab, max_seq, dtype):
     import torch
     from glm.checkpoint import save_model_checkpoint
-    from glm.checkpoint.reshard import partition_layout
+    from glm.checkpoint.reshard import partition_map
     from glm.model import GLMModel
     with torch.device("meta"):
         model = GLMModel(num_layers=layers, vocab_size=vocab, hidden_size=hidden, num_attention_heads=16,
                          embedding_dropout_prob=0.1, attention_dropout_prob=0.1, output_dropout_prob=0.1,
                          max_sequence_length=max_seq, max_memory_length=0, checkpoint_activations=False,
                          block_position_encoding=True)
-    assert partition_layout(model)
+    assert partition_map(model)
     g = torch.Generator().manual_seed(0)
     module = {k: torch.randn(v.shape, generator=g, dtype=getattr(torch, dtype))
               for k, v in model.state_dict().items()}

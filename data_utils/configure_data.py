@@ -8,6 +8,10 @@
 Every sample handed to the collate function carries ``'iteration'``: the global batch index it belongs to,
 counted from the start of training.  The blank-infilling collator seeds its per-batch RNG from it, so a
 resumed run (``start_iter``) sees exactly the batches an uninterrupted run would have seen.
+
+Owns assembling the loaders; the data-parallel rank comes from ``glm.mpu`` (the one helper,
+:func:`glm.mpu.data_parallel_rank_and_size`).  Must not import the training loop, tasks or the flag parser
+(``config`` is the typed :class:`glm.config.RunConfig`).
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.utils.data
+
+from glm import mpu
 
 from .corpora import CorpusError, CorpusRegistry, CorpusSpec, LanguageFilter, fasttext_model_from
 from .datasets import BlockDataset, ConcatDataset, load_corpus_dataset, parse_split, should_split, split_ds
@@ -27,7 +33,7 @@ from .preprocess import cache_path_for, ensure_cache
 from .samplers import DistributedBatchSampler, RandomSampler, SequentialSampler
 
 __all__ = ['make_pretrain_loaders', 'make_data_loader', 'build_document_dataset', 'IterationTagged',
-           'pad_collate', 'data_parallel_info']
+           'pad_collate']
 
 
 class IterationTagged(torch.utils.data.Dataset):
@@ -63,12 +69,6 @@ def pad_collate(samples: Sequence[dict], pad_id: int = 0) -> dict:
     return out
 
 
-def data_parallel_info() -> Tuple[int, int]:
-    """(data-parallel rank, world size) from ``glm.mpu``; (0, 1) without torch.distributed."""
-    from glm import mpu
-    return mpu.get_data_parallel_rank(), mpu.get_data_parallel_world_size()
-
-
 def make_data_loader(dataset, batch_size: int, *, rank: int = 0, world_size: int = 1, shuffle: bool = False,
                      num_samples: Optional[int] = None, seed: int = 0, start_iter: int = 0,
                      gradient_accumulation_steps: int = 1, num_workers: int = 0,
@@ -102,7 +102,6 @@ def _reader_group():
     """The process group of the ranks that read data together: with model parallelism only model-parallel
     rank 0 of each group reads, and those ranks form global rank 0's data-parallel group; without it, every
     rank (``None``: the default group)."""
-    from glm import mpu
     return mpu.get_data_parallel_group() if mpu.model_parallel_is_initialized() else None
 
 
@@ -231,7 +230,7 @@ def make_pretrain_loaders(config, tokenizer, collate_fn: Optional[Callable] = No
             pad_id = tokenizer.get_command('pad').Id
             collate_fn = functools.partial(pad_collate, pad_id=pad_id)
 
-    rank, world = data_parallel_info()
+    rank, world = mpu.data_parallel_rank_and_size()
     batch_size = int(config.training.batch_size)
     eval_batch_size = int(config.evaluation.eval_batch_size or batch_size)
     accum = int(config.training.gradient_accumulation_steps or 1)

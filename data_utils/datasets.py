@@ -9,6 +9,9 @@
 * :class:`BlockDataset` -- ``len = 1000 x #documents``; item ``idx`` seeds its own RNG, so an item is the same
   whatever the order, worker or rank that asks for it; returns ``{'text': int64 array, 'loss_mask': int64
   array}`` of at most ``max_seq_len`` tokens, starting with ``ENC``.
+
+Owns the datasets and the meaning of the split proportions (the ``--split`` syntax is :mod:`.splits`);
+imports nothing above ``data_utils``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 import torch.utils.data
 
 from .lazy import LazyArray, LazyCorpus
+from .splits import split_parts
 
 __all__ = ['PromptDataset', 'KeyDataset', 'ConcatDataset', 'SplitDataset', 'BlockDataset', 'split_ds',
            'parse_split', 'should_split', 'load_corpus_dataset', 'text_lengths']
@@ -195,7 +199,6 @@ def parse_split(split, *, zero_valid: bool = False, zero_test: bool = False) -> 
     ``get_split``: parts summing to less than 1 get the rest appended (``'0.9'`` -> 0.9, 0.1, 0); ``zero_valid``
     / ``zero_test`` (``--valid-data`` / ``--test-data`` given) zero the corresponding part."""
     if isinstance(split, str):
-        from glm.arguments import split_parts  # the flag's syntax lives with the flag
         parts = split_parts(split)
     else:
         parts = [float(s) for s in split]

@@ -1,11 +1,7 @@
 """Tokenise a corpus once into the lazy cache (spec sections 6.1-6.2), in parallel, deterministically, atomically.
 
-Command line (``scripts/preprocess_corpus.py`` is the same)::
-
-    python -m data_utils.preprocess kjv --workers 2
-    python -m data_utils.preprocess wikibook cc-news --corpus-registry config/corpora.json \\
-        --tokenizer-type BertWordPieceTokenizer --tokenizer-model-type bert-large-uncased --block-lm --workers 8
-    python -m data_utils.preprocess data/my_corpus.jsonl --cache-dir /fast/cache
+The command line is ``scripts/preprocess_corpus.py``; this module owns building and checking caches
+(:func:`build_cache`, :func:`ensure_cache`) from explicit values, and must not read the flag parser.
 
 Corpora are registry names or direct paths (see :mod:`data_utils.corpora`); the tokenizer flags are GLM's own
 (``--tokenizer-type``, ``--tokenizer-model-type``, ``--block-lm``, ``--task-mask``, ...), so the cache matches
@@ -26,7 +22,6 @@ What it guarantees (deviations from the original, which appended results in comp
 
 from __future__ import annotations
 
-import argparse
 import collections
 import concurrent.futures as cf
 from concurrent.futures.process import BrokenProcessPool
@@ -44,11 +39,11 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .corpora import (CorpusError, CorpusRegistry, CorpusSpec, Filtered, Skip, file_format, REGISTRY_ENV)
+from .corpora import CorpusError, CorpusSpec, Filtered, Skip, file_format
 from .lazy import INT32, LazyCorpus, LazyFormatError, LazyWriter, is_lazy_dir, read_meta
 
 __all__ = ['PreprocessError', 'PreprocessSummary', 'build_cache', 'ensure_cache', 'cache_path_for',
-           'tokenizer_fingerprint', 'tokenizer_tag', 'main', 'MAX_LOCATIONS']
+           'tokenizer_fingerprint', 'tokenizer_tag', 'MAX_LOCATIONS']
 
 #: How many skipped-item locations a summary keeps (counts are always complete).
 MAX_LOCATIONS = 1000
@@ -491,75 +486,3 @@ def ensure_cache(spec: CorpusSpec, tokenizer, *, workers: Optional[int] = None, 
     if echo is not None:
         echo(summary.format())
     return path
-
-
-# --------------------------------------------------------------------------------------------- CLI
-def _parser() -> argparse.ArgumentParser:
-    from glm.arguments import build_parser
-    parser = build_parser()
-    parser.prog = 'python -m data_utils.preprocess'
-    parser.description = ('Tokenise corpora once into the lazy cache used by pretraining. Tokenizer flags are '
-                          "GLM's own; pass the same ones (including --block-lm) as the training run.")
-    group = parser.add_argument_group('preprocess', 'Options of the preprocessing command.')
-    group.add_argument('corpora', nargs='*', metavar='CORPUS',
-                       help='Registry names or paths of .jsonl/.json/.txt files or directories '
-                            '(--train-data is used when none is given).')
-    group.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1),
-                       help='Tokenizer worker processes (1 = in this process).')
-    group.add_argument('--force', action='store_true', help='Rebuild caches that already exist.')
-    group.add_argument('--output', default=None,
-                       help='Cache directory to write (only with a single corpus; default: the usual place).')
-    group.add_argument('--no-progress', action='store_true', help='No progress bar.')
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``python -m data_utils.preprocess``; returns the exit status."""
-    parser = _parser()
-    from glm.arguments import get_args
-
-    def _terminate(signum, frame):  # a SIGTERM'd run cleans its temporary directory like Ctrl-C
-        raise KeyboardInterrupt
-    try:
-        previous = signal.signal(signal.SIGTERM, _terminate)
-    except (ValueError, OSError):  # not the main thread
-        previous = None
-    try:
-        return _main(parser, get_args, argv)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _main(parser, get_args, argv) -> int:
-    args = get_args(argv, parser=parser)
-    names = list(args.corpora) or list(args.train_data or [])
-    if not names:
-        parser.error('name at least one corpus (positional CORPUS or --train-data)')
-    if args.output and len(names) != 1:
-        parser.error('--output needs exactly one corpus')
-    if args.workers < 1:
-        parser.error('--workers must be at least 1')
-    try:
-        registry = CorpusRegistry.from_env(args.corpus_registry)
-        specs = [registry.resolve(name, cache_dir=args.cache_dir) for name in names]
-        for spec in specs:  # fail fast, before the tokenizer is built
-            spec.files()
-        from . import prepare_tokenizer
-        tokenizer = prepare_tokenizer(args)
-        for spec in specs:
-            summary = build_cache(spec, tokenizer, cache_path=args.output, workers=args.workers,
-                                  pre_tokenize=not args.no_pre_tokenize, progress=not args.no_progress,
-                                  force=args.force)
-            print(summary.format(), flush=True)
-    except (CorpusError, PreprocessError, LazyFormatError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print('interrupted; no partial cache was left under its final name', file=sys.stderr)
-        return 130
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -34,6 +34,8 @@ import sys
 import warnings
 from typing import Any, Mapping, Optional, Sequence
 
+from data_utils.splits import split_parts
+
 from .launch import resolve_launch
 
 __all__ = [
@@ -608,20 +610,6 @@ def add_deepspeed_args(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
                        help="Discover rank, world size and master address through MPI (mpi4py) when "
                             "started by mpirun instead of a torch/DeepSpeed launcher.")
     return parser
-
-
-def split_parts(text: str) -> list:
-    """The numbers of a ``--split`` value (``949,50,1``, ``949/50/1`` or one number), as floats; a
-    :class:`ValueError` that shows the expected format for anything else."""
-    sep = "," if "," in text else "/"
-    try:
-        parts = [float(part) for part in text.split(sep) if part.strip()]
-    except ValueError:
-        parts = []
-    if not parts or len(parts) > 3 or any(p < 0 for p in parts):
-        raise ValueError(f"{text!r} is not a split: expected one to three non-negative train,valid,test "
-                         "proportions separated by commas (or /), e.g. 949,50,1")
-    return parts
 
 
 def proportions(text: str) -> str:

@@ -10,9 +10,10 @@ import contextlib
 import torch
 
 from glm.generation import DecodeConfig, generate
+from glm.mpu import data_parallel_rank_and_size
 
 from .batching import batch_to_device, collate_choices
-from .scoring import data_parallel_rank_and_size, gather_in_order
+from .scoring import gather_in_order
 
 # Evaluation scores at most this many choices per model call (the original's ``segment_length``
 # chunking of ReCoRD's many entities), so memory stays bounded whatever the number of candidates.

@@ -1,16 +1,18 @@
 """GLM as a model of EleutherAI's lm-evaluation-harness (optional: needs ``pip install lm-eval``).
 
 lm-eval finds models in its registry; importing this module registers ``glm``.  lm-eval has no
-plugin hook for outside models, so run it through this module, which is the ``lm_eval`` command
-with ``glm`` registered::
+plugin hook for outside models, so its command line with ``glm`` registered is the program
+``lm_eval_glm.py`` at the repository root::
 
-    python -m tasks.lm_eval_backend --model glm \\
+    python lm_eval_glm.py --model glm \\
         --model_args pretrained=CHECKPOINT_DIR,num_attention_heads=16,tokenizer=bert --tasks lambada_openai
-    python -m tasks.lm_eval_backend --model glm --model_args pretrained=HF_FOLDER --tasks ...   # our export
+    python lm_eval_glm.py --model glm --model_args pretrained=HF_FOLDER --tasks ...   # our export
 
 or from Python: ``import tasks.lm_eval_backend`` and then ``lm_eval.simple_evaluate(model="glm", ...)``.
+This module owns the harness adapter (loading, scoring, generation); it has no command line of its own
+except the two-line alias at the bottom, and must not read GLM's flag parser.
 
-Scoring is GLM's blank infilling, the layout of our zero-shot multiple-choice evaluation
+Scoring is GLM's blank infilling, packed as in our zero-shot multiple-choice evaluation
 (``tasks.multichoice.dataset.choice_samples``): ``loglikelihood(context, continuation)`` is the summed
 log-probability of the continuation's tokens generated as part B (``[sop] continuation[:-1]``) at the
 ``[MASK]`` of part A = ``[CLS] context [MASK] [eos]`` (``unidirectional=True``: ``[CLS] [gMASK] |
@@ -21,7 +23,6 @@ first stop string.  See docs/evaluation.md.
 
 import json
 import os
-import sys
 
 import torch
 from lm_eval.api.model import LM
@@ -29,7 +30,7 @@ from lm_eval.api.registry import register_model
 
 from data_utils.tokenizers import make_tokenizer
 from glm.checkpoint.hf_export import HUB_MODELS, TOKENIZER_CLASSES, load_full_module, read_hf_state_dict
-from glm.checkpoint.layout_inference import infer_model
+from glm.checkpoint.shape_inference import infer_model
 from glm.generation import DecodeConfig, fill_text
 from glm.model import GLMModel
 from tasks.multichoice.dataset import choice_samples
@@ -189,14 +190,6 @@ class GLMHarnessModel(LM):
         return outputs
 
 
-def main(argv=None):
-    """The ``lm_eval`` command line, with the ``glm`` model registered."""
-    from lm_eval.__main__ import cli_evaluate
-
-    if argv is not None:
-        sys.argv = [sys.argv[0]] + list(argv)
-    cli_evaluate()
-
-
+# `python -m tasks.lm_eval_backend` was the documented command before lm_eval_glm.py (issue 19): kept as an alias.
 if __name__ == "__main__":
-    main()
+    from lm_eval.__main__ import cli_evaluate; cli_evaluate()  # noqa: E702

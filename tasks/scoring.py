@@ -59,14 +59,6 @@ def score_batch(model, batch, device=None):
     return logprob_sum.cpu(), scored.sum(-1).cpu(), hits.all(-1).cpu()
 
 
-def data_parallel_rank_and_size():
-    if dist.is_initialized() and mpu.model_parallel_is_initialized():
-        return mpu.get_data_parallel_rank(), mpu.get_data_parallel_world_size()
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def gather_in_order(local, rank, world):
     """``local`` = ``[(index, value), ...]`` of this rank -> every rank's values in index order."""
     if world > 1:
@@ -82,7 +74,7 @@ def score_samples(model, samples, batch_size=1, device=None):
     ``world``-th sample — and return ``[(logprob_sum, count, all_correct), ...]`` for all of them, in
     order.  Model-parallel ranks of one replica see the same samples; the model must return full
     logits (``parallel_output=False``)."""
-    rank, world = data_parallel_rank_and_size()
+    rank, world = mpu.data_parallel_rank_and_size()
     mine = list(range(rank, len(samples), world))
     local = []
     was_training = model.training

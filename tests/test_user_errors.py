@@ -14,7 +14,7 @@ import pytest
 
 import finetune_glm
 import pretrain_glm
-from glm.generation import cli as generation_cli
+import generate_samples
 from tests.tasks.conftest import TINY_BERT_GLM, tiny_pretrained  # noqa: F401 -- tiny_pretrained is a fixture
 from tests.tasks.helpers_tasks import write_jsonl
 from tests.training.test_pretrain_e2e import corpus, flags  # noqa: F401 -- corpus is a fixture
@@ -111,7 +111,7 @@ CASES = {
 
 def run_entry(entry, argv, capsys):
     """Run an entry point in-process: ``(exit code, stdout + stderr)``."""
-    main = {"pretrain": pretrain_glm.main, "finetune": finetune_glm.run, "generate": generation_cli.main}[entry]
+    main = {"pretrain": pretrain_glm.main, "finetune": finetune_glm.run, "generate": generate_samples.main}[entry]
     try:
         code = main(argv)
     except SystemExit as exit_:

@@ -1,7 +1,7 @@
 """`CharacterLevelTokenizer`: the "toy_char" tokenizer of the reference vectors (small test models).
 
 Command ids 0..9 (pad = eos = 0, ENC 1, MASK 2, sep 3, unk 4, sop 5, eop 6, gMASK 7, sMASK 8, dBLOCK 9),
-then one id per Latin-1 character: c -> ord(c) + 10, so num_tokens = 266. The layout is fixed whatever
+then one id per Latin-1 character: c -> ord(c) + 10, so num_tokens = 266. The id table is fixed whatever
 the flags, because the test checkpoints were built with it. Characters above U+00FF have no id of their
 own and encode to unk (the original would have produced ids past the vocabulary). Decoding concatenates
 characters and command strings, so it inverts encoding.

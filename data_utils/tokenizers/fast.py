@@ -33,6 +33,9 @@ off; without a C compiler the Python layer does everything, with the same ids.
 
 Selection: `fast=None` (default) uses this path when the library imports, unless the environment variable
 GLM_TOKENIZER_FAST is '0'; `fast=True` insists on it; `fast=False` uses the reference path.
+
+Owns the fast encoders only; the byte alphabet and character classes it must agree with are
+`byte_classes.py`, and it must not import the tokenizer classes that use it (`byte_bpe.py`, `wordpiece.py`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ import logging
 import os
 import re
 from typing import Callable, Optional
+
+from .byte_classes import bytes_to_unicode, char_class
 
 __all__ = ['choose_backend', 'fast_available', 'FastWordPiece', 'FastByteLevelBPE', 'FAST_ENV']
 
@@ -75,12 +80,11 @@ _GPT2_SPACE_AFTER_SPACE = re.compile(r' (?<=\s )')
 
 
 def _spelled_pieces_expression() -> re.Pattern:
-    """GPT-2's splitting expression (byte_bpe.gpt2_pretokenizer) with letters, digits and white space cut
+    """GPT-2's splitting expression (byte_classes.gpt2_pretokenizer) with letters, digits and white space cut
     down to ASCII and everything else in the "other" class, written over the *spelled* text (each UTF-8
     byte as its stand-in character: a space is 'Ġ', a newline 'Ċ'; letters, digits and ' stand for
     themselves). On a text whose non-ASCII characters are all of the "other" class it finds exactly the
     reference's pieces, already spelled: the stand-ins of their bytes all fall in the catch-all class."""
-    from .byte_bpe import bytes_to_unicode
     spell = bytes_to_unicode()
     space = re.escape(spell[ord(' ')])
     white = ''.join(re.escape(spell[b]) for b in b'\t\n\x0b\x0c\r ')
@@ -414,7 +418,6 @@ class FastByteLevelBPE(_ChunkCacheBackend):
 
     def _is_simple(self, ch: str) -> bool:
         # The reference's "other" class: the expression's catch-all class then classifies it right.
-        from .byte_bpe import char_class
         return char_class(ch) == 'O'
 
     def _rust_class(self, ch: str) -> str:
@@ -429,7 +432,6 @@ class FastByteLevelBPE(_ChunkCacheBackend):
     def _char_agrees(self, ch: str) -> bool:
         # The splitting expression is the same on both sides; only its character classes can differ.
         # (BPE itself works on the byte-level strings and needs no per-character check.)
-        from .byte_bpe import char_class
         return self._rust_class(ch) == char_class(ch)
 
     def _encode_one(self, chunk: str) -> tuple[int, ...]:

@@ -2,7 +2,7 @@
 `train_sentencepiece` to make one from a corpus.
 
 Models trained here carry the GLM command strings as user-defined symbols (so SentencePiece itself never
-cuts them), keep spaces verbatim, and use '[UNK]' as the unknown piece, which gives this layout:
+cuts them), keep spaces verbatim, and use '[UNK]' as the unknown piece, which gives these ids:
 0 '[UNK]', 1 '<|endoftext|>' (pad and eos), 2 '[CLS]', 3 '[MASK]', 4 '[SEP]', 5 '<|startofpiece|>',
 6 '<|endofpiece|>', 7 '[gMASK]', 8 '[sMASK]', 9 '[dBLOCK]', then the learned pieces. Every command string
 found in a model is a command token whatever the flags; a model without them (e.g. one trained elsewhere)

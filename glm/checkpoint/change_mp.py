@@ -2,8 +2,8 @@
 
 Reads every ``mp_rank_XX_model_states.pt`` of the checkpoint at ``DIR`` (a save directory with a
 tracker file naming an iteration, ``release`` or ``best``, or a folder holding the files
-directly), re-cuts the ``module`` state dict for ``TARGET_MP`` ranks with the layout the model
-itself declares (:mod:`glm.checkpoint.layout_inference`, :mod:`glm.mpu.partition`), and writes
+directly), re-cuts the ``module`` state dict for ``TARGET_MP`` ranks with the partition the model
+itself declares (:mod:`glm.checkpoint.shape_inference`, :mod:`glm.mpu.partition`), and writes
 ``DIR_MP<TARGET_MP>`` in the same layout.  Other top-level keys follow spec 4.4: the keys of
 :data:`PRESERVED_KEYS` are kept, ``mp_world_size`` becomes the target size, everything else
 (the optimizer state above all) is set to ``None`` -- and this is said, not done silently.
@@ -11,18 +11,19 @@ itself declares (:mod:`glm.checkpoint.layout_inference`, :mod:`glm.mpu.partition
 Memory: the source shards are read once; output shards are built and written one rank at a time
 and each full tensor exists only while it is being cut, so the peak stays near the checkpoint
 size plus one output shard (``bench/bench_reshard.py``).
+
+Owns re-cutting a checkpoint on disk; its command line (flags, exit codes) is the program ``change_mp.py``.
 """
 
 import os
-import tempfile
 
 import torch
 
 from .errors import CheckpointError
-from .io import (UNSAFE_FLAG, atomic_torch_save, atomic_write_text, check_output_directory, is_mappable,
+from .io import (atomic_torch_save, atomic_write_text, check_output_directory, is_mappable,
                  load_checkpoint_file, release_pages, staged_directory)
 from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, model_file_name, read_tracker, resolve_checkpoint
-from .layout_inference import check_target_size, checkpoint_layout
+from .shape_inference import check_target_size, checkpoint_partitions
 from ..mpu.partition import merge_shards, shard_tensor
 
 #: Top-level keys copied unchanged into every output shard (the original's preserve list).
@@ -84,7 +85,7 @@ def _full_tensor(shards, key, dim, stride):
     return merge_shards([s[key] for s in shards], dim, stride)
 
 
-def reshard_module(shards, layout, target_mp, rank, release=False, mapped=False):
+def reshard_module(shards, partitions, target_mp, rank, release=False, mapped=False):
     """Rank ``rank``'s ``module`` at ``target_mp`` from the source ``shards`` (list of state
     dicts); each full tensor lives only while it is cut.  With ``release`` the source tensors are
     dropped from ``shards`` as soon as they are used (call it for the last rank).  ``mapped``: the
@@ -96,7 +97,7 @@ def reshard_module(shards, layout, target_mp, rank, release=False, mapped=False)
         if not torch.is_tensor(value):
             out[key] = value
         else:
-            dim, stride = layout[key]
+            dim, stride = partitions[key]
             full = _full_tensor(shards, key, dim, stride)
             if dim is None or target_mp == 1:
                 out[key] = full
@@ -130,8 +131,8 @@ def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=
     checkpoints = _load_shards(resolved, unsafe_unpickle)
     mapped = all(is_mappable(resolved.model_file(r)) for r in range(resolved.mp_size))
     shards = [c[MODULE_KEY] for c in checkpoints]
-    layout, info = checkpoint_layout(shards[0], resolved.mp_size, num_attention_heads)
-    check_target_size(info, layout, shards, target_mp)
+    partitions, info = checkpoint_partitions(shards[0], resolved.mp_size, num_attention_heads)
+    check_target_size(info, partitions, shards, target_mp)
     log(f"change_mp: {resolved.tag_dir} (tag '{resolved.tag}', model-parallel size {resolved.mp_size}) -> "
         f"{output_dir} (size {target_mp})")
     log(f"change_mp: model inferred from the shapes: {info.num_layers} layers, hidden {info.hidden_size}, "
@@ -150,7 +151,7 @@ def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=
         tag_dir = os.path.join(staging, resolved.tag) if has_tracker else staging
         os.makedirs(tag_dir, exist_ok=True)
         for rank in range(target_mp):
-            module = reshard_module(shards, layout, target_mp, rank, release=rank == target_mp - 1, mapped=mapped)
+            module = reshard_module(shards, partitions, target_mp, rank, release=rank == target_mp - 1, mapped=mapped)
             state = dict(others)
             state[MODULE_KEY] = module
             atomic_torch_save(state, os.path.join(tag_dir, model_file_name(rank)))
@@ -160,54 +161,3 @@ def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=
                 atomic_write_text(os.path.join(staging, name), resolved.tag + "\n")
     log(f"change_mp: wrote {target_mp} shard(s) to {output_dir}")
     return output_dir
-
-
-def build_parser():
-    import argparse
-    parser = argparse.ArgumentParser(
-        prog="change_mp.py",
-        description="Re-cut a GLM checkpoint for another model-parallel size; writes CHECKPOINT_DIR_MP<TARGET_MP>.")
-    parser.add_argument("checkpoint_dir", help="save directory (with latest_checkpointed_iteration.txt) or a folder "
-                        "holding mp_rank_XX_model_states.pt files")
-    parser.add_argument("target_mp", type=int, help="target model-parallel size")
-    parser.add_argument("--num-attention-heads", type=int, default=None,
-                        help="number of attention heads, to check that it divides the target size "
-                        "(not stored in the checkpoint except under --transformer-xl)")
-    parser.add_argument("--output", default=None, help="output directory (default CHECKPOINT_DIR_MP<TARGET_MP>)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    parser.add_argument("--consolidate-zero", action="store_true",
-                        help="CHECKPOINT_DIR is a DeepSpeed ZeRO save directory: write its fp32 weights as a "
-                        "module-only checkpoint in the original layout (then re-cut to TARGET_MP)")
-    parser.add_argument("--tag", default=None, help="with --consolidate-zero: the tag to read (default: 'latest')")
-    parser.add_argument(UNSAFE_FLAG, action="store_true",
-                        help="read checkpoint files with full unpickling, which can run code stored in them; only for "
-                        "files you trust (by default only tensors, containers and numpy RNG states are read)")
-    return parser
-
-
-def main(argv=None):
-    import sys
-    args = build_parser().parse_args(argv)
-    try:
-        if args.consolidate_zero:
-            from .zero import consolidate_zero_checkpoint
-            output = args.output or default_output_dir(args.checkpoint_dir, args.target_mp)
-            check_output_directory(output, [args.checkpoint_dir], args.overwrite)
-            if args.target_mp == 1:
-                consolidate_zero_checkpoint(args.checkpoint_dir, output, tag=args.tag, overwrite=args.overwrite,
-                                            unsafe_unpickle=args.unsafe_unpickle)
-            else:
-                with tempfile.TemporaryDirectory() as tmp:
-                    fp32 = os.path.join(tmp, "fp32")
-                    consolidate_zero_checkpoint(args.checkpoint_dir, fp32, tag=args.tag,
-                                                unsafe_unpickle=args.unsafe_unpickle)
-                    change_model_parallel(fp32, args.target_mp, output, args.overwrite, args.num_attention_heads,
-                                          unsafe_unpickle=args.unsafe_unpickle, protect=[args.checkpoint_dir])
-            print(f"change_mp: consolidated fp32 weights written to {output}")
-        else:
-            change_model_parallel(args.checkpoint_dir, args.target_mp, args.output, args.overwrite,
-                                  args.num_attention_heads, unsafe_unpickle=args.unsafe_unpickle)
-    except CheckpointError as err:
-        print(f"change_mp.py: error: {err}", file=sys.stderr)
-        return 2
-    return 0

@@ -1,7 +1,7 @@
 """Hugging Face folders in the layout of the ``THUDM/glm-*`` hub repositories, and back.
 
 Export (``scripts/convert_glm_checkpoint_to_transformers.py CHECKPOINT MODEL_NAME``): the
-checkpoint may have any model-parallel size -- its shards are merged first with the layout the
+checkpoint may have any model-parallel size -- its shards are merged first with the partition the
 model itself declares (as ``change_mp.py`` does).  The folder receives
 
 * ``model.safetensors`` and ``pytorch_model.bin``: the same tensors, under the GLMModel names of
@@ -38,7 +38,7 @@ from .change_mp import _load_shards, change_model_parallel, reshard_module
 from .errors import CheckpointError
 from .io import atomic_torch_save, atomic_write_text, check_output_directory, staged_directory
 from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, model_file_name, resolve_checkpoint
-from .layout_inference import checkpoint_layout
+from .shape_inference import checkpoint_partitions
 
 SAFETENSORS_NAME = "model.safetensors"
 BIN_NAME = "pytorch_model.bin"
@@ -114,10 +114,10 @@ def load_full_module(checkpoint):
     resolved = resolve_checkpoint(checkpoint)
     checkpoints = _load_shards(resolved)
     shards = [c["module"] for c in checkpoints]
-    layout, info = checkpoint_layout(shards[0], resolved.mp_size)
+    partitions, info = checkpoint_partitions(shards[0], resolved.mp_size)
     first = {k: v for k, v in checkpoints[0].items() if k != "module"}
     del checkpoints
-    return reshard_module(shards, layout, 1, 0, release=True), info, first
+    return reshard_module(shards, partitions, 1, 0, release=True), info, first
 
 
 def _to_hf_names(module, info):
@@ -336,7 +336,7 @@ def import_from_hf(hf_dir, output_dir, mp_size=1, num_attention_heads=None, over
     if num_attention_heads is None and os.path.isfile(os.path.join(hf_dir, "config.json")):
         with open(os.path.join(hf_dir, "config.json"), encoding="utf-8") as f:
             num_attention_heads = json.load(f).get("num_attention_heads")
-    checkpoint_layout(module, 1, None)  # refuse tensors our model does not know
+    checkpoint_partitions(module, 1, None)  # refuse tensors our model does not know
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(output_dir))) as tmp:
         single = os.path.join(tmp, "mp1")
         atomic_torch_save({"iteration": 0, "module": module}, os.path.join(single, "release", model_file_name(0)))

@@ -1,4 +1,6 @@
-"""Where the pieces of a checkpoint live on disk."""
+"""The checkpoint file layout: where the pieces of a checkpoint live on disk (tracker files, tags,
+``mp_rank_XX_model_states.pt``, DeepSpeed's ZeRO files).  In this package "layout" means only this; how a
+tensor is split across ranks is its *partition* (:mod:`.reshard`).  Owns names and paths; reads no tensors."""
 
 import dataclasses
 import os

@@ -1,4 +1,6 @@
-"""Loading a checkpoint into a (possibly model-parallel) model."""
+"""Loading a checkpoint into a (possibly model-parallel) model: resolving the files, re-cutting for
+this rank's partition when the sizes differ, fitting position tables.  Owns loading model weights;
+the training state (optimizer, RNG, iteration) is restored by ``glm.training.checkpointing``."""
 
 import logging
 import os
@@ -10,7 +12,7 @@ from .. import mpu
 from .errors import CheckpointError
 from .io import is_mappable, load_checkpoint_file, release_pages
 from .layout import BEST_TAG, list_model_files, read_tracker, resolve_checkpoint
-from .reshard import partition_layout, reshard_tensors
+from .reshard import partition_map, reshard_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ def _owners(model):
 def _put(target, value, owners):
     """Store ``value`` in the model: copied into ``target``, or -- when ``target`` is a meta tensor
     of a model built on the meta device -- put in its place, keeping the parameter's
-    ``requires_grad`` and its other attributes (the model-parallel layout)."""
+    ``requires_grad`` and its other attributes (the model-parallel partitions)."""
     if not target.is_meta:
         with torch.no_grad():
             target.copy_(value)
@@ -101,7 +103,7 @@ def _load_into(model, shards, resharding, mapped, extend_position_tables):
     given back once it is in the model."""
     rank, world = _model_parallel(model) if resharding else (0, 1)
     model_state = model.state_dict(keep_vars=True)
-    layout = partition_layout(model) if resharding else {}
+    partitions = partition_map(model) if resharding else {}
     init_std = getattr(getattr(model, "transformer", None), "init_method_std", 0.02)
     owners = _owners(model)
     for key in list(shards[0]):
@@ -112,7 +114,7 @@ def _load_into(model, shards, resharding, mapped, extend_position_tables):
         if not resharding:
             value = sources[0]
         else:
-            value = reshard_tensors(sources, *layout.get(key, (None, 1)), world, rank)
+            value = reshard_tensors(sources, *partitions.get(key, (None, 1)), world, rank)
         fitted = _fit_tensor(key, value, target, extend_position_tables, init_std)
         if target.is_meta and mapped and fitted.data_ptr() == sources[0].data_ptr():
             # Put in place of a meta tensor, a mapped checkpoint page would become the parameter:
@@ -138,7 +140,7 @@ def load_model_state(model, path, strict=True, extend_position_tables=True, tag=
     such file.  Files are read without running code from them unless ``unsafe_unpickle``
     (:func:`~glm.checkpoint.io.load_checkpoint_file`).  When the checkpoint was saved at another
     model-parallel size, every shard is read and each tensor merged and re-cut for this rank using
-    the model's own layout.  fp16 weights load into models of any dtype.
+    the model's own partitions.  fp16 weights load into models of any dtype.
 
     Files are memory-mapped and read tensor by tensor.  A model built on the meta device
     (:func:`glm.training.model_setup.build_model` with ``on_meta=True``) gets the checkpoint's

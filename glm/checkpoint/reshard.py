@@ -1,9 +1,12 @@
 """Re-cutting model state dicts between model-parallel sizes.
 
-The layout of every tensor -- split dimension and stride, or replicated -- comes from the model
+The partition of every tensor -- split dimension and stride, or replicated -- comes from the model
 itself (the attributes the ``glm.mpu`` layers put on their parameters), never from substrings
 of names, so classification heads, prompt encoders and Transformer-XL parameters are handled
 by the same rule as everything else.
+
+Owns re-cutting state dicts and optimizer states given a partition map ``{name: (dim, stride)}``;
+the cutting itself is :mod:`glm.mpu.partition`.  Reads and writes no files.
 """
 
 import torch
@@ -12,27 +15,27 @@ from ..mpu.layers import partition_info
 from ..mpu.partition import merge_shards, shard_tensor
 
 
-def partition_layout(model):
+def partition_map(model):
     """``{state_dict key: (dim, stride)}`` for every tensor in ``model.state_dict()``
     (``dim`` None = replicated)."""
     return {key: partition_info(value) for key, value in model.state_dict(keep_vars=True).items()}
 
 
-def merge_state_dicts(shards, layout):
+def merge_state_dicts(shards, partitions):
     """Full (model-parallel size 1) state dict from the per-rank dicts of one checkpoint.
-    Keys unknown to ``layout`` are treated as replicated."""
+    Keys unknown to ``partitions`` are treated as replicated."""
     merged = {}
     for key in shards[0]:
-        dim, stride = layout.get(key, (None, 1))
+        dim, stride = partitions.get(key, (None, 1))
         merged[key] = merge_shards([s[key] for s in shards], dim, stride)
     return merged
 
 
-def split_state_dict(full, layout, world_size, rank):
+def split_state_dict(full, partitions, world_size, rank):
     """Rank ``rank``'s part of a full state dict for model-parallel size ``world_size``."""
     out = {}
     for key, tensor in full.items():
-        dim, stride = layout.get(key, (None, 1))
+        dim, stride = partitions.get(key, (None, 1))
         out[key] = shard_tensor(tensor, dim, stride, world_size, rank)
     return out
 
@@ -45,11 +48,11 @@ def reshard_tensors(shards, dim, stride, world_size, rank):
     return shard_tensor(full, dim, stride, world_size, rank)
 
 
-def reshard_state_dicts(shards, layout, world_size, rank):
+def reshard_state_dicts(shards, partitions, world_size, rank):
     """Rank ``rank``'s state dict at ``world_size`` from the shards of another size."""
     if len(shards) == world_size:
         return dict(shards[rank])
-    return split_state_dict(merge_state_dicts(shards, layout), layout, world_size, rank)
+    return split_state_dict(merge_state_dicts(shards, partitions), partitions, world_size, rank)
 
 
 def optimizer_parameter_names(optimizer, module):
@@ -60,16 +63,16 @@ def optimizer_parameter_names(optimizer, module):
     return [names[id(param)] for group in optimizer.param_groups for param in group["params"]]
 
 
-def reshard_optimizer_states(states, names, layout, world_size, rank):
+def reshard_optimizer_states(states, names, partitions, world_size, rank):
     """Rank ``rank``'s optimizer state dict at model-parallel size ``world_size`` from ``states``, the
     ``torch.optim`` state dicts of every rank of another size.  Per-parameter tensors of the weight's
     shape (Adam's ``exp_avg``/``exp_avg_sq``) are merged and re-cut with the weight's own
-    ``(dim, stride)`` from ``layout``; scalars (``step``) and the groups' hyperparameters are copied."""
+    ``(dim, stride)`` from ``partitions``; scalars (``step``) and the groups' hyperparameters are copied."""
     if any(len(s["state"]) != len(states[0]["state"]) for s in states):
         raise ValueError("the model-parallel shards of the optimizer state hold different numbers of parameters")
     resharded = {}
     for index, entry in states[0]["state"].items():
-        dim, stride = layout.get(names[int(index)], (None, 1))
+        dim, stride = partitions.get(names[int(index)], (None, 1))
         resharded[index] = {key: _reshard_value([s["state"][index][key] for s in states], dim, stride, world_size,
                                                 rank)
                             for key in entry}

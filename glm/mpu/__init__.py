@@ -17,6 +17,7 @@ from .initialize import (
     get_data_parallel_group,
     get_data_parallel_rank,
     get_data_parallel_world_size,
+    data_parallel_rank_and_size,
     group_rank,
     group_world_size,
     get_tensor_model_parallel_group,

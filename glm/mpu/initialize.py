@@ -118,6 +118,12 @@ def get_data_parallel_rank():
     return dist.get_rank(group=get_data_parallel_group())
 
 
+def data_parallel_rank_and_size():
+    """``(rank, world size)`` of this process in its data-parallel group: ``(0, 1)`` without
+    torch.distributed, the whole world's when the model-parallel groups were never set up."""
+    return get_data_parallel_rank(), get_data_parallel_world_size()
+
+
 # DeepSpeed's newer checkpoint code (universal checkpoints) asks its ``mpu`` for the tensor-parallel
 # group by these Megatron-LM names; GLM's model parallelism is tensor parallelism, so they are the same.
 get_tensor_model_parallel_group = get_model_parallel_group

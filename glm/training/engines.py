@@ -91,8 +91,9 @@ class PlainEngine:
         losses, extras = [], {}
         self.optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(micro_batches):
-            sync = self.data_parallel and i < accumulation - 1 and hasattr(self.forward_model, "no_sync")
-            with (self.forward_model.no_sync() if sync else contextlib.nullcontext()):
+            # Gradients are all-reduced once, on the last micro-batch; the earlier ones only accumulate.
+            skip_grad_sync = self.data_parallel and i < accumulation - 1 and hasattr(self.forward_model, "no_sync")
+            with (self.forward_model.no_sync() if skip_grad_sync else contextlib.nullcontext()):
                 with self.autocast():
                     loss, extra = forward_fn(self.forward_model, batch)
                 value, finite = _finite_mean_loss(loss)

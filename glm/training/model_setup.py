@@ -42,7 +42,7 @@ def build_model(config, device=None, on_meta=False, dtype=None, **overrides):
         attention_backend=config.model.attention_backend)
     kwargs.update(overrides)
     if on_meta:
-        from ..checkpoint.layout_inference import skip_init
+        from ..checkpoint.shape_inference import skip_init
         with torch.device("meta"), skip_init():
             model = GLMModel(**kwargs)
         if dtype is not None:

@@ -16,20 +16,17 @@ its ``test_results``.  :func:`rouge_metric` (the in-training / finetuning metric
 (:func:`rouge_from_files`), which stands in for the ``files2rouge`` of the published tables, keeps
 the standard order (``reference_first=True``, the default).
 
-Run as a script it scores two line-aligned files (``test.jsonl.hyps`` / ``.refs``); see
-``scripts/evaluate_seq2seq.sh``.
+Two line-aligned files (``test.jsonl.hyps`` / ``.refs``) are scored on the command line by
+``scripts/seq2seq_rouge.py`` (through ``scripts/evaluate_seq2seq.sh``).
 """
 
-import argparse
 import functools
-import json
 import logging
-import sys
 
 from .. import answer_match
 from ..jsonl import TaskDataError
 from .files import read_lines
-from .retokenize import PTB_RULES, RETOKENIZERS, fix_tokenization
+from .retokenize import RETOKENIZERS, fix_tokenization
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 # The metric names of the original finetune driver and the rouge-score type each one reported.
@@ -39,12 +36,12 @@ DUPLICATE_RATE = 0.7
 
 
 # ------------------------------------------------------------------------------------ ROUGE post-processing
-def postprocess_reference(text, dataset=PTB_RULES):
+def postprocess_reference(text, dataset="cnn_dm"):
     """A reference ready for ROUGE: ``[SEP]``-separated sentences re-tokenised, one per line."""
     return "\n".join(fix_tokenization(sentence, dataset) for sentence in text.strip().split("[SEP]"))
 
 
-def postprocess_prediction(text, dataset=PTB_RULES, duplicate_rate=DUPLICATE_RATE):
+def postprocess_prediction(text, dataset="cnn_dm", duplicate_rate=DUPLICATE_RATE):
     """A prediction ready for ROUGE: ``[SEP]``-separated sentences re-tokenised, short ones
     (< :data:`MIN_SENTENCE_WORDS` words) dropped, then near-repeats (:func:`remove_duplicates`)."""
     sentences = [fix_tokenization(sentence, dataset) for sentence in text.strip().split("[SEP]")]
@@ -76,7 +73,7 @@ def _scorer(rouge_types, split_summaries):
     return rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=True, split_summaries=split_summaries)
 
 
-def rouge_scores(predictions, references, dataset=PTB_RULES, duplicate_rate=DUPLICATE_RATE, split_summaries=False,
+def rouge_scores(predictions, references, dataset="cnn_dm", duplicate_rate=DUPLICATE_RATE, split_summaries=False,
                  rouge_types=ROUGE_TYPES, reference_first=True):
     """Mean ROUGE F-measures (in [0, 1]) of ``predictions`` against ``references`` (raw strings, as
     decoded), after the post-processing above.  ``dataset``: the re-tokenisation, one of
@@ -109,7 +106,7 @@ def rouge_scores(predictions, references, dataset=PTB_RULES, duplicate_rate=DUPL
     return {name: total / len(predictions) for name, total in totals.items()}
 
 
-def rouge_metric(predictions, labels, examples, metric="rouge-1", duplicate_rate=DUPLICATE_RATE, dataset=PTB_RULES):
+def rouge_metric(predictions, labels, examples, metric="rouge-1", duplicate_rate=DUPLICATE_RATE, dataset="cnn_dm"):
     """The original metric callback: one of :data:`ORIGINAL_ROUGE_NAMES` over ``examples``'
     ``meta["ref"]`` (``labels`` is unused, kept for the callback signature), computed as the original
     finetuning driver did, with the prediction in the reference's role (``reference_first=False``):
@@ -121,7 +118,7 @@ def rouge_metric(predictions, labels, examples, metric="rouge-1", duplicate_rate
                         reference_first=False)[rouge_type]
 
 
-def rouge_metric_dict(dataset=PTB_RULES):
+def rouge_metric_dict(dataset="cnn_dm"):
     """``{"rouge-1": f, "rouge-2": f, "rouge-l": f}`` with ``f(predictions, labels, examples)``, the
     metrics the original driver registered for the ROUGE tasks."""
     return {name: functools.partial(rouge_metric, metric=name, dataset=dataset) for name in ORIGINAL_ROUGE_NAMES}
@@ -134,7 +131,7 @@ def read_prediction_lines(path):
     return read_lines(path, "file")
 
 
-def rouge_from_files(hyps_path, refs_path, dataset=PTB_RULES, duplicate_rate=DUPLICATE_RATE, split_summaries=False):
+def rouge_from_files(hyps_path, refs_path, dataset="cnn_dm", duplicate_rate=DUPLICATE_RATE, split_summaries=False):
     """ROUGE of a ``test.jsonl.hyps`` file against its ``test.jsonl.refs`` (line-aligned), the
     references in the reference role (the standard order, as ``files2rouge``)."""
     hyps, refs = read_prediction_lines(hyps_path), read_prediction_lines(refs_path)
@@ -252,33 +249,3 @@ def squad_report(predictions, examples, questions):
             "EM_original": _original_squad_score(answers, examples, exact_match_score) if examples else 0.0,
             "F1_original": _original_squad_score(answers, examples, f1_score) if examples else 0.0,
             "questions_without_window": float(sum(question not in windowed for question in questions))}
-
-
-# --------------------------------------------------------------------------------------------------- CLI
-def main(argv=None):
-    """``python -m tasks.seq2seq.metrics HYPS REFS``: print ROUGE F1 (x100) of the two files as JSON."""
-    parser = argparse.ArgumentParser(description="ROUGE of line-aligned prediction and reference files "
-                                                 "(test.jsonl.hyps / test.jsonl.refs), with the original "
-                                                 "GLM post-processing.")
-    parser.add_argument("hyps")
-    parser.add_argument("refs")
-    parser.add_argument("--retokenize", default=PTB_RULES, choices=RETOKENIZERS,
-                        help="cnn_dm: PTB rules (BERT-vocabulary models, default); gigaword: only [UNK] -> UNK; "
-                             "cnn_dm_org: none (GPT-2 vocabulary models)")
-    parser.add_argument("--duplicate-rate", type=float, default=DUPLICATE_RATE,
-                        help="drop a predicted sentence when more than this share of its words was seen "
-                             "(1 disables)")
-    parser.add_argument("--split-summaries", action="store_true",
-                        help="also split sentences with NLTK for rougeLsum (needs NLTK punkt data)")
-    args = parser.parse_args(argv)
-    try:
-        scores = rouge_from_files(args.hyps, args.refs, args.retokenize, args.duplicate_rate, args.split_summaries)
-    except (TaskDataError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps({name: round(100 * value, 2) for name, value in scores.items()}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -202,14 +202,15 @@ def build_multi_task_loaders(config, tokenizer, tasks, start_iter=0, train=True)
     (default ``--batch-size``) samples per data-parallel rank and batch.  ``start_iter`` is the number
     of optimizer iterations that used multi-task batches before the resume point (each took
     ``--gradient-accumulation-steps`` batches).  ``train=False`` builds the validation loader only."""
-    from data_utils.configure_data import data_parallel_info, make_data_loader
+    from data_utils.configure_data import make_data_loader
+    from glm import mpu
 
     seq_length = config.data.multi_seq_length or config.data.seq_length
     if not config.model.transformer_xl and seq_length > config.model.max_position_embeddings:
         raise TaskConfigError(f"--multi-seq-length {seq_length} is larger than the position table "
                               f"(--max-position-embeddings {config.model.max_position_embeddings})")
     batch_size = config.data.multi_batch_size or config.training.batch_size
-    rank, world = data_parallel_info()
+    rank, world = mpu.data_parallel_rank_and_size()
     accumulation = max(1, int(config.training.gradient_accumulation_steps or 1))
 
     def loader(dataset, start, steps):

@@ -11,8 +11,9 @@ import torch
 
 from glm import mpu
 from glm.checkpoint import CheckpointError, save_model_checkpoint
-from glm.checkpoint.change_mp import change_model_parallel, main
-from glm.checkpoint.layout_inference import checkpoint_layout
+from change_mp import main
+from glm.checkpoint.change_mp import change_model_parallel
+from glm.checkpoint.shape_inference import checkpoint_partitions
 from tests.distributed.launcher import run_distributed
 from tests.helpers import glm_batch, tiny_glm
 
@@ -126,7 +127,7 @@ def test_prompt_spell_round_trip(tmp_path, spell_func):
     model = tiny_glm(vocab=64, hidden=32, heads=4, spell_length=3, spell_func=spell_func)
     src = str(tmp_path / "ptuning")
     save_model_checkpoint(src, "best", {"module": model.state_dict(), "iteration": 5})
-    layout, info = checkpoint_layout(model.state_dict())
+    layout, info = checkpoint_partitions(model.state_dict())
     assert info.spell_length == 3 and info.spell_func == spell_func
     assert all(layout[k] == (None, 1) for k in layout if k.startswith("prompt_spell."))
     mp4, mp2, mp1 = _round_trip(src, tmp_path)

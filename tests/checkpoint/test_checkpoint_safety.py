@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from glm.checkpoint import CheckpointError, load_checkpoint_file, load_model_state, save_model_checkpoint
-from glm.checkpoint.change_mp import change_model_parallel, main as change_mp_main
+from change_mp import main as change_mp_main
+from glm.checkpoint.change_mp import change_model_parallel
 from glm.checkpoint.hf_export import export_to_hf, import_from_hf
 from glm.checkpoint.io import check_checkpoint_globals
 from glm.checkpoint.zero import consolidate_zero_checkpoint

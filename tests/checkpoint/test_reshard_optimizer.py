@@ -4,7 +4,7 @@ tests/distributed/test_resume_other_size.py."""
 
 import torch
 
-from glm.checkpoint.reshard import optimizer_parameter_names, partition_layout, reshard_optimizer_states
+from glm.checkpoint.reshard import optimizer_parameter_names, partition_map, reshard_optimizer_states
 from glm.mpu.partition import shard_tensor
 from glm.training.model_setup import param_groups
 from tests.helpers import glm_batch, tiny_glm
@@ -26,7 +26,7 @@ def test_moments_split_like_the_weights_and_merge_back():
     model, optimizer = trained_adam()
     state = optimizer.state_dict()
     names = optimizer_parameter_names(optimizer, model)
-    layout = partition_layout(model)
+    layout = partition_map(model)
     qkv = names.index("transformer.layers.0.attention.query_key_value.weight")
     assert layout[names[qkv]] == (0, 3)  # the fused Q/K/V layout: stride 3
 

@@ -9,7 +9,7 @@ import torch
 
 from glm import mpu
 from glm.checkpoint import CheckpointError, load_model_state
-from glm.checkpoint.change_mp import main as change_mp_main
+from change_mp import main as change_mp_main
 from glm.checkpoint.zero import consolidate_zero_checkpoint
 from tests.distributed.launcher import run_distributed
 from tests.distributed.test_engines_distributed import NO_DROPOUT, make, run_engine

@@ -1,6 +1,8 @@
-"""The preprocessing command (data_utils/preprocess.py): bad input, determinism, atomicity, CLI errors."""
+"""Preprocessing (data_utils/preprocess.py) and its command (scripts/preprocess_corpus.py): bad input,
+determinism, atomicity, CLI errors."""
 
 import filecmp
+import importlib.util
 import json
 import os
 
@@ -13,6 +15,10 @@ from data_utils.preprocess import PreprocessError, build_cache, ensure_cache, to
 from tests.data.helpers_data import ToyTokenizer, toy_corpus, write_bytes, write_jsonl
 
 TOK = ToyTokenizer()
+_SCRIPT = os.path.join(os.path.dirname(__file__), '..', '..', 'scripts', 'preprocess_corpus.py')
+_SPEC = importlib.util.spec_from_file_location('preprocess_corpus', _SCRIPT)
+preprocess_corpus = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(preprocess_corpus)
 
 
 def _bad_corpus(tmp_path):
@@ -136,21 +142,21 @@ def test_raw_text_cache_without_pre_tokenisation(tmp_path):
 
 def test_cli_errors_are_one_line_messages(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv('GLM_CORPORA', raising=False)
-    assert preprocess.main(['nosuchcorpus', '--no-progress']) == 1
+    assert preprocess_corpus.main(['nosuchcorpus', '--no-progress']) == 1
     err = capsys.readouterr().err
     assert err.startswith('error: unknown corpus') and 'kjv' in err and 'wikibook' in err
     assert 'Traceback' not in err
-    assert preprocess.main([str(tmp_path / 'missing.jsonl'), '--no-progress']) == 1
+    assert preprocess_corpus.main([str(tmp_path / 'missing.jsonl'), '--no-progress']) == 1
     assert 'does not exist' in capsys.readouterr().err
     reg = tmp_path / 'r.json'
     reg.write_text(json.dumps({'corpora': {'wikibook': {'path': 'absent-dir'}}}))
-    assert preprocess.main(['wikibook', '--corpus-registry', str(reg), '--no-progress']) == 1
+    assert preprocess_corpus.main(['wikibook', '--corpus-registry', str(reg), '--no-progress']) == 1
     assert 'absent-dir does not exist' in capsys.readouterr().err
 
 
 def test_cli_builds_a_cache_with_the_bert_tokenizer(tmp_path, capsys):
     path = write_jsonl(tmp_path / 'tiny.jsonl', [{'text': 'Hello world. How are you?'}, {'text': '{bad'}, 'oops'])
-    rc = preprocess.main([path, '--workers', '2', '--no-progress', '--cache-dir', str(tmp_path / 'cache')])
+    rc = preprocess_corpus.main([path, '--workers', '2', '--no-progress', '--cache-dir', str(tmp_path / 'cache')])
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert 'documents: 2' in out.out and 'malformed JSON: 1' in out.out and 'tiny.jsonl:3: malformed JSON' in out.out

@@ -16,7 +16,7 @@ import torch
 
 from tests.helpers import parse_config
 from glm.generation import beam_search_block, generate
-from glm.generation.cli import build_generation_model
+from generate_samples import build_generation_model
 from tasks.eval_utils import seq2seq_decode_config
 from tasks.seq2seq.dataset import build_dataset
 from tasks.seq2seq.outputs import prediction_text

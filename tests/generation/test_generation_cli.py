@@ -13,7 +13,7 @@ import torch
 from data_utils import prepare_tokenizer
 from tests.helpers import parse_config
 from glm.generation import DecodeConfig, GenerationInputError, encode_context, fill_blanks, prepare_context_text
-from glm.generation.cli import build_generation_model, parse_args, run_interactive
+from generate_samples import build_generation_model, parse_args, run_interactive
 from tests.helpers import tiny_glm
 from data_utils.tokenizers import configure_tokenizer
 

@@ -5,10 +5,10 @@ lengths, top-10 logits, logsumexp)."""
 import pytest
 import torch
 
+from data_utils.tokenizers import configure_tokenizer
 from tests.helpers import parse_config
 from glm.generation import DecodeConfig, KVCacheModel, fill_text
-from glm.generation.cli import build_generation_model, samples_line
-from data_utils.tokenizers import configure_tokenizer
+from generate_samples import build_generation_model, samples_line
 
 TOL = 1e-4
 
@@ -57,7 +57,7 @@ def test_generation_matches_original(name, cache, vectors, reference_dir):
     assert cfg.model.vocab_size == run["vocab_size"] and cfg.data.eod_token == run["eod_token"]
     for cname, cid in run["command_ids"].items():
         assert tokenizer.get_command(cname).Id == cid
-    config = DecodeConfig.from_config(cfg, tokenizer)
+    config = DecodeConfig.from_args(cfg, tokenizer)
     samples = ""
     for expected in run["results"]:
         recorder = Recorder(model if cache == "memory" else KVCacheModel(model))

@@ -94,11 +94,13 @@ def test_harness_equals_our_multiple_choice_evaluation(setup):
     assert accuracy == pytest.approx(ours["accuracy"] / 100)
 
 
-def test_command_line(setup, tmp_path):
-    """``python -m tasks.lm_eval_backend`` is the lm_eval command with the ``glm`` model registered."""
+@pytest.mark.parametrize("program", [["lm_eval_glm.py"], ["-m", "tasks.lm_eval_backend"]], ids=["script", "alias"])
+def test_command_line(setup, tmp_path, program):
+    """``python lm_eval_glm.py`` (and its alias ``python -m tasks.lm_eval_backend``) is the lm_eval command with
+    the ``glm`` model registered."""
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=ROOT)
-    subprocess.run([sys.executable, "-m", "tasks.lm_eval_backend", "--model", "glm", "--model_args", setup.model_args,
+    subprocess.run([sys.executable, *program, "--model", "glm", "--model_args", setup.model_args,
                     "--tasks", "glm_tiny_choice", "--include_path", str(setup.root / "tasks"),
                     "--output_path", str(out)], check=True, env=env, capture_output=True, cwd=ROOT, timeout=300)
     found = [os.path.join(d, f) for d, _, files in os.walk(out) for f in files if f.startswith("results")]

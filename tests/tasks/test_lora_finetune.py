@@ -120,7 +120,7 @@ def test_two_tensor_parallel_ranks_train_like_one_and_the_result_reshards(data, 
         torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=1e-4, msg=key)
     # Generation and the Hugging Face export read the merged weights like any checkpoint.
     from glm.checkpoint.hf_export import export_to_hf
-    from glm.generation.cli import build_generation_model, parse_args
+    from generate_samples import build_generation_model, parse_args
     weights = tmp_path / "weights"
     cfg, _ = parse_args(TINY_BERT_GLM + ["--load-pretrained", str(weights), "--seq-length", "64"])
     from data_utils.tokenizers import configure_tokenizer

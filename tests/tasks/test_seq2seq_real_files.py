@@ -32,7 +32,7 @@ from rouge_score import rouge_scorer
 import finetune_glm
 from tests.helpers import parse_config
 from glm.generation import generate
-from glm.generation.cli import build_generation_model
+from generate_samples import build_generation_model
 from tasks.eval_utils import seq2seq_decode_config
 from tasks.seq2seq.dataset import build_dataset
 from tasks.seq2seq.metrics import postprocess_prediction, postprocess_reference

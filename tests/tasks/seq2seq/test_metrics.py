@@ -114,18 +114,31 @@ def test_rouge_input_errors():
         rouge_scores(["a"], ["a"], dataset="bert")
 
 
+def _rouge_script():
+    """scripts/seq2seq_rouge.py, the command line of rouge_from_files."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "scripts" / "seq2seq_rouge.py"
+    spec = importlib.util.spec_from_file_location("seq2seq_rouge", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_rouge_from_files_and_cli(tmp_path, capsys):
+    script = _rouge_script()
     hyps, refs = tmp_path / "test.jsonl.hyps", tmp_path / "test.jsonl.refs"
     hyps.write_text("one two three four five\nthe cat sat on the mat\n")
     refs.write_text("one two three four six\nthe cat sat on the mat\n")
     scores = rouge_from_files(hyps, refs)
     assert scores["rouge1"] == pytest.approx((0.8 + 1.0) / 2)
-    assert metrics.main([str(hyps), str(refs)]) == 0
+    assert script.main([str(hyps), str(refs)]) == 0
     assert json.loads(capsys.readouterr().out) == {k: round(100 * v, 2) for k, v in scores.items()}
     refs.write_text("one two three four six\n")
     with pytest.raises(TaskDataError, match=r"test.jsonl.hyps:2: no matching line"):
         rouge_from_files(hyps, refs)
-    assert metrics.main([str(hyps), str(tmp_path / "missing.refs")]) == 1
+    assert script.main([str(hyps), str(tmp_path / "missing.refs")]) == 1
     assert "missing.refs: file not found" in capsys.readouterr().err
 
 

@@ -156,12 +156,12 @@ def test_sequence_longer_than_the_position_table_is_refused(bert, data):
 
 def test_data_parallel_ranks_split_each_global_batch(bert, data, monkeypatch):
     """Rank r of 2 gets the r-th half of each global batch a single rank with twice the batch gets."""
-    import data_utils.configure_data as configure_data
+    from glm import mpu
 
     tasks = resolve_multi_tasks(["sst2", "race"], str(data))
 
     def batches(rank, world, size):
-        monkeypatch.setattr(configure_data, "data_parallel_info", lambda: (rank, world))
+        monkeypatch.setattr(mpu, "data_parallel_rank_and_size", lambda: (rank, world))
         cfg = bert_args("rte", data, "--multi-batch-size", str(size), "--num-workers", "0", seq_length=SEQ)
         train, _ = build_multi_task_loaders(cfg, bert, tasks)
         return [b["text"] for _, b in zip(range(3), train)]

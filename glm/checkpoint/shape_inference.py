@@ -5,11 +5,14 @@ vocabulary, position table, relative or block position encoding, P-tuning prompt
 classification head).  From them we build the matching ``GLMModel`` (and head wrapper) on the
 ``meta`` device -- no memory, no initialisation -- and read every tensor's ``(dim, stride)``
 from the attributes the ``glm.mpu`` layers put on their parameters
-(:func:`glm.checkpoint.partition_layout`).  No decision is ever taken from a name substring.
+(:func:`glm.checkpoint.partition_map`).  No decision is ever taken from a name substring.
 
 The number of attention heads is not stored (except under the relative encoding, where
-``r_w_bias`` is ``[heads, head_dim]``); it does not change any layout, only which target sizes
+``r_w_bias`` is ``[heads, head_dim]``); it does not change any partitions, only which target sizes
 are legal, so it is optional.
+
+Owns inferring the model and the partition map from a state dict's shapes; builds models only on the
+``meta`` device and reads no files (callers hand it state dicts).
 """
 
 import contextlib
@@ -19,7 +22,7 @@ import re
 import torch
 
 from .errors import CheckpointError
-from .reshard import partition_layout
+from .reshard import partition_map
 
 _LAYER = re.compile(r"transformer\.layers\.(\d+)\.")
 WORD_EMBEDDINGS = "word_embeddings.weight"
@@ -137,7 +140,7 @@ def build_meta_model(info):
     """The model (with its head wrapper) described by ``info``, on the ``meta`` device, unsplit."""
     from ..model import GLMModel, GLMForMultiTokenClozeFast, GLMForSequenceClassification
 
-    # Any head count that divides the hidden size gives the same parameter layout.
+    # Any head count that divides the hidden size gives the same parameter partitions.
     heads = info.num_attention_heads or 1
     if info.hidden_size % heads:
         raise CheckpointError(f"{heads} attention heads do not divide the hidden size {info.hidden_size}")
@@ -152,7 +155,7 @@ def build_meta_model(info):
 
 def _add_stored_adapters(model, state_dict):
     """Put LoRA adapters (a run saved with its adapters, not merged) on the meta ``model`` where
-    ``state_dict`` has them, so their layout comes from the adapters themselves."""
+    ``state_dict`` has them, so their partition comes from the adapters themselves."""
     stored = [key for key in state_dict if ".lora." in key]
     if not stored:
         return
@@ -163,23 +166,23 @@ def _add_stored_adapters(model, state_dict):
         add_lora(model, rank, rank, targets=targets)
 
 
-def checkpoint_layout(state_dict, mp_size=1, num_attention_heads=None):
-    """``(layout, info)``: ``{key: (dim, stride)}`` for every key of ``state_dict`` (one shard of
+def checkpoint_partitions(state_dict, mp_size=1, num_attention_heads=None):
+    """``(partitions, info)``: ``{key: (dim, stride)}`` for every key of ``state_dict`` (one shard of
     ``mp_size``), decided by the model the shapes describe.  Keys the model does not have are an
-    error: guessing their layout is how the original mis-split heads."""
+    error: guessing their partition is how the original mis-split heads."""
     info = infer_model(state_dict, mp_size, num_attention_heads)
     model = build_meta_model(info)
     _add_stored_adapters(model, state_dict)
-    layout = partition_layout(model)
-    unknown = [k for k in state_dict if k not in layout]
+    partitions = partition_map(model)
+    unknown = [k for k in state_dict if k not in partitions]
     if unknown:
         raise CheckpointError(
             f"the checkpoint holds tensors the inferred model ({info.head} head, {info.num_layers} layers, "
-            f"hidden {info.hidden_size}) does not have, so their model-parallel layout is unknown: {unknown[:10]}")
-    return {k: layout[k] for k in state_dict}, info
+            f"hidden {info.hidden_size}) does not have, so their model-parallel partition is unknown: {unknown[:10]}")
+    return {k: partitions[k] for k in state_dict}, info
 
 
-def check_target_size(info, layout, shards, target):
+def check_target_size(info, partitions, shards, target):
     """Refuse a target model-parallel size that does not divide what must be split."""
     if target < 1:
         raise CheckpointError(f"the target model-parallel size must be >= 1, got {target}")
@@ -196,7 +199,7 @@ def check_target_size(info, layout, shards, target):
             f"target model-parallel size {target} does not divide the hidden size {info.hidden_size}, "
             "so the attention heads cannot be split evenly")
     mp_size = len(shards)
-    for key, (dim, stride) in layout.items():
+    for key, (dim, stride) in partitions.items():
         if dim is None or not torch.is_tensor(shards[0][key]):
             continue
         full = shards[0][key].size(dim) * mp_size
