@@ -223,15 +223,16 @@ def make_pretrain_loaders(args, tokenizer, collate_fn: Optional[Callable] = None
     train_ds, valid_ds, test_ds = block(train_docs, seq_length), block(valid_docs, eval_seq_length), \
         block(test_docs, eval_seq_length)
 
+    rank, world = data_parallel_info()
     if collate_fn is None:
         if getattr(args, 'block_lm', False) or getattr(args, 'encoder_decoder', False):
             from .blocklm import build_block_strategy  # imported lazily: the collator lives in its own module
-            collate_fn = build_block_strategy(args, tokenizer).construct_blocks
+            collate_fn = build_block_strategy(args, tokenizer, data_parallel_rank=rank,
+                                              data_parallel_world_size=world).construct_blocks
         else:
             pad_id = tokenizer.get_command('pad').Id
             collate_fn = functools.partial(pad_collate, pad_id=pad_id)
 
-    rank, world = data_parallel_info()
     batch_size = int(args.batch_size)
     eval_batch_size = int(getattr(args, 'eval_batch_size', None) or batch_size)
     accum = int(getattr(args, 'gradient_accumulation_steps', 1) or 1)
