@@ -11,12 +11,10 @@ It must not lay out positions or targets itself (extend :mod:`glm.inputs` instea
 model, process groups or training state.
 """
 
-from glm.inputs import GLMInput, pack_glm_input, pack_glm_spans
+from glm.inputs import MASK_NAMES, GLMInput, pack_glm_input, pack_glm_spans
 
 __all__ = ["GLMInput", "pack_glm_input", "pack_glm_spans", "MASK_NAMES", "command_id", "mask_ids", "build_part_a",
            "build_input_from_ids", "build_uni_input_from_ids", "build_decoder_input"]
-
-MASK_NAMES = ("MASK", "sMASK", "gMASK")
 
 
 def command_id(tokenizer, name):
