@@ -58,5 +58,5 @@ def test_auto_runs_the_measured_kernel_and_logs_it(monkeypatch, caplog, dtype, d
 
 def test_forced_backends_ignore_the_table(monkeypatch):
     monkeypatch.setitem(attn.AUTO_KERNELS, ("cpu", torch.float32, False), "reference")
-    assert tiny_glm(backend="sdpa").transformer.layers[0].attention._kernel("cpu", torch.float32) == "sdpa"
-    assert tiny_glm(backend="auto").eval().transformer.layers[0].attention._kernel("cpu", torch.float32) == "reference"
+    assert tiny_glm(backend="sdpa").transformer.attention_spec.kernel("cpu", torch.float32, False) == "sdpa"
+    assert tiny_glm(backend="auto").eval().transformer.attention_spec.kernel("cpu", torch.float32, False) == "reference"
