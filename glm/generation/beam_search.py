@@ -23,6 +23,9 @@ option, not a second implementation:
 * after ``max_new_tokens`` steps the live beams of unfinished rows join the hypotheses.
 
 Initial scores: 0 for beam 0 and ``-1e9`` for the others, so the first step expands beam 0 only.
+
+This module owns beam search only; it feeds tokens through :mod:`.steps` and must not import
+:mod:`.decoding` (which imports it).
 """
 
 import torch
