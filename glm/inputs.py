@@ -151,7 +151,7 @@ def context_position_ids(length, device=None):
 def block_position_ids(mask_positions, first_block_position, length, device=None):
     """Positions ``[B, 2, length]`` of ``length`` part-B tokens per row, fed after part A: row ``b`` sits
     at ``mask_positions[b]`` with block positions ``first_block_position, first_block_position + 1, ...``."""
-    mask_positions = torch.as_tensor(mask_positions, device=device).view(-1)
+    mask_positions = torch.as_tensor(mask_positions, device=device).reshape(-1)
     batch = mask_positions.numel()
     first = torch.as_tensor(first_block_position, dtype=torch.long, device=mask_positions.device)
     blocks = first + torch.arange(length, device=mask_positions.device)

@@ -36,7 +36,7 @@ def feed_block(model, tokens, mask_position, first_block_position, mems):
     """Append a whole run of block tokens ``[B, n]`` to the memory in one call (causal among
     themselves, every memory column visible): the memory a token-by-token feed would leave."""
     batch, n = tokens.shape
-    positions = block_position_ids(mask_position.view(-1, 1).expand(batch, 1), first_block_position, n,
+    positions = block_position_ids(mask_position.reshape(-1).expand(batch), first_block_position, n,
                                    device=tokens.device)
     logits, *mems = model(tokens, positions, torch.zeros(1, dtype=torch.long, device=tokens.device), *mems)
     return logits[:, -1], mems
