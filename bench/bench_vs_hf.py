@@ -58,16 +58,16 @@ def dense_projection_forward(model, batch):
 
 @contextlib.contextmanager
 def attention_backend(model, backend):
-    """Run ``model`` with another attention backend (the modules read it at every forward)."""
-    modules = [m for m in model.modules() if hasattr(m, "attention_backend")]
-    saved = [m.attention_backend for m in modules]
-    for m in modules:
-        m.attention_backend = backend
+    """Run ``model`` with another attention backend (its transformer's spec, asked at every forward)."""
+    from glm.model.attention import AttentionSpec
+
+    transformer = model.transformer
+    saved = transformer.attention_spec
+    transformer.attention_spec = AttentionSpec.of(backend, saved.relative)
     try:
         yield
     finally:
-        for m, value in zip(modules, saved):
-            m.attention_backend = value
+        transformer.attention_spec = saved
 
 
 @contextlib.contextmanager

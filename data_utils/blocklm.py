@@ -38,6 +38,11 @@ Deviations from the original implementation (both on purpose, both documented in
    logging. `drop_unfit_samples=True` restores the original dropping.
 
 Other choices where the original crashed or was undefined: see `docs/objective.md`, section "Edge cases".
+
+This module owns the pretraining objective: which spans are drawn and how a batch is seeded and padded.
+The layout of a sample (Part A, Part B, 2-D positions, targets, loss mask, separator) is `glm.inputs.lay_out`'s;
+the data-parallel rank and world size arrive as constructor arguments. It must not read process groups,
+the model or the flags beyond the `config` fields named above.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from glm import mpu
+from glm.inputs import lay_out
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +114,8 @@ class ConstructBlockStrategy:
       legacy_block_mask_rng: object with `.random()` used for the [dBLOCK] draws instead of the batch RNG
         (replays recordings of the original, whose draws came from the global `random`).
       seed: base seed for iteration-keyed batches (default `config.training.seed`, else 1234).
+      data_parallel_rank, data_parallel_world_size: where this process sits among the data-parallel
+        ranks (they key the batch seeds); the caller reads them from its process groups.
     """
 
     def __init__(self, config, tokenizer, max_seq_length, bert_prob=1.0, gap_sentence_prob=0.0, gpt_infill_prob=0.5,
@@ -117,7 +124,7 @@ class ConstructBlockStrategy:
                  short_seq_prob=0.0, single_span_prob=0.0, block_position_encoding=True, encoder_decoder=False,
                  shuffle_blocks=True, sentinel_token=False, task_mask=False, random_position=False, masked_lm=False,
                  *, compat=False, drop_unfit_samples=False, max_span_redraws=10, legacy_block_mask_rng=None,
-                 seed=None):
+                 seed=None, data_parallel_rank=0, data_parallel_world_size=1):
         _check_probability('bert_prob', bert_prob)
         _check_probability('gap_sentence_prob', gap_sentence_prob)
         if bert_prob + gap_sentence_prob > 1.0 + 1e-10:
@@ -166,6 +173,10 @@ class ConstructBlockStrategy:
         self.max_span_redraws = int(max_span_redraws)
         self.legacy_block_mask_rng = legacy_block_mask_rng
         self.seed = seed if seed is not None else config.training.seed
+        if not 0 <= data_parallel_rank < data_parallel_world_size:
+            raise ValueError(f'data_parallel_rank {data_parallel_rank} is not in [0, {data_parallel_world_size})')
+        self.data_parallel_rank = int(data_parallel_rank)
+        self.data_parallel_world_size = int(data_parallel_world_size)
 
         cmd = self._command_id
         self.eod_token = config.data.eod_token
@@ -229,7 +240,7 @@ class ConstructBlockStrategy:
         if len(samples) == 0:
             raise ValueError('construct_blocks needs at least one sample')
         iterations = {int(s['iteration']) for s in samples if 'iteration' in s}
-        dp_rank, dp_world = mpu.get_data_parallel_rank(), mpu.get_data_parallel_world_size()
+        dp_rank, dp_world = self.data_parallel_rank, self.data_parallel_world_size
         if iterations:
             if len(iterations) > 1 or len(samples) != sum('iteration' in s for s in samples):
                 raise ValueError(f'samples of one batch carry different iterations: {sorted(iterations)}')
@@ -427,18 +438,10 @@ class ConstructBlockStrategy:
         text, loss_mask = sample['text'], sample['loss_mask']
         division = len(text) - generation_length
         source, target = text[:division], text[division:]
-        tokens = np.concatenate((source, [self.generation_mask, self.sop_id], target[:-1]))
-        targets = np.concatenate((source, [self.generation_mask], target))
-        loss = np.concatenate((np.zeros(division + 1, dtype=np.int64), loss_mask[division:]))
-        positions = np.arange(len(tokens), dtype=np.int64)
-        positions[division + 1:] = division
-        if self.block_position_encoding:
-            block_positions = np.concatenate((np.zeros(division, dtype=np.int64),
-                                              np.arange(generation_length + 1, dtype=np.int64)))
-        else:
-            block_positions = np.concatenate((np.zeros(division + 1, dtype=np.int64),
-                                              np.ones(generation_length, dtype=np.int64)))
-        return _Built(tokens, targets, loss, np.stack([positions, block_positions]), division + 1)
+        part_a = np.concatenate((source, [self.generation_mask])).astype(np.int64)
+        span = (division, np.concatenate(([self.sop_id], target[:-1])), target, loss_mask[division:])
+        laid = lay_out(part_a, [span], a_targets=part_a, block_position=self.block_position_encoding)
+        return _Built(laid.text, laid.target, laid.loss_mask, laid.position_id, laid.sep)
 
     # ---------------------------------------------------------------------------------- building blocks
 
@@ -476,33 +479,28 @@ class ConstructBlockStrategy:
             source_positions.append(positions[last:])
             source_length += n - last
 
-        b_inputs, b_targets, b_positions, b_blocks, candidates = [], [], [], [], []
+        part_b, candidates = [], []
         offset = source_length
         for start, end, k in ordered:
             span = tokens[start:end]
-            b_inputs += [[self._command_id('sop' if k == 0 else f'sop{k}')], span]
-            b_targets += [span, [self.eop_id]]
-            width = end - start + 1
+            sop = self._command_id('sop' if k == 0 else f'sop{k}')
             position = self.max_seq_length if self.sentinel_token else positions[start]
-            b_positions.append(np.full(width, position, dtype=np.int64))
-            b_blocks.append(np.arange(1, width + 1, dtype=np.int64) if self.block_position_encoding
-                            else np.ones(width, dtype=np.int64))
+            part_b.append((position, np.concatenate(([sop], span)), np.concatenate((span, [self.eop_id]))))
+            width = end - start + 1
             if task == 'bert' and self.block_mask_prob > 0:
                 candidates += range(offset + 1, offset + width)
             offset += width
 
-        all_tokens = np.concatenate(source_tokens + b_inputs).astype(np.int64)
-        targets = np.concatenate(source_tokens + b_targets).astype(np.int64)
+        part_a = np.concatenate(source_tokens).astype(np.int64)
+        laid = lay_out(part_a, part_b, a_positions=np.concatenate(source_positions), a_targets=part_a,
+                       block_position=self.block_position_encoding)
+        all_tokens, targets = laid.text, laid.target
         if len(targets) > source_length and (targets[source_length:] == self.eod_token).any():
             # Spans never cover an eos by construction; one here means a broken sample or a bug.
             raise RuntimeError(f'an eos token ended up in a generation target (sample of {n} tokens)')
         if task == 'bert' and self.context_mask_ratio > 0:
             self._mask_context(all_tokens, context_segments, len(ordered), n, rng)
-        loss = np.ones(len(all_tokens), dtype=np.int64)
-        loss[:source_length] = 0
-        position_ids = np.stack([np.concatenate(source_positions + b_positions).astype(np.int64),
-                                 np.concatenate([np.zeros(source_length, dtype=np.int64)] + b_blocks)])
-        return _Built(all_tokens, targets, loss, position_ids, source_length, candidates)
+        return _Built(all_tokens, targets, laid.loss_mask, laid.position_id, laid.sep, candidates)
 
     def _source_mask_id(self, task, k) -> int:
         if task == 'generation':
@@ -618,7 +616,7 @@ class ConstructBlockStrategy:
 def build_block_strategy(config, tokenizer, **overrides) -> ConstructBlockStrategy:
     """The strategy the original `configure_data.make_data_loader` builds from the flags (spec §6.4).
     bert_ratio (0.15), max_block_length (40) and context_mask_range (3) are not flags and keep their
-    defaults; `overrides` (e.g. compat=True) are passed through."""
+    defaults; `overrides` (e.g. compat=True, data_parallel_rank=...) are passed through."""
     kwargs = dict(
         bert_prob=config.objective.bert_prob, gap_sentence_prob=config.objective.gap_sentence_prob, gpt_infill_prob=config.objective.gpt_infill_prob,
         gpt_min_ratio=config.objective.gpt_min_ratio, gap_sentence_ratio=config.objective.gap_sentence_ratio,

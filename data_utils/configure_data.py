@@ -222,15 +222,16 @@ def make_pretrain_loaders(config, tokenizer, collate_fn: Optional[Callable] = No
     train_ds, valid_ds, test_ds = block(train_docs, seq_length), block(valid_docs, eval_seq_length), \
         block(test_docs, eval_seq_length)
 
+    rank, world = mpu.data_parallel_rank_and_size()
     if collate_fn is None:
         if config.objective.block_lm or config.model.encoder_decoder:
             from .blocklm import build_block_strategy  # imported lazily: the collator lives in its own module
-            collate_fn = build_block_strategy(config, tokenizer).construct_blocks
+            collate_fn = build_block_strategy(config, tokenizer, data_parallel_rank=rank,
+                                              data_parallel_world_size=world).construct_blocks
         else:
             pad_id = tokenizer.get_command('pad').Id
             collate_fn = functools.partial(pad_collate, pad_id=pad_id)
 
-    rank, world = mpu.data_parallel_rank_and_size()
     batch_size = int(config.training.batch_size)
     eval_batch_size = int(config.evaluation.eval_batch_size or batch_size)
     accum = int(config.training.gradient_accumulation_steps or 1)

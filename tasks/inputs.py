@@ -1,41 +1,20 @@
-"""The GLM input builder shared by every downstream task (spec section 9.2).
+"""The task side of the GLM input layout: tokenizer-aware builders over :mod:`glm.inputs` (spec 9.2).
 
-A GLM sample has two parts.  Part A is read bidirectionally; part B is generated left to right and may
-look at all of A.  Every B token sits at the position of the mask it fills and counts its own
-position inside the span (the "block" position, 1, 2, ...).  :func:`pack_glm_input` turns the two parts
-into the arrays the model and the losses take::
+The layout itself (part A, part B, 2D positions, ``sep``, targets and loss mask) is owned by
+:mod:`glm.inputs`; this module adds what only tasks know: command tokens (``[ENC]``, ``[sop]``,
+``[eos]``, the masks), where a task's answer goes, and the original's entry points
+``build_input_from_ids``, ``build_uni_input_from_ids`` and ``build_decoder_input``, which keep their
+signatures and return tuples.  ``pack_glm_input``/``pack_glm_spans``/``GLMInput`` are re-exported
+for the task packages that import them from here.
 
-    text        A ids, then B ids (B starts with [sop]), then padding
-    position_id [2, L]: row 0 = position (A: 0..sep-1, B: the mask's position), row 1 = block position
-    target      the token each B position predicts (0 elsewhere)
-    loss_mask   1 where a target is scored
-    sep         len(A): the attention boundary (the model's scalar attention mask)
-
-The original's ``build_input_from_ids``, ``build_uni_input_from_ids`` and ``build_decoder_input``
-are thin wrappers over it and keep their signatures and return tuples.
+It must not lay out positions or targets itself (extend :mod:`glm.inputs` instead), nor touch the
+model, process groups or training state.
 """
 
-from dataclasses import dataclass
+from glm.inputs import MASK_NAMES, GLMInput, pack_glm_input, pack_glm_spans
 
-import numpy as np
-
-MASK_NAMES = ("MASK", "sMASK", "gMASK")
-
-
-@dataclass
-class GLMInput:
-    text: np.ndarray
-    position_id: np.ndarray
-    target: np.ndarray
-    loss_mask: np.ndarray
-    sep: int
-    types: np.ndarray
-    paddings: np.ndarray
-
-    def sample(self):
-        """The dict the block-LM datasets yield (``attention_mask`` is the separator)."""
-        return {"text": self.text, "target": self.target, "attention_mask": self.sep,
-                "loss_mask": self.loss_mask, "position_id": self.position_id}
+__all__ = ["GLMInput", "pack_glm_input", "pack_glm_spans", "MASK_NAMES", "command_id", "mask_ids", "build_part_a",
+           "build_input_from_ids", "build_uni_input_from_ids", "build_decoder_input"]
 
 
 def command_id(tokenizer, name):
@@ -51,45 +30,6 @@ def mask_ids(tokenizer):
         except (KeyError, ValueError, AttributeError):
             pass
     return ids
-
-
-def pack_glm_input(part_a, part_b=(), targets=None, loss_mask=None, mask_position=None, max_len=None,
-                   pad_id=0, types_a=None, block_position=True):
-    """Lay out one GLM sample.
-
-    ``part_a``: ids of the bidirectional part.  ``part_b``: ids fed to the autoregressive part (normally
-    ``[sop] + answer[:-1]``); ``targets``: what each B position predicts (same length, default zeros);
-    ``loss_mask``: which B positions are scored (default all).  ``mask_position``: the position every B
-    token takes (required when B is not empty).  ``block_position=False`` gives every B token block
-    position 1 (``--no-block-position``).  ``max_len``: pad to this length (``None``: no padding); a
-    sample longer than ``max_len`` is an error, callers truncate first.
-    """
-    part_a, part_b = list(part_a), list(part_b)
-    targets = [0] * len(part_b) if targets is None else list(targets)
-    loss_mask = [1] * len(part_b) if loss_mask is None else list(loss_mask)
-    if not len(targets) == len(loss_mask) == len(part_b):
-        raise ValueError(f"part B has {len(part_b)} ids but {len(targets)} targets and {len(loss_mask)} "
-                         "loss-mask entries")
-    if part_b and mask_position is None:
-        raise ValueError("part B needs the position of the mask it fills")
-    sep, length = len(part_a), len(part_a) + len(part_b)
-    max_len = length if max_len is None else max_len
-    if length > max_len:
-        raise ValueError(f"sample of {length} tokens does not fit in {max_len}; truncate the inputs first")
-    pad = max_len - length
-    text = np.array(part_a + part_b + [pad_id] * pad, dtype=np.int64)
-    positions = list(range(sep)) + [mask_position] * len(part_b) + [0] * pad
-    blocks = [0] * sep + (list(range(1, len(part_b) + 1)) if block_position else [1] * len(part_b)) + [0] * pad
-    types_a = [0] * sep if types_a is None else list(types_a)
-    return GLMInput(
-        text=text,
-        position_id=np.array([positions, blocks], dtype=np.int64),
-        target=np.array([0] * sep + targets + [0] * pad, dtype=np.int64),
-        loss_mask=np.array([0] * sep + loss_mask + [0] * pad, dtype=np.int64),
-        sep=sep,
-        types=np.array(types_a + [0] * (len(part_b) + pad), dtype=np.int64),
-        paddings=np.array([1] * length + [0] * pad, dtype=np.int64),
-    )
 
 
 def _mask_position(ids, mask_id_set, last=True):
@@ -190,44 +130,3 @@ def build_decoder_input(enc_ids, answer_ids, max_length, max_dec_len, tokenizer)
                             pad_id=command_id(tokenizer, "eos"))
     return (packed.text, packed.types, packed.paddings, packed.position_id, len(enc_ids), packed.target,
             packed.loss_mask)
-
-
-def pack_glm_spans(part_a, spans, max_len=None, pad_id=0, target_pad_id=0, block_position=True):
-    """Lay out one GLM sample whose part B fills several masks of A, one span after the other.
-
-    ``spans``: ``(mask_position, inputs, targets)`` per span, in order; each span's tokens sit at its
-    mask's position and count block positions from 1 (all 1 with ``block_position=False``), and every
-    span token is scored.  ``max_len``: the length of the result; B is padded (text ``pad_id``, targets
-    ``target_pad_id``, loss mask and positions 0) or, when the spans do not fit, cut at ``max_len`` --
-    the original blank-infilling datasets truncate rather than refuse.  ``part_a`` must fit.
-    """
-    part_a = list(part_a)
-    inputs, targets, positions, blocks = [], [], [], []
-    for mask_position, span_inputs, span_targets in spans:
-        span_inputs, span_targets = list(span_inputs), list(span_targets)
-        if len(span_inputs) != len(span_targets):
-            raise ValueError(f"a span has {len(span_inputs)} ids but {len(span_targets)} targets")
-        inputs += span_inputs
-        targets += span_targets
-        positions += [mask_position] * len(span_inputs)
-        blocks += list(range(1, len(span_inputs) + 1)) if block_position else [1] * len(span_inputs)
-    sep = len(part_a)
-    max_len = sep + len(inputs) if max_len is None else max_len
-    if sep > max_len:
-        raise ValueError(f"part A of {sep} tokens does not fit in {max_len}")
-    room = max_len - sep
-    scored = [1] * min(len(inputs), room)
-    pad = room - len(scored)
-
-    def fill(a_values, b_values, pad_value):
-        return np.array(list(a_values) + list(b_values[:room]) + [pad_value] * pad, dtype=np.int64)
-
-    return GLMInput(
-        text=fill(part_a, inputs, pad_id),
-        position_id=np.stack([fill(range(sep), positions, 0), fill([0] * sep, blocks, 0)]),
-        target=fill([0] * sep, targets, target_pad_id),
-        loss_mask=fill([0] * sep, scored, 0),
-        sep=sep,
-        types=np.zeros(max_len, dtype=np.int64),
-        paddings=fill([1] * sep, scored, 0),
-    )

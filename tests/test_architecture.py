@@ -27,6 +27,7 @@ PACKAGES = ("glm", "data_utils", "tasks")
 #: ``__init__`` only (see :data:`EXACT`): every module of ``glm/`` must be placed by name.
 LAYERS = (
     ("foundation", ("glm", "glm.mpu", "glm.launch", "glm.precision", "glm.learning_rates", "glm.config",
+                    "glm.inputs",
                     "data_utils.tokenizers")),
     ("model", ("glm.model",)),
     ("checkpoint files", ("glm.checkpoint",)),
@@ -38,12 +39,6 @@ LAYERS = (
 
 #: Components that are one module, not a prefix of others.
 EXACT = {"glm"}
-
-#: Known file cycles that another part of issue 17 removes; the lead deletes each line at merge.
-#: (glm.generation.decoding <-> beam_search over the private ``_check_memory``: the inputs helper's fix.)
-ALLOWED_CYCLES = {
-    frozenset({"glm.generation.decoding", "glm.generation.beam_search"}),  # TODO(issue 17 merge): delete
-}
 
 #: Library modules that keep a ``python -m`` alias of a program users were told to run; the guard's body
 #: must stay a one-line hand-over (checked below), the program itself is the entry script named here.
@@ -231,13 +226,7 @@ def test_imports_point_down():
 
 
 def test_no_file_cycles():
-    cycles = [sorted(group) for group in file_cycles() if group not in ALLOWED_CYCLES]
-    assert cycles == []
-
-
-def test_allowed_cycles_are_real():
-    """An allow-list entry whose cycle is gone must be deleted, not kept as a blank cheque."""
-    assert set(ALLOWED_CYCLES) <= set(file_cycles())
+    assert [sorted(group) for group in file_cycles()] == []
 
 
 def test_no_command_line_program_in_the_library():
@@ -311,7 +300,7 @@ if __name__ == "__main__":
     cycles = file_cycles()
     print(f"file cycles: {len(cycles)}")
     for group in cycles:
-        print("  ", " <-> ".join(sorted(group)), "(allowed until merge)" if group in ALLOWED_CYCLES else "")
+        print("  ", " <-> ".join(sorted(group)))
     mains = command_line_code()
     print(f"command-line code in the library: {len(mains)}")
     for line in mains:

@@ -23,11 +23,15 @@ option, not a second implementation:
 * after ``max_new_tokens`` steps the live beams of unfinished rows join the hypotheses.
 
 Initial scores: 0 for beam 0 and ``-1e9`` for the others, so the first step expands beam 0 only.
+
+This module owns beam search only; it feeds tokens through :mod:`.steps` and must not import
+:mod:`.decoding` (which imports it).
 """
 
 import torch
 
 from .sampling import filter_logits, min_length_processor, no_repeat_ngram_processor
+from .steps import check_memory, model_step
 
 NEG_INF = float("-inf")
 
@@ -75,8 +79,6 @@ class BeamHypotheses:
 def beam_search_block(model, logits, mems, mask_positions, next_block_position, config, generator=None):
     """Beam search for every row of ``logits`` ``[B, V]`` (the first-token logits; ``mems`` the
     matching memory).  Returns ``(best ids per row, best normalised score per row)``."""
-    from .decoding import model_step, _check_memory
-
     k = config.num_beams
     batch, vocab = logits.shape
     device = logits.device
@@ -140,7 +142,7 @@ def beam_search_block(model, logits, mems, mask_positions, next_block_position, 
         beam_scores = torch.tensor(next_scores, device=device)
         if all(done) or t == config.max_new_tokens - 1:
             break
-        _check_memory(mems)
+        check_memory(mems)
         if sources != list(range(batch * k)):
             source_index = torch.tensor(sources, device=device)
             mems = [m[source_index] for m in mems]  # (index_select is many times slower on CPU here)

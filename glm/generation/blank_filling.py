@@ -7,6 +7,10 @@ position, is filled: ``sop`` is fed at ``(mask_position, 1)``, every further tok
 later blank sees the context and every earlier filled blank.  A blank ends before ``eop``/``eos``
 or after ``max_new_tokens`` tokens.  The output is the concatenation of ``sop + tokens`` of each
 blank, printed as the original did (``<|startofpiece|> ... <|startofpiece|> ...``).
+
+This module owns the blank-filling loop and its text helpers (context encoding, mask lookup, the
+result records).  Positions come from ``glm.inputs``, steps from :mod:`.steps`, token choice from
+:mod:`.decoding`; it must not parse flags or load models (``glm/generation/cli.py`` does).
 """
 
 from dataclasses import dataclass, field
@@ -14,10 +18,10 @@ from typing import List, Optional
 
 import torch
 
+from ..inputs import MASK_NAMES, context_position_ids
+from .decoding import DecodeConfig, search_block
 from .kv_cache import with_kv_cache
-from .decoding import DecodeConfig, GenerationInputError, feed_block, model_step, search_block
-
-MASK_NAMES = ("MASK", "sMASK", "gMASK")
+from .steps import GenerationInputError, feed_block, model_step
 
 
 def mask_token_ids(tokenizer, task_mask):
@@ -113,9 +117,7 @@ def fill_blanks(model, tokenizer, context_ids, config: DecodeConfig, task_mask=F
     model = with_kv_cache(model, kv_cache)
     length = len(context_ids)
     ids = torch.tensor([context_ids], dtype=torch.long, device=device)
-    position_ids = torch.stack([torch.arange(length, device=device), torch.zeros(length, dtype=torch.long,
-                                                                                 device=device)]).unsqueeze(0)
-    _, *mems = model(ids, position_ids, torch.tensor([length], device=device))
+    _, *mems = model(ids, context_position_ids(length, device), torch.tensor([length], device=device))
     if not mems:
         raise GenerationInputError("the model returned no memory: build it with max_memory_length > 0")
 

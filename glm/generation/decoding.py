@@ -1,13 +1,16 @@
-"""Decoding state shared by sampling, beam search and blank filling.
+"""What to generate (:class:`DecodeConfig`), sampling a block, and decoding batches of built inputs.
 
-A GLM block is decoded through the model's memory (its KV cache): the context is encoded once,
-then every step feeds one token per row with the 2D position ``(mask_position, block_position)``
-and the scalar separator ``0`` (every memory column is visible).  The model keeps the last
-``max_memory_length`` positions of memory, as the original does.
+A GLM block is decoded through the model's memory (hidden states or a key/value cache): the context
+is encoded once, then every step feeds one token per row with the 2D position
+``(mask_position, block_position)`` and the scalar separator ``0`` (every memory column is visible),
+through :mod:`.steps`.  The model keeps the last ``max_memory_length`` positions of memory, as the
+original does.  Beam search lives in :mod:`.beam_search` (imported here, never the other way).
 
 The entry point for batches (a seq2seq evaluator, or anything holding already-built GLM inputs) is
 :func:`generate`: ``tokens [B, L]`` ending with ``sop``, ``position_ids [B, 2, L]`` and the
 separator(s) ``attention_mask``; it returns the generated ids of every row.
+
+This module must not lay out inputs (``glm.inputs`` does) nor reach into the model's layers.
 """
 
 from dataclasses import dataclass, field
@@ -15,11 +18,10 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from .sampling import min_length_processor, no_repeat_ngram_processor, restrict_vocab, sample_next
-
-
-class GenerationInputError(ValueError):
-    """A context the decoder cannot use (too long, no mask, ...); the message says why."""
+from .beam_search import beam_search_block
+from .kv_cache import KVCacheModel, supports_kv_cache
+from .sampling import min_length_processor, no_repeat_ngram_processor, sample_next
+from .steps import GenerationInputError, check_memory, model_step
 
 
 @dataclass
@@ -85,40 +87,6 @@ class DecodeConfig:
         return cls(**values)
 
 
-def step_inputs(tokens, mask_positions, block_position):
-    """Model inputs for one incremental step: ids ``[B, 1]``, positions ``[B, 2, 1]`` =
-    ``(mask_position, block_position)``, separator ``[0]``."""
-    tokens = tokens.view(-1, 1)
-    block = torch.as_tensor(block_position, dtype=torch.long, device=tokens.device).expand(tokens.size(0))
-    positions = torch.stack([mask_positions.to(tokens.device), block], dim=1).unsqueeze(-1)
-    return tokens, positions, torch.zeros(1, dtype=torch.long, device=tokens.device)
-
-
-def model_step(model, tokens, mask_positions, block_position, mems):
-    """Feed one token per row; returns the next-token logits ``[B, V]`` and the grown memory."""
-    ids, positions, mask = step_inputs(tokens, mask_positions, block_position)
-    logits, *mems = model(ids, positions, mask, *mems)
-    return logits[:, -1], mems
-
-
-def feed_block(model, tokens, mask_position, first_block_position, mems):
-    """Append a whole run of block tokens ``[B, n]`` to the memory in one call (causal among
-    themselves, every memory column visible): the memory a token-by-token feed would leave."""
-    batch, n = tokens.shape
-    block = torch.arange(first_block_position, first_block_position + n, device=tokens.device)
-    positions = torch.stack([mask_position.view(-1, 1).expand(batch, n).to(tokens.device),
-                             block.expand(batch, n)], dim=1)
-    logits, *mems = model(tokens, positions, torch.zeros(1, dtype=torch.long, device=tokens.device), *mems)
-    return logits[:, -1], mems
-
-
-def _check_memory(mems):
-    if not mems:
-        raise GenerationInputError(
-            "the model returned no memory: build it with max_memory_length > 0 (generation uses "
-            "seq_length - 1) so that decoding can reuse the encoded context")
-
-
 def sample_block(model, logits, mems, mask_positions, next_block_position, config, generator=None):
     """Sample (or greedily pick) up to ``config.max_new_tokens`` ids per row.
 
@@ -143,7 +111,7 @@ def sample_block(model, logits, mems, mask_positions, next_block_position, confi
                 outputs[row].append(token)
         if bool(finished.all()) or t == config.max_new_tokens - 1:
             break
-        _check_memory(mems)
+        check_memory(mems)
         feed = next_ids.masked_fill(finished, config.pad_id)
         logits, mems = model_step(model, feed, mask_positions, next_block_position + t, mems)
     return outputs, mems
@@ -154,8 +122,6 @@ def search_block(model, logits, mems, mask_positions, next_block_position, confi
     After beam search the memory is that of the beams alive at the end (``None``): callers that go
     on decoding re-feed the chosen hypothesis with :func:`feed_block`."""
     if config.num_beams > 1:
-        from .beam_search import beam_search_block
-
         ids, scores = beam_search_block(model, logits, mems, mask_positions, next_block_position, config,
                                         generator)
         return ids, scores, None
@@ -181,8 +147,6 @@ def generate(model, tokens, position_ids, attention_mask, config, generator=None
         raise GenerationInputError(
             f"generate expects tokens [B, L] and block position ids [B, 2, L]; got {list(tokens.shape)} and "
             f"{list(position_ids.shape)}")
-    from .kv_cache import KVCacheModel, supports_kv_cache
-
     if kv_cache and supports_kv_cache(model):
         keep_memory = KVCacheModel(model, max_memory_length=0)
     else:
@@ -190,7 +154,7 @@ def generate(model, tokens, position_ids, attention_mask, config, generator=None
             return model(*inputs, return_memory=True)
 
     logits, *mems = keep_memory(tokens, position_ids, attention_mask)
-    _check_memory(mems)
+    check_memory(mems)
     mask_positions = position_ids[:, 0, -1]
     next_block = position_ids[:, 1, -1] + 1
     if bool((next_block != next_block[0]).any()):
@@ -200,5 +164,4 @@ def generate(model, tokens, position_ids, attention_mask, config, generator=None
     return ids, scores
 
 
-__all__ = ["DecodeConfig", "GenerationInputError", "generate", "model_step", "feed_block", "sample_block",
-           "search_block", "step_inputs", "restrict_vocab"]
+__all__ = ["DecodeConfig", "generate", "sample_block", "search_block"]

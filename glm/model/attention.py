@@ -1,25 +1,35 @@
-"""GLM attention masks and the attention kernels that apply them (spec section 2).
+"""GLM attention masks, the attention kernels that apply them, and the spec that chooses the kernel
+(spec section 2).
 
 Masks.  ``GLMModel.forward`` accepts ``attention_mask`` as a separator ``sep`` (one value, or
 one per sample) or as an explicit 0/1 matrix.  For a separator, query ``i`` may attend key
 ``j`` iff ``j < sep`` or ``j <= i``: Part A (``< sep``) is bidirectional, Part B is causal and
-sees all of A.  Memory columns, when present, are always visible.
+sees all of A.  Memory columns (hidden-state memory or key/value cache), when present, are always
+visible.  :func:`prepare_mask` also says whether a mask needs the exact kernel.
 
 Kernels.  ``reference`` computes the scores explicitly and masks them the original's way
 (multiply by the 0/1 mask, then add ``-65504`` where it is 0).  ``sdpa`` hands a boolean mask to
-``torch.nn.functional.scaled_dot_product_attention``.  The two agree to float rounding whenever
-every query row can see at least one key, which is always true for separator masks; explicit
-matrices with a fully hidden row (a degenerate padding row) fall back to ``reference`` so the
-result stays identical to the original.
+``torch.nn.functional.scaled_dot_product_attention``; ``flex`` to FlexAttention.  They agree to
+float rounding whenever every query row can see at least one key, which is always true for
+separator masks; explicit matrices with a fully hidden row (a degenerate padding row) or non-0/1
+values need ``reference`` so the result stays identical to the original.
 
-``auto`` picks between the two per device, dtype and dropout from :data:`AUTO_KERNELS`, a table
-measured on the hardware this project runs on (see ``docs/model.md``); the choice is logged once per
-combination.  Every kernel it may pick agrees with ``reference`` within float rounding of the dtype
-(tested in ``tests/model/test_attention_choice.py``).
+Choice.  :class:`AttentionSpec` (in the spirit of megatron/core's ``ModuleSpec``) is built once when
+the model is built, from ``--attention-backend``, and logged; the transformer asks it once per
+forward which kernel every layer runs (:meth:`AttentionSpec.kernel`), from the device, the compute
+dtype, whether attention dropout is active and the mask's needs -- never from the mask's dtype.
+``auto`` picks between ``sdpa`` and ``reference`` from :data:`AUTO_KERNELS`, a table measured on the
+hardware this project runs on (see ``docs/model.md``); the pick is logged once per combination.
+Every kernel it may pick agrees with ``reference`` within float rounding of the dtype (tested in
+``tests/model/test_attention_choice.py``).
+
+This module owns masks, kernels and the kernel choice; it must not touch parameters, process
+groups or inputs other than the mask (those are ``transformer.py``'s and ``glm.inputs``').
 """
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -31,17 +41,11 @@ MASK_FILL = -65504.0  # the fp16 minimum the original adds to hidden scores
 BACKENDS = ("auto", "sdpa", "reference", "flex")
 
 
-class FlexMask(NamedTuple):
-    """A boolean mask together with its FlexAttention block mask (built once per forward)."""
-    dense: torch.Tensor
-    block: object
-
-
 _compiled_flex = None
 
 
 def flex_block_mask(mask):
-    """FlexAttention block mask equal to the boolean ``mask`` ``[B or 1, 1, L, K]``."""
+    """FlexAttention block mask equal to the boolean ``mask`` ``[B or 1, 1, L, K]`` (built once per forward)."""
     from torch.nn.attention.flex_attention import create_block_mask
 
     dense = mask[:, 0]
@@ -88,14 +92,23 @@ def is_separator(attention_mask, batch_size):
     return attention_mask.numel() == 1 or attention_mask.numel() == batch_size
 
 
-def prepare_mask(attention_mask, batch_size, query_length, memory_length, dtype):
-    """Turn any accepted ``attention_mask`` form into the tensor the attention layers consume.
+class PreparedMask(NamedTuple):
+    """The mask the attention layers consume, and whether only the exact ``reference`` kernel may apply it."""
+    mask: torch.Tensor
+    exact: bool
 
-    Returns a boolean tensor when the fast kernel may be used, else a float 0/1 tensor in
-    ``dtype`` for the reference kernel.
+
+def prepare_mask(attention_mask, batch_size, query_length, memory_length, dtype):
+    """Turn any accepted ``attention_mask`` form into a :class:`PreparedMask`.
+
+    Separators and 0/1 matrices in which every row sees some key become a boolean mask that every
+    kernel applies alike; any other matrix (non-0/1 values, a fully hidden row) stays a float
+    tensor in ``dtype`` with ``exact=True``: the original's multiply-then-add masking is the only
+    faithful way to apply it.
     """
     if is_separator(attention_mask, batch_size):
-        return sep_to_mask(attention_mask, batch_size, query_length, memory_length, attention_mask.device)
+        return PreparedMask(sep_to_mask(attention_mask, batch_size, query_length, memory_length,
+                                        attention_mask.device), False)
     if attention_mask.size(-2) != query_length or attention_mask.size(-1) < memory_length + query_length:
         raise ValueError(
             f"attention_mask of shape {tuple(attention_mask.shape)} does not cover {query_length} queries and "
@@ -105,8 +118,8 @@ def prepare_mask(attention_mask, batch_size, query_length, memory_length, dtype)
     binary = bool(((matrix == 0) | (matrix == 1)).all())
     every_row_sees_something = bool((matrix != 0).any(dim=-1).all())
     if binary and every_row_sees_something:
-        return matrix != 0
-    return matrix.to(dtype)
+        return PreparedMask(matrix != 0, False)
+    return PreparedMask(matrix.to(dtype), True)
 
 
 def reference_attention(query, key, value, mask, dropout, attention_scale=1.0):
@@ -167,3 +180,50 @@ def auto_kernel(device_type, dtype, dropout_active):
 def sdpa_attention(query, key, value, mask, dropout_p):
     """Fused attention through ``torch.nn.functional.scaled_dot_product_attention``."""
     return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout_p)
+
+
+@dataclass(frozen=True)
+class AttentionSpec:
+    """Which attention implementation a model runs, fixed when the model is built.
+
+    ``backend`` is the ``--attention-backend`` value: ``reference`` and ``sdpa`` force that kernel,
+    ``flex`` runs FlexAttention where it can (it has no dropout on the probabilities and is compiled
+    per shape, so training with attention dropout and key/value-cache decoding run SDPA), ``auto``
+    runs :data:`AUTO_KERNELS`' pick for the device, dtype and dropout.  Transformer-XL models
+    (``relative``) always run their explicit relative-position attention.
+    """
+    backend: str = "auto"
+    relative: bool = False
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"attention_backend must be one of {BACKENDS}, got {self.backend!r}")
+
+    @classmethod
+    def of(cls, backend, relative=False):
+        """The spec for an ``--attention-backend`` value (a spec is taken as it is)."""
+        if isinstance(backend, cls):
+            return backend
+        return cls(backend, relative)
+
+    def describe(self):
+        if self.relative:
+            return "relative-position attention (Transformer-XL), explicit kernel"
+        if self.backend == "auto":
+            return "auto: SDPA, or the AUTO_KERNELS pick per device, dtype and attention dropout"
+        return f"{self.backend} kernel"
+
+    def kernel(self, device_type, dtype, dropout_active, exact_mask=False, incremental=False):
+        """The kernel (``'relative'``, ``'reference'``, ``'sdpa'`` or ``'flex'``) every layer runs in one
+        forward: ``dtype`` is the attention's compute dtype (autocast's when it is on), ``exact_mask``
+        says the mask needs ``reference`` (:class:`PreparedMask`), ``incremental`` that the forward
+        extends a key/value cache."""
+        if self.relative:
+            return "relative"
+        if exact_mask or self.backend == "reference":
+            return "reference"
+        if self.backend == "auto":
+            return auto_kernel(device_type, dtype, dropout_active)
+        if self.backend == "flex" and (dropout_active or incremental):
+            return "sdpa"
+        return self.backend

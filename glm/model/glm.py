@@ -1,4 +1,8 @@
-"""``GLMModel``: word embeddings, the GLM transformer and the tied output projection (spec 1.1)."""
+"""``GLMModel``: word embeddings, the GLM transformer and the tied output projection (spec 1.1).
+
+This module owns the model's top-level forward (embeddings, prompts, memory or key/value cache,
+logits); it must not touch tokenizers, input layouts (``glm.inputs``), files or training state.
+"""
 
 import torch
 import torch.nn.functional as F
@@ -16,16 +20,19 @@ class GLMModel(nn.Module):
 
     Arguments keep the original names and order (``glm.model.GLMModel`` in entry_points.md).
     ``forward(input_ids, position_ids, attention_mask, *mems, return_memory=False,
-    detach_memory=True, prompt_pos=None)`` returns ``(logits_or_hidden, *mems)``:
+    detach_memory=True, prompt_pos=None, kv_cache=None)`` returns ``(logits_or_hidden, *mems)``:
 
     * ``input_ids`` ``[B, L]``; ``position_ids`` ``[B, 2, L]`` (position, block position) with
       block position encoding, ``[B, L]`` otherwise (ignored by the relative encoding);
     * ``attention_mask``: a separator (1 or ``B`` elements) or a 0/1 matrix ``[B, 1, L, M+L]``;
     * logits over this rank's vocabulary shard (``parallel_output=True``) or the full vocabulary;
-    * ``num_layers + 1`` memory tensors when ``max_memory_length > 0`` or ``return_memory``.
+    * ``num_layers + 1`` memory tensors when ``max_memory_length > 0`` or ``return_memory``;
+      with ``kv_cache`` (new) the ``2 * num_layers`` tensors of the grown key/value cache instead.
 
     New keyword-only arguments: ``group`` (the model-parallel process group, default the one
-    from ``mpu.initialize_model_parallel``) and ``attention_backend`` (``auto``/``sdpa``/``reference``).
+    from ``mpu.initialize_model_parallel``) and ``attention_backend`` (an ``--attention-backend``
+    value, ``auto``/``sdpa``/``reference``/``flex``, or an :class:`~.attention.AttentionSpec`), turned
+    into the model's attention spec once, here.
     """
 
     def __init__(self, num_layers, vocab_size, hidden_size, num_attention_heads, embedding_dropout_prob,
@@ -69,7 +76,7 @@ class GLMModel(nn.Module):
                 layer.requires_grad_(True)
 
     def forward(self, input_ids, position_ids, attention_mask, *mems, return_memory=False, detach_memory=True,
-                prompt_pos=None, return_hidden=False, logit_positions=None):
+                prompt_pos=None, return_hidden=False, logit_positions=None, kv_cache=None):
         """``return_hidden`` (new): return the final hidden states instead of the logits, for callers
         that project only some positions onto the vocabulary (:meth:`project`).
 
@@ -77,7 +84,12 @@ class GLMModel(nn.Module):
         then come back as ``[N, vocab]`` for the ``N`` selected positions in row-major order.  Losses
         read only part of the sequence (Part B in blank infilling), and the vocabulary projection with
         its cross entropy is otherwise the largest single matmul of a step for every position.  The
-        selection happens inside ``forward`` so wrappers that hook it (DDP, DeepSpeed) see it."""
+        selection happens inside ``forward`` so wrappers that hook it (DDP, DeepSpeed) see it.
+
+        ``kv_cache`` (new): decode through a key/value cache instead of the hidden-state memory: a
+        list ``[K_0, V_0, K_1, V_1, ...]`` (each ``[B, M, hidden / model-parallel size]``, empty to
+        start one); the grown cache comes back in place of the memory.  The same numbers as the
+        hidden-state memory, with one token's worth of projections per step (absolute positions only)."""
         embeddings = self.word_embeddings(input_ids)
         if prompt_pos is not None:
             embeddings = embeddings.clone()
@@ -85,7 +97,8 @@ class GLMModel(nn.Module):
             rows = torch.arange(input_ids.size(0), device=input_ids.device).unsqueeze(1)
             embeddings[rows, prompt_pos] = prompts
         hidden, new_mems = self.transformer(embeddings, position_ids, attention_mask, *mems,
-                                            return_memory=return_memory, detach_memory=detach_memory)
+                                            return_memory=return_memory, detach_memory=detach_memory,
+                                            kv_cache=kv_cache)
         if self.output_predict and not return_hidden:
             if logit_positions is not None:
                 hidden = hidden[logit_positions]

@@ -6,9 +6,19 @@ Parameter names match the original state dict (spec section 1.3): the stack live
 ``attention.relative``, ``post_attention_layernorm``, ``mlp.dense_h_to_4h``,
 ``mlp.dense_4h_to_h``), ``final_layernorm``, and for Transformer-XL ``r_w_bias``/``r_r_bias``.
 The maths reads as a plain transformer; the parallel plumbing is in the ``glm.mpu`` layers.
+
+One forward serves training, evaluation and decoding: its memory is either the original's
+hidden-state memory (``*mems``, the layers' inputs) or a key/value cache (``kv_cache=``, each
+layer's keys and values, for decoding with absolute positions).  The attention kernel of a forward
+comes from the model's :class:`~.attention.AttentionSpec`, asked once per forward here and passed to
+every layer; the layers never choose it.
+
+This module owns the transformer's parameters and forward; it must not touch tokenizers, input
+layouts (``glm.inputs``), files or process-group creation (groups are passed in).
 """
 
 import contextlib
+import logging
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +27,8 @@ from torch import nn
 from .. import mpu
 from ..mpu.layers import normal_init, scaled_normal_init, set_partition_attributes
 from . import attention as attn
+
+logger = logging.getLogger(__name__)
 
 LAYERNORM_EPS = 1e-5  # the original never wired --layernorm-epsilon through
 
@@ -53,7 +65,7 @@ class ParallelSelfAttention(nn.Module):
 
     def __init__(self, hidden_size, num_attention_heads, attention_dropout_prob, output_dropout_prob,
                  init_method, output_layer_init_method, relative_encoding=False, attention_scale=1.0,
-                 group=None, attention_backend="auto"):
+                 group=None):
         super().__init__()
         world = mpu.group_world_size(mpu.get_model_parallel_group() if group is None else group)
         self.hidden_size_per_partition = mpu.divide(hidden_size, world, "hidden size")
@@ -62,7 +74,6 @@ class ParallelSelfAttention(nn.Module):
         self.head_dim = mpu.divide(hidden_size, num_attention_heads, "hidden size")
         self.relative_encoding = relative_encoding
         self.attention_scale = attention_scale
-        self.attention_backend = attention_backend
         self.query_key_value = mpu.ColumnParallelLinear(
             hidden_size, 3 * hidden_size, stride=3, gather_output=False, init_method=init_method, group=group)
         if relative_encoding:
@@ -85,62 +96,50 @@ class ParallelSelfAttention(nn.Module):
         batch, length = x.shape[:2]
         return x.view(batch, length, self.num_heads_per_partition, self.head_dim).transpose(1, 2)
 
-    def forward(self, hidden_states, mask, mem=None, position_embeddings=None, r_w_bias=None, r_r_bias=None,
-                kernel=None):
-        """Attention of ``hidden_states`` over ``[mem, hidden_states]`` (both already normed); ``kernel``
-        (``'sdpa'``/``'reference'``) is the transformer's choice for boolean masks, else :meth:`_kernel`."""
+    def forward(self, hidden_states, mask, mem=None, position_embeddings=None, r_w_bias=None, r_r_bias=None, *,
+                kernel, kv_cache=None):
+        """Attention of ``hidden_states`` (already normed) with the transformer's ``kernel`` (see
+        :meth:`.attention.AttentionSpec.kernel`; ``mask`` is the one that kernel takes).
+
+        Without ``kv_cache``: over ``[mem, hidden_states]`` (``mem`` normed too); returns the output.
+        With ``kv_cache = (keys, values)`` (``None, None`` to start one; ``[B, K, hidden / model-parallel
+        size]``): over the cached keys and values followed by this call's own; returns
+        ``(output, (keys, values))``.  Keys and values depend on their own position only, so both
+        give the same result for the same history (absolute positions only)."""
+        if kv_cache is not None:
+            query, key, value = torch.chunk(self.query_key_value(hidden_states), 3, dim=-1)
+            key_cache, value_cache = kv_cache
+            if key_cache is not None:
+                key = torch.cat([key_cache, key], dim=1)
+                value = torch.cat([value_cache, value], dim=1)
+            return self._attend(query, key, value, mask, kernel), (key, value)
         query_length = hidden_states.size(1)
         full = hidden_states if mem is None else torch.cat([mem, hidden_states], dim=1)
         query, key, value = torch.chunk(self.query_key_value(full), 3, dim=-1)
-        return self._attend(query[:, -query_length:], key, value, mask, position_embeddings, r_w_bias, r_r_bias,
-                            kernel)
+        return self._attend(query[:, -query_length:], key, value, mask, kernel, position_embeddings, r_w_bias,
+                            r_r_bias)
 
-    def forward_cached(self, hidden_states, mask, key_cache=None, value_cache=None):
-        """Attention of ``hidden_states`` (normed) over cached keys and values followed by its own:
-        ``(output, keys, values)``, the last two ``[B, K, hidden / model-parallel size]`` to cache.
-        Keys and values depend on their own position only, so this equals ``forward`` with the
-        memory the cache was built from (absolute positions only)."""
-        query, key, value = torch.chunk(self.query_key_value(hidden_states), 3, dim=-1)
-        if key_cache is not None:
-            key = torch.cat([key_cache, key], dim=1)
-            value = torch.cat([value_cache, value], dim=1)
-        return self._attend(query, key, value, mask), key, value
-
-    def _attend(self, query, key, value, mask, position_embeddings=None, r_w_bias=None, r_r_bias=None,
-                kernel=None):
-        """The attention kernel chosen by the backend and the mask, then the output projection.
-        ``query`` ``[B, L, h]``, ``key``/``value`` ``[B, K, h]`` with ``h`` this rank's hidden part."""
+    def _attend(self, query, key, value, mask, kernel, position_embeddings=None, r_w_bias=None, r_r_bias=None):
+        """Run ``kernel``, then the output projection.  ``query`` ``[B, L, h]``, ``key``/``value``
+        ``[B, K, h]`` with ``h`` this rank's hidden part."""
         batch, query_length = query.shape[:2]
         query, key, value = self._heads(query), self._heads(key), self._heads(value)
-        dropout_rng = self._dropout_rng()
-        if isinstance(mask, attn.FlexMask):
-            if not self.relative_encoding and not (self.training and self.attention_dropout.p > 0):
-                context = attn.flex_attention(query, key, value, mask.block)
-                context = context.transpose(1, 2).reshape(batch, query_length, self.hidden_size_per_partition)
-                return self.output_dropout(self.dense(context))
-            mask = mask.dense  # FlexAttention has no dropout on the probabilities: use SDPA then
-        if self.relative_encoding:
+        if kernel == "relative":
             context = self._relative_attention(query, key, value, mask, position_embeddings, r_w_bias, r_r_bias)
-        elif mask.dtype == torch.bool and (kernel or self._kernel(query.device.type, query.dtype)) == "sdpa":
-            with dropout_rng:
+        elif kernel == "flex":  # never with active dropout (the spec runs SDPA then)
+            context = attn.flex_attention(query, key, value, mask)
+        elif kernel == "sdpa":
+            with self._dropout_rng():
                 p = self.attention_dropout.p if self.training else 0.0
                 context = attn.sdpa_attention(query, key, value, mask, p)
-        else:
-            with dropout_rng:
+        elif kernel == "reference":
+            with self._dropout_rng():
                 context = attn.reference_attention(query, key, value, mask, self.attention_dropout,
                                                    self.attention_scale)
+        else:
+            raise ValueError(f"unknown attention kernel {kernel!r}")
         context = context.transpose(1, 2).reshape(batch, query_length, self.hidden_size_per_partition)
         return self.output_dropout(self.dense(context))
-
-    def _kernel(self, device_type, dtype):
-        """The kernel for a boolean mask: the forced one, or ``auto``'s measured pick for this device,
-        dtype and dropout (``flex`` masks that reach here fall back to SDPA, as before)."""
-        if self.attention_backend == "reference":
-            return "reference"
-        if self.attention_backend == "auto":
-            dropout_active = self.training and self.attention_dropout.p > 0
-            return attn.auto_kernel(device_type, dtype, dropout_active)
-        return "sdpa"
 
     def _relative_attention(self, query, key, value, mask, position_embeddings, r_w_bias, r_r_bias):
         relative = self._heads(self.relative(position_embeddings))
@@ -172,29 +171,28 @@ class ParallelTransformerLayer(nn.Module):
 
     def __init__(self, hidden_size, num_attention_heads, attention_dropout_prob, output_dropout_prob,
                  init_method, output_layer_init_method, relative_encoding=False, attention_scale=1.0,
-                 group=None, attention_backend="auto"):
+                 group=None):
         super().__init__()
         self.input_layernorm = nn.LayerNorm(hidden_size, eps=LAYERNORM_EPS)
         self.attention = ParallelSelfAttention(
             hidden_size, num_attention_heads, attention_dropout_prob, output_dropout_prob, init_method,
-            output_layer_init_method, relative_encoding, attention_scale, group, attention_backend)
+            output_layer_init_method, relative_encoding, attention_scale, group)
         self.post_attention_layernorm = nn.LayerNorm(hidden_size, eps=LAYERNORM_EPS)
         self.mlp = ParallelMLP(hidden_size, output_dropout_prob, init_method, output_layer_init_method, group)
 
-    def forward(self, hidden_states, mask, mem=None, position_embeddings=None, r_w_bias=None, r_r_bias=None,
-                kernel=None):
+    def forward(self, hidden_states, mask, mem=None, position_embeddings=None, r_w_bias=None, r_r_bias=None, *,
+                kernel, kv_cache=None):
+        """The layer's output; with ``kv_cache`` (see ``ParallelSelfAttention.forward``) also the grown
+        ``(keys, values)``."""
         normed = self.input_layernorm(hidden_states)
         normed_mem = self.input_layernorm(mem) if mem is not None else None
-        x = hidden_states + self.attention(normed, mask, normed_mem, position_embeddings, r_w_bias, r_r_bias, kernel)
-        return x + self.mlp(self.post_attention_layernorm(x))
-
-    def forward_cached(self, hidden_states, mask, key_cache=None, value_cache=None):
-        """The layer with a key/value cache instead of a hidden-state memory: ``(output, keys, values)``
-        (see ``ParallelSelfAttention.forward_cached``)."""
-        context, key, value = self.attention.forward_cached(self.input_layernorm(hidden_states), mask,
-                                                            key_cache, value_cache)
+        context = self.attention(normed, mask, normed_mem, position_embeddings, r_w_bias, r_r_bias, kernel=kernel,
+                                 kv_cache=kv_cache)
+        if kv_cache is not None:
+            context, kv_cache = context
         x = hidden_states + context
-        return x + self.mlp(self.post_attention_layernorm(x)), key, value
+        x = x + self.mlp(self.post_attention_layernorm(x))
+        return x if kv_cache is None else (x, kv_cache)
 
 
 class GLMTransformer(nn.Module):
@@ -206,8 +204,8 @@ class GLMTransformer(nn.Module):
                  checkpoint_num_layers=1, init_method_std=0.02, relative_encoding=False,
                  block_position_encoding=False, attention_scale=1.0, group=None, attention_backend="auto"):
         super().__init__()
-        if attention_backend not in attn.BACKENDS:
-            raise ValueError(f"attention_backend must be one of {attn.BACKENDS}, got {attention_backend!r}")
+        self.attention_spec = attn.AttentionSpec.of(attention_backend, relative_encoding)
+        logger.info("attention: %s", self.attention_spec.describe())
         if hidden_size % num_attention_heads != 0:
             raise ValueError(
                 f"hidden size {hidden_size} is not divisible by the number of attention heads {num_attention_heads}")
@@ -225,7 +223,7 @@ class GLMTransformer(nn.Module):
         self.checkpoint_num_layers = checkpoint_num_layers
         self.relative_encoding = relative_encoding
         self.block_position_encoding = block_position_encoding
-        self.attention_backend = attention_backend
+        self.attention_dropout_prob = attention_dropout_prob
         self.embedding_dropout = nn.Dropout(embedding_dropout_prob)
 
         self.init_method_std = init_method_std
@@ -251,8 +249,7 @@ class GLMTransformer(nn.Module):
         output_init = scaled_normal_init(init_method_std, num_layers)
         self.layers = nn.ModuleList([
             ParallelTransformerLayer(hidden_size, num_attention_heads, attention_dropout_prob, output_dropout_prob,
-                                     init, output_init, relative_encoding, attention_scale, group,
-                                     attention_backend)
+                                     init, output_init, relative_encoding, attention_scale, group)
             for _ in range(num_layers)])
         self.final_layernorm = nn.LayerNorm(hidden_size, eps=LAYERNORM_EPS)
 
@@ -293,12 +290,36 @@ class GLMTransformer(nn.Module):
             hidden_states = hidden_states + self.position_embeddings(position_ids)
         return self.embedding_dropout(hidden_states)
 
-    def forward(self, hidden_states, position_ids, attention_mask, *mems, return_memory=False, detach_memory=True):
+    def _check_kv_cache(self, kv_cache, batch):
+        if self.relative_encoding:
+            raise ValueError("a key/value cache needs absolute positions; Transformer-XL models decode with "
+                             "their hidden-state memory")
+        if not kv_cache:
+            return 0
+        if len(kv_cache) != 2 * self.num_layers:
+            raise ValueError(f"expected {2 * self.num_layers} key/value cache tensors (2 per layer), got "
+                             f"{len(kv_cache)}")
+        length = kv_cache[0].size(1)
+        for i, c in enumerate(kv_cache):
+            if c.dim() != 3 or c.size(0) != batch or c.size(1) != length:
+                raise ValueError(f"key/value cache tensor {i} has shape {list(c.shape)}; expected [{batch}, {length}, "
+                                 "hidden / model-parallel size]")
+        return length
+
+    def forward(self, hidden_states, position_ids, attention_mask, *mems, return_memory=False, detach_memory=True,
+                kv_cache=None):
+        """The stack over ``hidden_states`` (word embeddings); returns ``(final hidden states, memory)``.
+
+        The memory is the hidden-state memory (``mems``: ``num_layers + 1`` layer inputs, kept when
+        ``max_memory_length > 0`` or ``return_memory``), or, when ``kv_cache`` is given (a list
+        ``[K_0, V_0, K_1, V_1, ...]``, empty to start one), the grown key/value cache.  Both keep the
+        last ``max_memory_length`` positions unless ``return_memory`` (a cache with
+        ``max_memory_length == 0`` keeps every position)."""
         batch, query_length = hidden_states.shape[:2]
-        memory_length = self._check_mems(mems, batch)
-        mask = attn.prepare_mask(attention_mask, batch, query_length, memory_length, hidden_states.dtype)
-        if self.attention_backend == "flex" and mask.dtype == torch.bool and not self.relative_encoding:
-            mask = attn.FlexMask(mask, attn.flex_block_mask(mask))
+        if kv_cache is not None and mems:
+            raise ValueError("pass either a hidden-state memory or a key/value cache, not both")
+        memory_length = self._check_kv_cache(kv_cache, batch) if kv_cache is not None else self._check_mems(mems, batch)
+        mask, exact_mask = attn.prepare_mask(attention_mask, batch, query_length, memory_length, hidden_states.dtype)
 
         position_embeddings = None
         if self.relative_encoding:
@@ -308,12 +329,19 @@ class GLMTransformer(nn.Module):
         else:
             hidden_states = self.embed_positions(hidden_states, position_ids)
 
-        keep_memory = self.max_memory_length > 0 or return_memory
-        layer_inputs = [hidden_states] if keep_memory else []
+        kernel = self._attention_kernel(hidden_states, exact_mask, incremental=kv_cache is not None)
+        if kernel == "flex":
+            mask = attn.flex_block_mask(mask)
         extra = dict(position_embeddings=position_embeddings,
                      r_w_bias=getattr(self, "r_w_bias", None), r_r_bias=getattr(self, "r_r_bias", None),
-                     kernel=self._attention_kernel(hidden_states))
+                     kernel=kernel)
+        if kv_cache is not None:
+            hidden_states, new_cache = self._cached_forward(hidden_states, mask, kv_cache, extra, return_memory,
+                                                            detach_memory)
+            return self.final_layernorm(hidden_states), new_cache
 
+        keep_memory = self.max_memory_length > 0 or return_memory
+        layer_inputs = [hidden_states] if keep_memory else []
         if self.checkpoint_activations and torch.is_grad_enabled():
             chunk = max(1, self.checkpoint_num_layers)
             for start in range(0, self.num_layers, chunk):
@@ -333,15 +361,28 @@ class GLMTransformer(nn.Module):
         new_mems = self.update_mems(layer_inputs, mems, return_memory, detach_memory) if keep_memory else []
         return output, new_mems
 
-    def _attention_kernel(self, hidden_states):
-        """The kernel every layer runs for a boolean mask in this forward, chosen here, outside the
-        (possibly compiled) layers: the dtype is the one autocast will give the attention inputs."""
-        if not self.layers:
-            return None
+    def _cached_forward(self, hidden_states, mask, kv_cache, extra, return_memory, detach_memory):
+        """Every layer over its cached keys and values; returns the last hidden states and the new cache
+        (the last ``max_memory_length`` positions, all of them with ``return_memory`` or a limit of 0)."""
+        keep = 0 if return_memory else self.max_memory_length
+        new_cache = []
+        for i, layer in enumerate(self.layers):
+            layer_cache = (kv_cache[2 * i], kv_cache[2 * i + 1]) if kv_cache else (None, None)
+            hidden_states, (key, value) = layer(hidden_states, mask, kv_cache=layer_cache, **extra)
+            if keep and key.size(1) > keep:
+                key, value = key[:, -keep:], value[:, -keep:]
+            key, value = key.contiguous(), value.contiguous()  # reordered per beam: keep them dense
+            new_cache += [key.detach(), value.detach()] if detach_memory else [key, value]
+        return hidden_states, new_cache
+
+    def _attention_kernel(self, hidden_states, exact_mask, incremental):
+        """The kernel every layer runs in this forward, asked of the model's attention spec here, outside
+        the (possibly compiled) layers: the dtype is the one autocast will give the attention inputs."""
         device_type = hidden_states.device.type
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) \
             else hidden_states.dtype
-        return self.layers[0].attention._kernel(device_type, dtype)
+        dropout_active = self.training and self.attention_dropout_prob > 0
+        return self.attention_spec.kernel(device_type, dtype, dropout_active, exact_mask, incremental)
 
     def _chunk_forward(self, start, end, mask, extra):
         def run(hidden_states, *chunk_mems):

@@ -284,3 +284,23 @@ def test_generate_kv_cache_and_memory_agree_with_beams():
     b = generate(model, tokens, positions, torch.tensor([6, 6]), config, kv_cache=False)
     assert a[0] == b[0]
     assert max(abs(x - y) for x, y in zip(a[1], b[1])) < 1e-4
+
+
+@torch.no_grad()
+def test_kv_cache_is_an_argument_of_the_model_forward():
+    """``GLMModel.forward(kv_cache=...)`` gives the hidden-state memory's logits; the cache keeps the
+    model's ``max_memory_length`` positions unless ``return_memory``; it cannot be mixed with a memory,
+    nor used by Transformer-XL models."""
+    torch.manual_seed(0)
+    model = tiny_glm(vocab=16, mem=5, max_seq=64).eval()
+    inputs = context_inputs([1, 7, 8, 2, 9, 0])
+    logits_a, *mems = model(*inputs)
+    logits_b, *cache = model(*inputs, kv_cache=[])
+    assert len(cache) == 2 * 2 and cache[0].size(1) == 5 and torch.equal(logits_a, logits_b)
+    step = (torch.tensor([[3]]), torch.tensor([[[3], [1]]]), torch.tensor([0]))
+    assert (model(*step, *mems)[0] - model(*step, kv_cache=cache)[0]).abs().max() < 1e-5
+    assert model(*inputs, kv_cache=[], return_memory=True)[1].size(1) == 6
+    with pytest.raises(ValueError, match="not both"):
+        model(*step, *mems, kv_cache=cache)
+    with pytest.raises(ValueError, match="absolute positions"):
+        tiny_glm(relative=True, block=False, mem=4)(*context_inputs([1, 2]), kv_cache=[])

@@ -58,5 +58,43 @@ def test_auto_runs_the_measured_kernel_and_logs_it(monkeypatch, caplog, dtype, d
 
 def test_forced_backends_ignore_the_table(monkeypatch):
     monkeypatch.setitem(attn.AUTO_KERNELS, ("cpu", torch.float32, False), "reference")
-    assert tiny_glm(backend="sdpa").transformer.layers[0].attention._kernel("cpu", torch.float32) == "sdpa"
-    assert tiny_glm(backend="auto").eval().transformer.layers[0].attention._kernel("cpu", torch.float32) == "reference"
+    assert tiny_glm(backend="sdpa").transformer.attention_spec.kernel("cpu", torch.float32, False) == "sdpa"
+    assert tiny_glm(backend="auto").eval().transformer.attention_spec.kernel("cpu", torch.float32, False) == "reference"
+
+
+def test_the_spec_is_built_once_with_the_model_and_names_every_kernel(caplog):
+    """The model's AttentionSpec decides the kernel from the backend, device, dtype, dropout and the
+    mask's needs -- not from the mask's dtype -- and is logged when the model is built."""
+    with caplog.at_level(logging.INFO, logger="glm.model.transformer"):
+        model = tiny_glm(backend="flex")
+    assert isinstance(model.transformer.attention_spec, attn.AttentionSpec)
+    assert any("attention: flex" in r.getMessage() for r in caplog.records)
+    flex = model.transformer.attention_spec
+    assert flex.kernel("cpu", torch.float32, False) == "flex"
+    assert flex.kernel("cpu", torch.float32, True) == "sdpa"                     # FlexAttention has no dropout
+    assert flex.kernel("cpu", torch.float32, False, incremental=True) == "sdpa"  # no recompiles per decoding step
+    assert flex.kernel("cpu", torch.float32, False, exact_mask=True) == "reference"
+    assert attn.AttentionSpec("sdpa", relative=True).kernel("cpu", torch.float32, False) == "relative"
+    assert attn.AttentionSpec.of(flex) is flex
+    with pytest.raises(ValueError, match="attention_backend"):
+        tiny_glm(backend="fastest")
+
+
+def test_a_float_or_boolean_0_1_matrix_runs_the_same_kernel(monkeypatch):
+    """The mask's dtype does not choose the kernel: only a matrix the fast kernels cannot express
+    exactly (a row that sees nothing) needs the reference kernel."""
+    calls = []
+    for name in ("sdpa_attention", "reference_attention"):
+        original = getattr(attn, name)
+        monkeypatch.setattr(attn, name, lambda *a, _f=original, _n=name, **k: (calls.append(_n), _f(*a, **k))[1])
+    model = tiny_glm(backend="sdpa").eval()
+    ids, pos, _ = glm_batch(batch=1, length=6)
+    matrix = torch.ones(1, 1, 6, 6).tril()
+    with torch.no_grad():
+        model(ids, pos, matrix)
+        model(ids, pos, matrix.bool())
+        assert calls == ["sdpa_attention"] * 4
+        matrix[0, 0, 5] = 0
+        calls.clear()
+        model(ids, pos, matrix)
+    assert calls == ["reference_attention"] * 2
