@@ -5,12 +5,21 @@
     deepspeed pretrain_glm.py --deepspeed --deepspeed_config config/x.json ... # DeepSpeed engine
 
 Every original flag works (docs/flags.md); docs/training.md describes the run, its outputs and resume.
+
+This entry point owns the pretraining run's setup (devices, data, model, engine, resume checks), the
+run's folder (:func:`resolve_run_folder`, decided once and passed on as :class:`RunFolder`, never
+written back into the flags) and the exit codes; the steps run in the training core
+(:mod:`glm.training.core`, fed by :mod:`glm.training.pretraining`).
 """
 
+import argparse
 import copy
+import dataclasses
+import functools
 import logging
 import os
 import sys
+from typing import Any, Optional
 
 import torch
 
@@ -23,8 +32,9 @@ from glm.training.checkpointing import ResumeState, load_training_checkpoint, sa
 from glm.training.interrupt import StopRequest
 from glm.training.distributed import barrier, initialize_distributed, is_rank_0
 from glm.training.engines import build_engine, autocast_dtype
-from glm.training.loop import (TrainingDiverged, count_multi_task_iterations, cycle, evaluate_with_multi_task,
-                               format_eval, pretrain_forward, train)
+from glm.training.core import LoopSettings, TrainingDiverged, format_eval
+from glm.training.losses import language_model_loss
+from glm.training.pretraining import count_multi_task_iterations, cycle, evaluate_with_multi_task, train
 from glm.training.metrics import TrainingLogger, device_peak_flops, make_summary_writer
 from glm.training.model_setup import build_model, build_optimizer
 from glm.training.run_directory import prepare_run_directory
@@ -42,24 +52,38 @@ def _user_errors():
 USER_ERRORS = _user_errors()
 
 
-def resolve_save_directory(args):
+@dataclasses.dataclass(frozen=True)
+class RunFolder:
+    """Where this run writes, decided once by :func:`resolve_run_folder`: the checkpoint folder
+    (``None`` without ``--save``), the experiment name (TensorBoard's folder) and the folder's lock
+    (``None`` without ``--save`` and on ranks other than 0)."""
+    save_dir: Optional[str]
+    experiment_name: str
+    lock: Any = None
+
+
+def with_values(args, **values):
+    """A copy of ``args`` with ``values`` replaced: the configuration as this run resolved it, for
+    ``config.json`` and the printed summary (``args`` itself keeps the flags as given)."""
+    return argparse.Namespace(**{**vars(args), **values})
+
+
+def resolve_run_folder(args):
     """The original's naming: ``--experiment-name`` plus a timestamp (to the second, with ``-2``...
     when two runs start in the same second), or the name of the ``--load`` directory when resuming
-    into it (unless ``--new-save-directory``).  The folder is created and locked for this run; returns
-    the lock (``None`` without ``--save`` and on ranks other than 0)."""
+    into it (unless ``--new-save-directory``).  The folder is created, locked for this run and given
+    the resolved ``config.json``; returns a :class:`RunFolder`."""
     resume_into = bool(args.load) and not args.new_save_directory
-    if resume_into:
-        args.experiment_name = os.path.basename(os.path.normpath(args.load))
+    name = os.path.basename(os.path.normpath(args.load)) if resume_into else args.experiment_name
     if not args.save:
-        return None
+        return RunFolder(None, name)
+
     def write_config(path):
-        args.save = path
-        save_resolved_config(args, os.path.join(path, "config.json"))
+        save_resolved_config(with_values(args, save=path, experiment_name=name), os.path.join(path, "config.json"))
 
     log = print if is_rank_0() else (lambda *a: None)
-    args.save, lock = prepare_run_directory(args.save, args.experiment_name, resume_into, log, write_config)
-    args.experiment_name = os.path.basename(args.save)
-    return lock
+    path, lock = prepare_run_directory(args.save, name, resume_into, log, write_config)
+    return RunFolder(path, os.path.basename(path), lock)
 
 
 def check_resume(args, engine, resume, flags_schedule):
@@ -87,12 +111,12 @@ def check_resume(args, engine, resume, flags_schedule):
               "the remaining iterations", flush=True)
 
 
-def last_checkpoint_note(args):
-    """Which checkpoint a stopped run resumes from, in words."""
-    tag = read_tracker(args.save) if args.save and os.path.isdir(args.save) else None
+def last_checkpoint_note(save_dir):
+    """Which checkpoint of the run's folder ``save_dir`` a stopped run resumes from, in words."""
+    tag = read_tracker(save_dir) if save_dir and os.path.isdir(save_dir) else None
     if tag is None:
-        return "no checkpoint was saved" + ("" if args.save else " (no --save)")
-    return f"the last complete checkpoint is {os.path.join(args.save, tag)}: resume with --load {args.save}"
+        return "no checkpoint was saved" + ("" if save_dir else " (no --save)")
+    return f"the last complete checkpoint is {os.path.join(save_dir, tag)}: resume with --load {save_dir}"
 
 
 def check_global_batch(args):
@@ -151,8 +175,6 @@ def setup(args):
     """Everything before the first step: devices, seeds, tokenizer, data, model, engine, resume."""
     from data_utils import prepare_tokenizer
 
-    if not args.transformer_xl:
-        args.mem_length = 0
     device = initialize_distributed(args)
     set_random_seed(args.seed)
     tokenizer = prepare_tokenizer(args)
@@ -191,35 +213,36 @@ def setup(args):
     if not present[0]:
         raise ValueError("no training data: check --train-data and --split")
     # Last, so that bad flags, data or checkpoints leave nothing behind under --save.
-    run_lock = resolve_save_directory(args)
-    return device, tokenizer, engine, resume, loaders, present, run_lock
+    folder = resolve_run_folder(args)
+    return device, tokenizer, engine, resume, loaders, present, folder
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = get_args(argv)
     try:
-        device, tokenizer, engine, resume, loaders, present, run_lock = setup(args)
+        device, tokenizer, engine, resume, loaders, present, folder = setup(args)
     except USER_ERRORS as err:
         # Bad flags, data, vocabularies or checkpoints: one clear line, no traceback, nothing written.
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
     try:
-        return run(args, device, engine, resume, loaders, present)
+        return run(args, folder, device, engine, resume, loaders, present)
     finally:
-        if run_lock is not None:
-            run_lock.release()
+        if folder.lock is not None:
+            folder.lock.release()
 
 
-def run(args, device, engine, resume, loaders, present):
-    """Train, save and evaluate after :func:`setup`; returns the exit code."""
+def run(args, folder, device, engine, resume, loaders, present):
+    """Train, save and evaluate after :func:`setup` in the run's ``folder``; returns the exit code."""
     train_loader, valid_loader, test_loader, multi_train_loader, multi_valid_loader = loaders
     _, has_valid, has_test, has_multi_train, has_multi_valid = present
     if is_rank_0():
         # The ~190-line dump hid the start of every run: the terminal gets a summary, config.json (and the
         # debug log) every value; --print-config prints them all here as before.
-        logger.debug("%s", format_resolved_config(args))
-        print(format_resolved_config(args) if args.print_config else format_config_summary(args), flush=True)
+        resolved = with_values(args, save=folder.save_dir or args.save, experiment_name=folder.experiment_name)
+        logger.debug("%s", format_resolved_config(resolved))
+        print(format_resolved_config(resolved) if args.print_config else format_config_summary(resolved), flush=True)
         print(f"model: {engine.module.num_parameters():,} parameters; engine: {engine.name}; device: {device}",
               flush=True)
 
@@ -227,10 +250,12 @@ def run(args, device, engine, resume, loaders, present):
     peak, peak_label = device_peak_flops(device, dtype)
     if is_rank_0():
         print(f"MFU is reported against the {peak_label}", flush=True)
-    writer = make_summary_writer(args) if is_rank_0() else None
-    train_logger = TrainingLogger(args, engine.module.config, torch.distributed.get_world_size()
-                                  if torch.distributed.is_initialized() else 1, peak, peak_label, writer)
-    forward = lambda model, batch: pretrain_forward(model, batch, args.label_smoothing)  # noqa: E731
+    writer = make_summary_writer(args.tensorboard, args.summary_dir, folder.experiment_name) if is_rank_0() else None
+    train_logger = TrainingLogger(engine.module.config, torch.distributed.get_world_size()
+                                  if torch.distributed.is_initialized() else 1, peak, peak_label, writer,
+                                  train_iters=args.train_iters, log_dir=folder.save_dir,
+                                  recompute=args.checkpoint_activations)
+    forward = functools.partial(language_model_loss, label_smoothing=args.label_smoothing)
 
     # Ranks other than model-parallel rank 0 hold no loaders: get_batch ignores their iterators.
     def endless(loader):
@@ -242,11 +267,16 @@ def run(args, device, engine, resume, loaders, present):
     multi_valid_iterator = endless(multi_valid_loader) if has_multi_valid else None
     resume.restore_rng()  # last, so the streams continue exactly where the checkpoint left them
     iteration = resume.iteration
-    save_fn = (lambda it: save_training_checkpoint(args, it, engine)) if args.save else None
+    save_fn = None
+    if folder.save_dir:
+        def save_fn(iteration):
+            save_training_checkpoint(folder.save_dir, iteration, engine, save_rng=not args.no_save_rng,
+                                     save_optimizer=not args.no_save_optim)
 
     stop = StopRequest(announce=is_rank_0()).install()
     try:
-        iteration = train(args, engine, train_iterator, forward, iteration, device, train_logger,
+        iteration = train(LoopSettings.from_args(args), engine, train_iterator, forward, iteration, device,
+                          train_logger,
                           valid_iterator=valid_iterator, save_fn=save_fn, writer=writer,
                           multi_task_iterator=multi_iterator if has_multi_train else None,
                           multi_task_ratio=args.multi_task_ratio, multi_task_valid_iterator=multi_valid_iterator,
@@ -264,13 +294,13 @@ def run(args, device, engine, resume, loaders, present):
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, without saving
         if is_rank_0():
-            print(f"\nstopped at once by a second Ctrl-C; {last_checkpoint_note(args)}", file=sys.stderr, flush=True)
+            print(f"\nstopped at once by a second Ctrl-C; {last_checkpoint_note(folder.save_dir)}", file=sys.stderr, flush=True)
         return 130
     finally:
         stop.restore()
     if stop.signum:
         if is_rank_0():
-            print(f"stopped by {stop.name} after iteration {iteration}; {last_checkpoint_note(args)}",
+            print(f"stopped by {stop.name} after iteration {iteration}; {last_checkpoint_note(folder.save_dir)}",
                   file=sys.stderr, flush=True)
         return stop.exit_code
     final = (("validation", endless(valid_loader) if has_valid else None,

@@ -178,15 +178,17 @@ class AnnealingLR:
         self.step(self.num_iters)
 
 
-def get_learning_rate_scheduler(optimizer: Any, args: Any) -> AnnealingLR:
+def get_learning_rate_scheduler(optimizer: Any, args: Any, train_iters: Optional[int] = None) -> AnnealingLR:
     """Build the scheduler the flags describe, as the original ``train_utils`` did.
 
     ``num_iters = --lr-decay-iters or --train-iters``; with ``--finetune`` it is divided (floor) by
     ``--gradient-accumulation-steps`` because finetuning counts iterations in micro-batches while the
     scheduler steps once per optimizer step; at least 1.  ``warmup_iter = --warmup * num_iters``;
     the decay phase is the rest.  ``--lr-schedule-compat`` selects the original's exact behaviour.
+    ``train_iters`` replaces ``--train-iters`` when the caller derives it (finetuning: epochs x
+    micro-batches per epoch).
     """
-    num_iters = args.lr_decay_iters or args.train_iters
+    num_iters = args.lr_decay_iters or (args.train_iters if train_iters is None else train_iters)
     if getattr(args, "finetune", False):
         num_iters = num_iters // args.gradient_accumulation_steps
     num_iters = max(1, num_iters)

@@ -112,21 +112,22 @@ def _save_failure(save_dir, tag_dir, error):
                                f"{resume}")
 
 
-def save_training_checkpoint(args, iteration, engine, data_state=None):
-    """Write a checkpoint of ``iteration`` under ``args.save`` and point the trackers at it.
+def save_training_checkpoint(save_dir, iteration, engine, data_state=None, *, save_rng=True, save_optimizer=True):
+    """Write a checkpoint of ``iteration`` under ``save_dir`` and point the trackers at it; without
+    ``save_rng`` (--no-save-rng) or ``save_optimizer`` (--no-save-optim) those parts are left out.
 
     When any rank fails to write its part, every rank raises :class:`CheckpointSaveError` naming the
     path and the cause, the trackers keep naming the previous checkpoint, and a new tag folder that
     the failed save created is removed (DeepSpeed writes its files in place)."""
     tag = str(iteration)
-    tag_dir = os.path.join(args.save, tag)
+    tag_dir = os.path.join(save_dir, tag)
     new_folder = not os.path.exists(tag_dir)
     client = {"iteration": iteration, "data_state": data_state or {},
               "mp_world_size": mpu.get_model_parallel_world_size(),
               "dp_world_size": mpu.get_data_parallel_world_size()}
     if engine.lr_scheduler is not None:
         client["lr_scheduler"] = engine.lr_scheduler.state_dict()
-    if not args.no_save_rng:
+    if save_rng:
         own, by_rank = _rng_states_of_data_parallel_group()
         client.update(own)
         client[RNG_BY_DP_RANK_KEY] = by_rank
@@ -134,24 +135,24 @@ def save_training_checkpoint(args, iteration, engine, data_state=None):
     try:
         if engine.name == "deepspeed":
             client["client_lr_scheduler"] = client.pop("lr_scheduler", None)
-            engine.engine.save_checkpoint(args.save, tag=tag, client_state=client, save_latest=False)
+            engine.engine.save_checkpoint(save_dir, tag=tag, client_state=client, save_latest=False)
         elif mpu.get_data_parallel_rank() == 0:
             state = dict(client, module=engine.module.state_dict())
-            if not args.no_save_optim:
+            if save_optimizer:
                 state.update(engine.state_dict())
             atomic_torch_save(state, os.path.join(tag_dir, model_file_name(mpu.get_model_parallel_rank())))
     except (OSError, RuntimeError) as err:  # torch reports a full disk as RuntimeError ("unexpected pos")
         error = f"{type(err).__name__}: {err}"
     if not _any_rank(error is not None) and is_rank_0():
         try:  # every part is complete: only now may the trackers name the new tag
-            update_tracker_files(args.save, tag)
+            update_tracker_files(save_dir, tag)
         except OSError as err:
             error = f"{type(err).__name__}: {err}"
     if _any_rank(error is not None):
-        if is_rank_0() and new_folder and read_tracker(args.save) != tag:
+        if is_rank_0() and new_folder and read_tracker(save_dir) != tag:
             shutil.rmtree(tag_dir, ignore_errors=True)
         barrier()
-        raise _save_failure(args.save, tag_dir, error)
+        raise _save_failure(save_dir, tag_dir, error)
     if is_rank_0():
         logger.info("saved checkpoint %s", tag_dir)
 

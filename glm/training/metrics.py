@@ -1,4 +1,9 @@
-"""Throughput, MFU and loss logging for the training loop (stdout, optional TensorBoard)."""
+"""Throughput, MFU and loss logging for the training core (stdout, ``train_log.jsonl``, optional
+TensorBoard).
+
+Owns the figures of the log line (loss, loss scale, grad norm, ms/iter, tokens/s, TFLOP/s, MFU against
+the device's peak, executed FLOPs) and where they are written.  Must not touch: the step itself (the
+core's), the engines, or the run's configuration: it receives explicit values."""
 
 import json
 import logging
@@ -56,8 +61,13 @@ def _measured_matmul_peak(device, dtype):
 class TrainingLogger:
     """Accumulates per-step figures and prints a line every ``log_interval`` steps."""
 
-    def __init__(self, args, model_config, num_devices, peak, peak_label, writer=None):
-        self.args = args
+    def __init__(self, model_config, num_devices, peak, peak_label, writer=None, *, train_iters, log_dir=None,
+                 recompute=False):
+        """``train_iters``: the last iteration (the line's denominator); ``log_dir``: where
+        ``train_log.jsonl`` goes (None: not written); ``recompute``: activations are recomputed in the
+        backward (--checkpoint-activations), which the executed-FLOPs figure counts."""
+        self.train_iters = train_iters
+        self.recompute = recompute
         self.config = model_config
         self.num_devices = num_devices
         self.peak = peak
@@ -65,7 +75,7 @@ class TrainingLogger:
         self.writer = writer
         # Every report also goes, at full precision, to <save>/train_log.jsonl (machine-readable; the
         # resume tests compare losses bit for bit through it).
-        self.jsonl_path = os.path.join(args.save, "train_log.jsonl") if getattr(args, "save", None) else None
+        self.jsonl_path = os.path.join(log_dir, "train_log.jsonl") if log_dir else None
         self.reset()
         self.memory_reported = False
 
@@ -104,7 +114,7 @@ class TrainingLogger:
             self.executed_known = False
         else:
             executed = executed_flops(c["num_layers"], c["hidden_size"], c["vocab_size"], seq_length, tokens,
-                                      projected, recompute=bool(getattr(self.args, "checkpoint_activations", False)))
+                                      projected, recompute=self.recompute)
             self.executed += executed / 3 if result.nonfinite else executed
         if result.grad_norm is not None:
             self.grad_norm = result.grad_norm
@@ -116,7 +126,7 @@ class TrainingLogger:
         tokens_per_s = self.tokens / elapsed
         tflops = self.flops / elapsed / self.num_devices / 1e12
         mfu = 100.0 * self.flops / elapsed / self.num_devices / self.peak
-        line = (f"iteration {iteration:8d}/{self.args.train_iters:8d} | lr {lr:.3e} | loss {loss:.4f} | "
+        line = (f"iteration {iteration:8d}/{self.train_iters:8d} | lr {lr:.3e} | loss {loss:.4f} | "
                 f"loss scale {self.loss_scale:.1f} | "
                 + (f"grad norm {self.grad_norm:.3f} | " if self.grad_norm is not None else "")
                 + f"ms/iter {1000 * elapsed / max(1, self.steps):.1f} | tokens/s {tokens_per_s:,.0f} | "
@@ -156,9 +166,9 @@ def memory_report():
     return f"memory: peak resident set {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
 
 
-def make_summary_writer(args):
-    """A TensorBoard writer under ``<summary-dir>/runs/<experiment>`` when ``--tensorboard`` is set."""
-    if not getattr(args, "tensorboard", False):
+def make_summary_writer(enabled, summary_dir, experiment_name):
+    """A TensorBoard writer under ``<summary-dir>/runs/<experiment>`` when ``enabled`` (--tensorboard)."""
+    if not enabled:
         return None
     from torch.utils.tensorboard import SummaryWriter
-    return SummaryWriter(log_dir=os.path.join(args.summary_dir or ".", "runs", args.experiment_name))
+    return SummaryWriter(log_dir=os.path.join(summary_dir or ".", "runs", experiment_name))

@@ -19,7 +19,7 @@ import os
 import torch
 
 from glm.generation import DecodeConfig, fill_blanks
-from glm.training.loop import pretrain_forward
+from glm.training.losses import language_model_loss
 from glm.training.model_setup import build_task_model
 
 from ..eval_utils import decode_dataset, full_vocabulary_logits, map_in_order, seq2seq_decode_config
@@ -160,7 +160,7 @@ def build_task(args, tokenizer):
     return FinetuneTask(
         name=args.task,
         build_model=lambda a, device: build_task_model(a, device, "generation"),
-        forward_step=functools.partial(pretrain_forward, label_smoothing=args.label_smoothing),
+        forward_step=functools.partial(language_model_loss, label_smoothing=args.label_smoothing),
         evaluate=evaluation,
         metric_names=evaluation.metric_names,
         train_dataset=train,

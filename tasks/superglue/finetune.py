@@ -18,8 +18,7 @@ import functools
 
 import torch
 
-from glm.training.finetune_losses import choice_loss
-from glm.training.loop import pretrain_forward
+from glm.training.losses import choice_loss, language_model_loss
 from glm.training.model_setup import build_task_model
 
 from ..batching import batch_to_device, collate_choices
@@ -140,7 +139,7 @@ def build_task(args, tokenizer):
         evaluation.dataset("dev")   # read now: a missing dev file stops the run before training
     if generative:
         model_type, multi_token, num_labels, spell_length = "generation", True, 2, None
-        forward = pretrain_forward
+        forward = language_model_loss
     else:
         model_type, multi_token, num_labels, spell_length = model_kind(args, spec)
         forward = functools.partial(cloze_forward, loss_func=args.loss_func, adapet=args.adapet)

@@ -35,7 +35,7 @@ import torch
 
 from glm import mpu
 from glm.training.checkpointing import load_training_checkpoint, save_training_checkpoint
-from glm.training.loop import pretrain_forward
+from glm.training.losses import language_model_loss
 from tests.distributed.launcher import run_distributed
 from tests.distributed.test_engines_distributed import NO_DROPOUT, make
 from tests.training.synthetic import SyntheticLoader
@@ -96,13 +96,13 @@ def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None):
                                   mpu.get_data_parallel_world_size(), start=start, fixed_sep=12))
     losses, clipped = [], 0
     for iteration in range(start + 1, STEPS + 1):
-        result = engine.train_batch([next(loader)], pretrain_forward)
+        result = engine.train_batch([next(loader)], language_model_loss)
         assert not result.skipped
         losses.append(result.loss)
         clipped += result.grad_norm is not None and result.grad_norm > args.clip_grad
         if save and iteration == SAVE_AT:
             args.save = save
-            save_training_checkpoint(args, iteration, engine)
+            save_training_checkpoint(args.save, iteration, engine)
     if kind == "plain":  # (ZeRO-0 reports no norm; the engines' losses are compared instead)
         assert clipped >= len(losses) // 2, f"clipping acted on {clipped} of {len(losses)} updates only"
     return losses
