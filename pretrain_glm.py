@@ -27,15 +27,14 @@ from glm import mpu
 from glm.arguments import format_config_summary, format_resolved_config, get_args, save_resolved_config
 from glm.learning_rates import get_learning_rate_scheduler
 from glm.checkpoint import CheckpointError, resolve_checkpoint
-from glm.checkpoint.layout import read_tracker
 from glm.training.checkpointing import ResumeState, load_training_checkpoint, save_training_checkpoint
-from glm.training.interrupt import StopRequest
+from glm.training.interrupt import StopRequest, resume_note
 from glm.training.distributed import barrier, initialize_distributed, is_rank_0
 from glm.training.engines import build_engine, autocast_dtype
 from glm.training.core import LoopSettings, TrainingDiverged, format_eval
 from glm.training.losses import language_model_loss
 from glm.training.pretraining import count_multi_task_iterations, cycle, evaluate_with_multi_task, train
-from glm.training.metrics import TrainingLogger, device_peak_flops, make_summary_writer
+from glm.training.metrics import make_summary_writer, training_logger
 from glm.training.model_setup import build_model, build_optimizer
 from glm.training.run_directory import prepare_run_directory
 from glm.training.seed import set_random_seed
@@ -109,14 +108,6 @@ def check_resume(args, engine, resume, flags_schedule):
               f"{flags_schedule.end_iter:g}, from --train-iters/--lr-decay-iters/--warmup); the checkpoint's is kept. "
               "Pass --no-load-lr-scheduler to start the flags' schedule, or --switch-linear to decay linearly over "
               "the remaining iterations", flush=True)
-
-
-def last_checkpoint_note(save_dir):
-    """Which checkpoint of the run's folder ``save_dir`` a stopped run resumes from, in words."""
-    tag = read_tracker(save_dir) if save_dir and os.path.isdir(save_dir) else None
-    if tag is None:
-        return "no checkpoint was saved" + ("" if save_dir else " (no --save)")
-    return f"the last complete checkpoint is {os.path.join(save_dir, tag)}: resume with --load {save_dir}"
 
 
 def check_global_batch(args):
@@ -246,15 +237,12 @@ def run(args, folder, device, engine, resume, loaders, present):
         print(f"model: {engine.module.num_parameters():,} parameters; engine: {engine.name}; device: {device}",
               flush=True)
 
-    dtype = autocast_dtype(args) or torch.float32
-    peak, peak_label = device_peak_flops(device, dtype)
-    if is_rank_0():
-        print(f"MFU is reported against the {peak_label}", flush=True)
     writer = make_summary_writer(args.tensorboard, args.summary_dir, folder.experiment_name) if is_rank_0() else None
-    train_logger = TrainingLogger(engine.module.config, torch.distributed.get_world_size()
-                                  if torch.distributed.is_initialized() else 1, peak, peak_label, writer,
-                                  train_iters=args.train_iters, log_dir=folder.save_dir,
-                                  recompute=args.checkpoint_activations)
+    train_logger = training_logger(engine.module.config, device, autocast_dtype(args) or torch.float32, writer,
+                                   train_iters=args.train_iters, log_dir=folder.save_dir,
+                                   recompute=args.checkpoint_activations)
+    if is_rank_0():
+        print(f"MFU is reported against the {train_logger.peak_label}", flush=True)
     forward = functools.partial(language_model_loss, label_smoothing=args.label_smoothing)
 
     # Ranks other than model-parallel rank 0 hold no loaders: get_batch ignores their iterators.
@@ -267,23 +255,24 @@ def run(args, folder, device, engine, resume, loaders, present):
     multi_valid_iterator = endless(multi_valid_loader) if has_multi_valid else None
     resume.restore_rng()  # last, so the streams continue exactly where the checkpoint left them
     iteration = resume.iteration
-    save_fn = None
-    if folder.save_dir:
-        def save_fn(iteration):
-            save_training_checkpoint(folder.save_dir, iteration, engine, save_rng=not args.no_save_rng,
-                                     save_optimizer=not args.no_save_optim)
+
+    def save(iteration):
+        save_training_checkpoint(folder.save_dir, iteration, engine, save_rng=not args.no_save_rng,
+                                 save_optimizer=not args.no_save_optim)
+
+    save_fn = save if folder.save_dir else None
 
     stop = StopRequest(announce=is_rank_0()).install()
     try:
-        iteration = train(LoopSettings.from_args(args), engine, train_iterator, forward, iteration, device,
-                          train_logger,
-                          valid_iterator=valid_iterator, save_fn=save_fn, writer=writer,
-                          multi_task_iterator=multi_iterator if has_multi_train else None,
-                          multi_task_ratio=args.multi_task_ratio, multi_task_valid_iterator=multi_valid_iterator,
-                          stop_request=stop)
+        iteration, stopped = train(LoopSettings.from_args(args), engine, train_iterator, forward, iteration, device,
+                                   train_logger, valid_iterator=valid_iterator, save_fn=save_fn, writer=writer,
+                                   multi_task_iterator=multi_iterator if has_multi_train else None,
+                                   multi_task_ratio=args.multi_task_ratio,
+                                   multi_task_valid_iterator=multi_valid_iterator, stop_request=stop)
         saved_now = args.save_interval and iteration % args.save_interval == 0
-        if save_fn is not None and not saved_now and not (stop.signum and args.no_save_on_interrupt):
-            save_fn(iteration)  # the loop has not just saved this iteration
+        # The core saved a run it stopped; a signal that came after its last check still counts here.
+        if save_fn is not None and not saved_now and not stopped and not (stop.signum and args.no_save_on_interrupt):
+            save_fn(iteration)
     except TrainingDiverged as err:
         if is_rank_0():
             print(f"error: {err}", file=sys.stderr, flush=True)
@@ -294,14 +283,13 @@ def run(args, folder, device, engine, resume, loaders, present):
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, without saving
         if is_rank_0():
-            print(f"\nstopped at once by a second Ctrl-C; {last_checkpoint_note(folder.save_dir)}", file=sys.stderr, flush=True)
+            print(f"\nstopped at once by a second Ctrl-C; {resume_note(folder.save_dir)}", file=sys.stderr, flush=True)
         return 130
     finally:
         stop.restore()
     if stop.signum:
         if is_rank_0():
-            print(f"stopped by {stop.name} after iteration {iteration}; {last_checkpoint_note(folder.save_dir)}",
-                  file=sys.stderr, flush=True)
+            print(stop.message(iteration, folder.save_dir), file=sys.stderr, flush=True)
         return stop.exit_code
     final = (("validation", endless(valid_loader) if has_valid else None,
               endless(multi_valid_loader) if has_multi_valid else None),

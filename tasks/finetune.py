@@ -203,7 +203,7 @@ class _Trainer:
         from glm.learning_rates import get_learning_rate_scheduler
         from glm.training.core import LoopSettings, TrainingCore
         from glm.training.engines import autocast_dtype, build_engine
-        from glm.training.metrics import TrainingLogger, device_peak_flops, make_summary_writer
+        from glm.training.metrics import make_summary_writer, training_logger
         from glm.training.model_setup import build_optimizer
 
         self.args, self.task, self.device, self.save_dir = args, task, device, save_dir
@@ -218,16 +218,18 @@ class _Trainer:
                                    lambda opt: get_learning_rate_scheduler(opt, args, train_iters=train_iters), device)
         self.valid_loader = (make_eval_loader(args, task.valid_dataset, task.collate_fn)
                              if task.valid_dataset is not None and args.eval_interval else None)
-        peak, label = device_peak_flops(device, autocast_dtype(args) or torch.float32)
         self.writer = make_summary_writer(args.tensorboard, args.summary_dir, args.experiment_name) \
             if is_rank_0() else None
-        world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-        logger = TrainingLogger(_glm(self.engine.module).config, world, peak, label, self.writer,
-                                train_iters=train_iters, log_dir=save_dir, recompute=args.checkpoint_activations)
-        # Checkpoints are saved at epoch ends (--save-epoch), not every --save-interval steps.
+        logger = training_logger(_glm(self.engine.module).config, device, autocast_dtype(args) or torch.float32,
+                                 self.writer, train_iters=train_iters, log_dir=save_dir,
+                                 recompute=args.checkpoint_activations)
+        # Checkpoints are saved at epoch ends (--save-epoch), not every --save-interval steps; the core
+        # saves mid-epoch only where a stop request ends the run.
         settings = LoopSettings.from_args(args, train_iters=train_iters, count_micro_batches=True, save_interval=0)
+        self.epoch = None   # the epoch run() is in
         self.core = TrainingCore(self.engine, task.forward_step, device, settings, logger,
                                  validate=self.validation_loss if self.valid_loader is not None else None,
+                                 save=(lambda iteration: self.save(iteration, self.epoch)) if save_dir else None,
                                  stop_request=stop_request, writer=self.writer)
         self.best_score, self.best_state, self.best_epoch = None, None, None
         self.pending_rng = None  # the ResumeState whose RNG streams run() restores
@@ -292,6 +294,7 @@ class _Trainer:
                 print(f"new best dev {self.metric} {score:.4f} at epoch {epoch}", flush=True)
 
     def run(self, start_iteration=0):
+        from glm.training.interrupt import RunInterrupted
         args, core = self.args, self.core
         accumulation = args.gradient_accumulation_steps
         if self.iters_per_epoch % accumulation and is_rank_0():
@@ -301,6 +304,7 @@ class _Trainer:
         first_epoch = start_iteration // self.iters_per_epoch
         self.engine.train()
         for epoch in range(first_epoch, args.epochs):
+            self.epoch = epoch
             self.loader.sampler.set_epoch(args.seed + epoch)
             done_in_epoch = core.iteration - epoch * self.iters_per_epoch
             if not done_in_epoch:
@@ -312,8 +316,9 @@ class _Trainer:
             steps = (self.iters_per_epoch - done_in_epoch) // accumulation
             step_batches = ([batch_to_device(next(batches), self.device) for _ in range(accumulation)]
                             for _ in range(steps))
-            if core.run(step_batches):
-                self.stop_here(core.iteration, epoch)  # after the step is logged, like any other
+            if core.run(step_batches):   # a stop request: the core saved the step it stopped after
+                raise RunInterrupted(core.stop_request.message(core.iteration, self.save_dir, f" (epoch {epoch})"),
+                                     core.stop_request.exit_code)
             core.iteration = (epoch + 1) * self.iters_per_epoch   # past the micro-batches left over
             if not args.no_validation and (epoch + 1) % args.eval_epoch == 0:
                 self.end_of_epoch(core.iteration, epoch)
@@ -326,20 +331,6 @@ class _Trainer:
         if self.pending_rng is not None:
             self.pending_rng.restore_rng()
             self.pending_rng = None
-
-    def stop_here(self, iteration, epoch):
-        """End the run after a Ctrl-C/SIGTERM: save this iteration (a resume continues mid-epoch) unless
-        --no-save-on-interrupt, then raise :class:`RunInterrupted` naming the checkpoint."""
-        from glm.checkpoint.layout import read_tracker
-        from glm.training.interrupt import RunInterrupted
-        save, stop = self.save_dir, self.core.stop_request
-        if save and not self.args.no_save_on_interrupt:
-            self.save(iteration, epoch)
-        tag = read_tracker(save) if save and os.path.isdir(save) else None
-        where = (f"the last complete checkpoint is {os.path.join(save, tag)}: resume with --load {save}" if tag
-                 else "no checkpoint was saved" + ("" if save else " (no --save)"))
-        raise RunInterrupted(f"stopped by {stop.name} after iteration {iteration} (epoch {epoch}); {where}",
-                             stop.exit_code)
 
     def restore_best(self):
         """Put the best weights back into the model before the final evaluation."""

@@ -11,6 +11,11 @@ the iteration: each rank's sampler restarts at it (``--resume-dataloader``).  De
 file is complete before the tracker files name its tag: files are written to a temporary name and
 renamed, all ranks meet at a barrier, then rank 0 rewrites the trackers (also atomically).  A run
 killed at any moment therefore resumes from the last complete checkpoint.
+
+Owns the whole training state of a checkpoint (engine, scheduler, RNG streams, data position) and the
+all-ranks-or-none save protocol.  Must not touch: the file layout and tracker files themselves
+(written through ``glm.checkpoint``), the training step, or the run's configuration (saving receives
+the folder and the ``--no-save-*`` choices as explicit values).
 """
 
 import dataclasses

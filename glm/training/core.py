@@ -14,7 +14,8 @@ Owns what surrounds one optimizer step, for every caller alike:
   ``validation at iteration N | loss ...``);
 * the periodic save every ``save_interval`` steps (through the caller's save function, which writes
   with :mod:`glm.training.checkpointing`) and the stop request (:mod:`glm.training.interrupt`) asked
-  after every step.
+  after every step: the run then saves the step it stopped after (unless ``save_on_stop`` is off,
+  --no-save-on-interrupt) and returns.
 
 Must not touch: where batches come from (callers hand it each step's micro-batches), how losses are
 computed (:mod:`glm.training.losses`), how checkpoints are laid out (``glm/checkpoint``), epochs, task
@@ -57,6 +58,7 @@ class LoopSettings:
     eval_iters: int = 100
     save_interval: int = 0
     max_nan_steps: int = 3
+    save_on_stop: bool = True   # save the step a stop request ended the run after
     base_lr: float = 0.0   # logged when the engine has no LR scheduler
 
     @classmethod
@@ -65,7 +67,8 @@ class LoopSettings:
         values = dict(train_iters=args.train_iters, micro_batches_per_step=args.gradient_accumulation_steps,
                       log_interval=args.log_interval, eval_interval=args.eval_interval or 0,
                       eval_iters=args.eval_iters, save_interval=args.save_interval or 0,
-                      max_nan_steps=args.max_nan_steps, base_lr=args.lr)
+                      max_nan_steps=args.max_nan_steps, save_on_stop=not args.no_save_on_interrupt,
+                      base_lr=args.lr)
         values.update(overrides)
         return cls(**values)
 
@@ -203,7 +206,8 @@ class TrainingCore:
     def run(self, step_batches):
         """Steps over ``step_batches`` (an iterator of each step's micro-batch lists) until it ends or
         the iteration reaches ``train_iters``, with the periodic save and validation after each step.
-        Returns whether a stop was requested (the run then ends after the step that saw it)."""
+        Returns whether a stop was requested: the run then ends after the step that saw it, saved
+        (unless ``save_on_stop`` is off or the periodic save just wrote it)."""
         settings = self.settings
         while self.iteration < settings.train_iters:
             micro_batches = next(step_batches, None)
@@ -211,11 +215,14 @@ class TrainingCore:
                 return False
             self.step(micro_batches)
             step = self.steps_done
-            if self.save_fn is not None and settings.save_interval and step % settings.save_interval == 0:
+            saved = self.save_fn is not None and settings.save_interval and step % settings.save_interval == 0
+            if saved:
                 self.save_fn(self.iteration)
             if self.validate_fn is not None and settings.eval_interval and step % settings.eval_interval == 0:
                 self.report_validation("validation", self.validate_fn())
             if self.stop_request is not None and self.stop_request.requested():
+                if self.save_fn is not None and settings.save_on_stop and not saved:
+                    self.save_fn(self.iteration)
                 return True
         return False
 

@@ -13,6 +13,7 @@ import resource
 import time
 
 import torch
+import torch.distributed as dist
 
 from ..model import executed_flops, flops_per_token
 
@@ -56,6 +57,16 @@ def _measured_matmul_peak(device, dtype):
         fastest = min(fastest, time.perf_counter() - start)
     peak = 2 * size ** 3 / fastest
     return peak, f"measured {dtype} matmul {peak / 1e9:.0f} GFLOP/s (fastest of 5)"
+
+
+def training_logger(model_config, device, dtype, writer=None, *, train_iters, log_dir=None, recompute=False):
+    """The :class:`TrainingLogger` of a run computing in ``dtype`` on ``device``: MFU against the
+    device's peak (:func:`device_peak_flops`, its label in ``peak_label``), FLOPs per device over
+    every rank of the job."""
+    peak, peak_label = device_peak_flops(device, dtype)
+    num_devices = dist.get_world_size() if dist.is_initialized() else 1
+    return TrainingLogger(model_config, num_devices, peak, peak_label, writer, train_iters=train_iters,
+                          log_dir=log_dir, recompute=recompute)
 
 
 class TrainingLogger:

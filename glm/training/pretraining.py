@@ -114,24 +114,24 @@ def train(settings: LoopSettings, engine, train_iterator, forward_fn, start_iter
           valid_iterator=None, save_fn=None, writer=None, multi_task_iterator=None,
           multi_task_ratio=0.0, multi_task_valid_iterator=None, stop_request=None):
     """Run optimizer steps from ``start_iteration`` to ``settings.train_iters`` through the training
-    core; returns the iteration reached.
+    core; returns ``(the iteration reached, whether a stop request ended the run)``.
 
     With ``multi_task_iterator``, an iteration takes all its micro-batches from it with probability
     ``multi_task_ratio`` (:func:`uses_multi_task`), else from ``train_iterator``; evaluation adds the
     ``Multi loss`` of ``multi_task_valid_iterator``.  With ``stop_request`` the run ends after the
-    first step at which any rank received SIGINT/SIGTERM; the caller reads the request to tell.
+    first step at which any rank received SIGINT/SIGTERM, saved by the core (``save_on_stop``).
     """
-    validate = None
-    if valid_iterator is not None or multi_task_valid_iterator is not None:
-        def validate():
-            return evaluate_with_multi_task(engine, valid_iterator, multi_task_valid_iterator, settings.eval_iters,
-                                            forward_fn, device)
+    def validate():
+        return evaluate_with_multi_task(engine, valid_iterator, multi_task_valid_iterator, settings.eval_iters,
+                                        forward_fn, device)
+
+    evaluates = valid_iterator is not None or multi_task_valid_iterator is not None
     core = TrainingCore(engine, forward_fn, device, settings, train_logger, start_iteration=start_iteration,
-                        validate=validate, save=save_fn, count_projected=projected_positions, stop_request=stop_request,
+                        validate=validate if evaluates else None, save=save_fn, count_projected=projected_positions, stop_request=stop_request,
                         writer=writer, progress_bar=True)
     try:
-        core.run(step_batches(train_iterator, device, settings.micro_batches_per_step, start_iteration,
+        stopped = core.run(step_batches(train_iterator, device, settings.micro_batches_per_step, start_iteration,
                               multi_task_iterator, multi_task_ratio))
     finally:
         core.close()
-    return core.iteration
+    return core.iteration, stopped

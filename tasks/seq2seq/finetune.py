@@ -11,6 +11,10 @@
   SQuAD EM/F1, or span accuracy for extraction.
 * Test predictions: ``runs/<experiment>/test.jsonl.hyps`` / ``.refs`` (``dev.jsonl.*`` with
   ``--eval-valid``).
+
+Owns the seq2seq task description (model, training loss choice, decoding evaluation, prediction
+files).  Must not touch: the training steps, epochs and checkpoints (``tasks/finetune.py`` over
+``glm.training.core``) or the loss formula (``glm.training.losses.language_model_loss``).
 """
 
 import functools

@@ -12,6 +12,10 @@ description :func:`build_task` hands to :func:`tasks.finetune.finetune`.
 * Evaluation: the argmax over each example's choices (WSC: choice 0, the referent, means True),
   data parallel with the results gathered, scored with the task's metrics; test predictions are
   written in the benchmark's submission format (``<task>-<split>.jsonl``).
+
+Owns the SuperGLUE/CLUE task description (model choice, per-batch loss, evaluation, prediction files).
+Must not touch: the training steps, epochs and checkpoints (``tasks/finetune.py`` over
+``glm.training.core``) or the loss formulas (``glm.training.losses``).
 """
 
 import functools
