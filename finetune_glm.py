@@ -83,7 +83,7 @@ def user_errors():
     """The exception types that mean "fix your flags, files or checkpoint" (no traceback)."""
     from glm.checkpoint import CheckpointError
     from glm.generation import GenerationInputError
-    from glm.training.loop import TrainingDiverged
+    from glm.training.core import TrainingDiverged
     from tasks.finetune import FinetuneError
     from tasks.jsonl import TaskDataError
     from glm.training.run_directory import RunDirectoryError

@@ -5,12 +5,20 @@
     deepspeed pretrain_glm.py --deepspeed --deepspeed_config config/x.json ... # DeepSpeed engine
 
 Every original flag works (docs/flags.md); docs/training.md describes the run, its outputs and resume.
+
+This entry point owns the pretraining run's setup (devices, data, model, engine, resume checks), the
+run's folder (:func:`resolve_run_folder`, decided once and passed on as :class:`RunFolder`, never
+written back into the flags) and the exit codes; the steps run in the training core
+(:mod:`glm.training.core`, fed by :mod:`glm.training.pretraining`).
 """
 
 import copy
+import dataclasses
+import functools
 import logging
 import os
 import sys
+from typing import Any, Optional
 
 import torch
 
@@ -19,14 +27,14 @@ from glm.arguments import get_args
 from glm.config import build_config, format_config_summary, format_resolved_config, save_resolved_config
 from glm.learning_rates import get_learning_rate_scheduler
 from glm.checkpoint import CheckpointError, resolve_checkpoint
-from glm.checkpoint.layout import read_tracker
 from glm.training.checkpointing import ResumeState, load_training_checkpoint, save_training_checkpoint
-from glm.training.interrupt import StopRequest
+from glm.training.interrupt import StopRequest, resume_note
 from glm.training.distributed import barrier, initialize_distributed, is_rank_0
 from glm.training.engines import build_engine, autocast_dtype
-from glm.training.loop import (TrainingDiverged, count_multi_task_iterations, cycle, evaluate_with_multi_task,
-                               format_eval, pretrain_forward, train)
-from glm.training.metrics import TrainingLogger, device_peak_flops, make_summary_writer
+from glm.training.core import LoopSettings, TrainingDiverged, format_eval
+from glm.training.losses import language_model_loss
+from glm.training.pretraining import count_multi_task_iterations, cycle, evaluate_with_multi_task, train
+from glm.training.metrics import make_summary_writer, training_logger
 from glm.training.model_setup import build_model, build_optimizer
 from glm.training.run_directory import prepare_run_directory
 from glm.training.seed import set_random_seed
@@ -43,26 +51,32 @@ def _user_errors():
 USER_ERRORS = _user_errors()
 
 
-def resolve_save_directory(config):
+@dataclasses.dataclass(frozen=True)
+class RunFolder:
+    """Where this run writes, decided once by :func:`resolve_run_folder`: the checkpoint folder
+    (``None`` without ``--save``), the experiment name (TensorBoard's folder) and the folder's lock
+    (``None`` without ``--save`` and on ranks other than 0)."""
+    save_dir: Optional[str]
+    experiment_name: str
+    lock: Any = None
+
+
+def resolve_run_folder(config):
     """The original's naming: ``--experiment-name`` plus a timestamp (to the second, with ``-2``...
     when two runs start in the same second), or the name of the ``--load`` directory when resuming
-    into it (unless ``--new-save-directory``).  The folder is created and locked for this run.
-
-    Returns ``(lock, config)``: the lock (``None`` without ``--save`` and on ranks other than 0) and
-    the configuration with the resolved ``save`` folder and ``experiment_name``."""
+    into it (unless ``--new-save-directory``).  The folder is created, locked for this run and given
+    the resolved ``config.json``; returns a :class:`RunFolder`."""
     resume_into = bool(config.checkpoint.load) and not config.checkpoint.new_save_directory
-    if resume_into:
-        config = config.updated(experiment_name=os.path.basename(os.path.normpath(config.checkpoint.load)))
+    name = os.path.basename(os.path.normpath(config.checkpoint.load)) if resume_into else config.logging.experiment_name
     if not config.checkpoint.save:
-        return None, config
+        return RunFolder(None, name)
 
     def write_config(path):
-        save_resolved_config(config.updated(save=path), os.path.join(path, "config.json"))
+        save_resolved_config(config.updated(save=path, experiment_name=name), os.path.join(path, "config.json"))
 
     log = print if is_rank_0() else (lambda *a: None)
-    save, lock = prepare_run_directory(config.checkpoint.save, config.logging.experiment_name, resume_into, log,
-                                       write_config)
-    return lock, config.updated(save=save, experiment_name=os.path.basename(save))
+    path, lock = prepare_run_directory(config.checkpoint.save, name, resume_into, log, write_config)
+    return RunFolder(path, os.path.basename(path), lock)
 
 
 def check_resume(config, engine, resume, flags_schedule):
@@ -90,26 +104,17 @@ def check_resume(config, engine, resume, flags_schedule):
               "the remaining iterations", flush=True)
 
 
-def last_checkpoint_note(config):
-    """Which checkpoint a stopped run resumes from, in words."""
-    tag = read_tracker(config.checkpoint.save) if config.checkpoint.save and os.path.isdir(config.checkpoint.save) else None
-    if tag is None:
-        return "no checkpoint was saved" + ("" if config.checkpoint.save else " (no --save)")
-    return f"the last complete checkpoint is {os.path.join(config.checkpoint.save, tag)}: resume with --load {config.checkpoint.save}"
-
-
 def check_global_batch(config):
     """With DeepSpeed, a ``train_batch_size`` in the JSON must equal micro batch x accumulation x
     data-parallel ranks; say so before DeepSpeed fails deep inside its engine."""
-    deepspeed_json = config.parallel.deepspeed_config_dict or {}
-    if not config.parallel.deepspeed or "train_batch_size" not in deepspeed_json:
+    config = config.parallel.deepspeed_config_dict or {}
+    if not config.parallel.deepspeed or "train_batch_size" not in config:
         return
     dp = mpu.get_data_parallel_world_size()
     expected = config.training.batch_size * config.training.gradient_accumulation_steps * dp
-    if deepspeed_json["train_batch_size"] != expected:
+    if config["train_batch_size"] != expected:
         raise SystemExit(
-            f"{config.parallel.deepspeed_config}: train_batch_size {deepspeed_json['train_batch_size']} is not "
-            f"micro batch "
+            f"{config.parallel.deepspeed_config}: train_batch_size {config['train_batch_size']} is not micro batch "
             f"{config.training.batch_size} x gradient accumulation {config.training.gradient_accumulation_steps} x data-parallel size "
             f"{dp} = {expected}; fix one of them (or drop train_batch_size from the JSON)")
 
@@ -155,8 +160,6 @@ def setup(config):
     """Everything before the first step: devices, seeds, tokenizer, data, model, engine, resume."""
     from data_utils.tokenizers import configure_tokenizer
 
-    if not config.model.transformer_xl:
-        config = config.updated(mem_length=0)
     device, config = initialize_distributed(config)
     set_random_seed(config.training.seed)
     tokenizer, config = configure_tokenizer(config)
@@ -195,46 +198,46 @@ def setup(config):
     if not present[0]:
         raise ValueError("no training data: check --train-data and --split")
     # Last, so that bad flags, data or checkpoints leave nothing behind under --save.
-    run_lock, config = resolve_save_directory(config)
-    return config, device, tokenizer, engine, resume, loaders, present, run_lock
+    folder = resolve_run_folder(config)
+    return config, device, tokenizer, engine, resume, loaders, present, folder
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = build_config(get_args(argv))
     try:
-        config, device, tokenizer, engine, resume, loaders, present, run_lock = setup(config)
+        config, device, tokenizer, engine, resume, loaders, present, folder = setup(config)
     except USER_ERRORS as err:
         # Bad flags, data, vocabularies or checkpoints: one clear line, no traceback, nothing written.
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
     try:
-        return run(config, device, engine, resume, loaders, present)
+        return run(config, folder, device, engine, resume, loaders, present)
     finally:
-        if run_lock is not None:
-            run_lock.release()
+        if folder.lock is not None:
+            folder.lock.release()
 
 
-def run(config, device, engine, resume, loaders, present):
-    """Train, save and evaluate after :func:`setup`; returns the exit code."""
+def run(config, folder, device, engine, resume, loaders, present):
+    """Train, save and evaluate after :func:`setup` in the run's ``folder``; returns the exit code."""
     train_loader, valid_loader, test_loader, multi_train_loader, multi_valid_loader = loaders
     _, has_valid, has_test, has_multi_train, has_multi_valid = present
     if is_rank_0():
         # The ~190-line dump hid the start of every run: the terminal gets a summary, config.json (and the
         # debug log) every value; --print-config prints them all here as before.
-        logger.debug("%s", format_resolved_config(config))
-        print(format_resolved_config(config) if config.logging.print_config else format_config_summary(config), flush=True)
+        resolved = config.updated(save=folder.save_dir or config.checkpoint.save, experiment_name=folder.experiment_name)
+        logger.debug("%s", format_resolved_config(resolved))
+        print(format_resolved_config(resolved) if config.logging.print_config else format_config_summary(resolved), flush=True)
         print(f"model: {engine.module.num_parameters():,} parameters; engine: {engine.name}; device: {device}",
               flush=True)
 
-    dtype = autocast_dtype(config) or torch.float32
-    peak, peak_label = device_peak_flops(device, dtype)
+    writer = make_summary_writer(config.logging.tensorboard, config.logging.summary_dir, folder.experiment_name) if is_rank_0() else None
+    train_logger = training_logger(engine.module.config, device, autocast_dtype(config) or torch.float32, writer,
+                                   train_iters=config.training.train_iters, log_dir=folder.save_dir,
+                                   recompute=config.training.checkpoint_activations)
     if is_rank_0():
-        print(f"MFU is reported against the {peak_label}", flush=True)
-    writer = make_summary_writer(config) if is_rank_0() else None
-    train_logger = TrainingLogger(config, engine.module.config, torch.distributed.get_world_size()
-                                  if torch.distributed.is_initialized() else 1, peak, peak_label, writer)
-    forward = lambda model, batch: pretrain_forward(model, batch, config.training.label_smoothing)  # noqa: E731
+        print(f"MFU is reported against the {train_logger.peak_label}", flush=True)
+    forward = functools.partial(language_model_loss, label_smoothing=config.training.label_smoothing)
 
     # Ranks other than model-parallel rank 0 hold no loaders: get_batch ignores their iterators.
     def endless(loader):
@@ -246,18 +249,24 @@ def run(config, device, engine, resume, loaders, present):
     multi_valid_iterator = endless(multi_valid_loader) if has_multi_valid else None
     resume.restore_rng()  # last, so the streams continue exactly where the checkpoint left them
     iteration = resume.iteration
-    save_fn = (lambda it: save_training_checkpoint(config, it, engine)) if config.checkpoint.save else None
+
+    def save(iteration):
+        save_training_checkpoint(folder.save_dir, iteration, engine, save_rng=not config.checkpoint.no_save_rng,
+                                 save_optimizer=not config.checkpoint.no_save_optim)
+
+    save_fn = save if folder.save_dir else None
 
     stop = StopRequest(announce=is_rank_0()).install()
     try:
-        iteration = train(config, engine, train_iterator, forward, iteration, device, train_logger,
-                          valid_iterator=valid_iterator, save_fn=save_fn, writer=writer,
-                          multi_task_iterator=multi_iterator if has_multi_train else None,
-                          multi_task_ratio=config.data.multi_task_ratio, multi_task_valid_iterator=multi_valid_iterator,
-                          stop_request=stop)
+        iteration, stopped = train(LoopSettings.from_config(config), engine, train_iterator, forward, iteration, device,
+                                   train_logger, valid_iterator=valid_iterator, save_fn=save_fn, writer=writer,
+                                   multi_task_iterator=multi_iterator if has_multi_train else None,
+                                   multi_task_ratio=config.data.multi_task_ratio,
+                                   multi_task_valid_iterator=multi_valid_iterator, stop_request=stop)
         saved_now = config.checkpoint.save_interval and iteration % config.checkpoint.save_interval == 0
-        if save_fn is not None and not saved_now and not (stop.signum and config.checkpoint.no_save_on_interrupt):
-            save_fn(iteration)  # the loop has not just saved this iteration
+        # The core saved a run it stopped; a signal that came after its last check still counts here.
+        if save_fn is not None and not saved_now and not stopped and not (stop.signum and config.checkpoint.no_save_on_interrupt):
+            save_fn(iteration)
     except TrainingDiverged as err:
         if is_rank_0():
             print(f"error: {err}", file=sys.stderr, flush=True)
@@ -268,14 +277,13 @@ def run(config, device, engine, resume, loaders, present):
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, without saving
         if is_rank_0():
-            print(f"\nstopped at once by a second Ctrl-C; {last_checkpoint_note(config)}", file=sys.stderr, flush=True)
+            print(f"\nstopped at once by a second Ctrl-C; {resume_note(folder.save_dir)}", file=sys.stderr, flush=True)
         return 130
     finally:
         stop.restore()
     if stop.signum:
         if is_rank_0():
-            print(f"stopped by {stop.name} after iteration {iteration}; {last_checkpoint_note(config)}",
-                  file=sys.stderr, flush=True)
+            print(stop.message(iteration, folder.save_dir), file=sys.stderr, flush=True)
         return stop.exit_code
     final = (("validation", endless(valid_loader) if has_valid else None,
               endless(multi_valid_loader) if has_multi_valid else None),

@@ -119,7 +119,7 @@ def train_step_rate(config, tokenizer, samples, batch_size, repeats=3):
 
     from glm.learning_rates import get_learning_rate_scheduler
     from glm.training.engines import PlainEngine
-    from glm.training.loop import pretrain_forward
+    from glm.training.losses import language_model_loss
     from glm.training.model_setup import build_model, build_optimizer
 
     seq_length = config.data.seq_length
@@ -133,11 +133,11 @@ def train_step_rate(config, tokenizer, samples, batch_size, repeats=3):
     engine = PlainEngine(model, optimizer, get_learning_rate_scheduler(optimizer, base), base, device)
     strategy = build_block_strategy(config, tokenizer, bert_prob=1.0, gap_sentence_prob=0.0)
     batch = strategy.construct_blocks([dict(s, iteration=0) for s in samples[:batch_size]])
-    engine.train_batch([batch], pretrain_forward)  # warm-up
+    engine.train_batch([batch], language_model_loss)  # warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        engine.train_batch([batch], pretrain_forward)
+        engine.train_batch([batch], language_model_loss)
         times.append(time.perf_counter() - start)
     return batch_size / statistics.median(times)
 

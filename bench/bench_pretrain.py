@@ -24,7 +24,7 @@ from glm.learning_rates import get_learning_rate_scheduler  # noqa: E402
 from glm.model import flops_per_token  # noqa: E402
 from glm.training.distributed import initialize_distributed  # noqa: E402
 from glm.training.engines import build_engine  # noqa: E402
-from glm.training.loop import pretrain_forward  # noqa: E402
+from glm.training.losses import language_model_loss  # noqa: E402
 from glm.training.model_setup import build_model, build_optimizer  # noqa: E402
 from glm.training.seed import set_random_seed  # noqa: E402
 
@@ -95,13 +95,13 @@ def main():
                                       lambda o, a=config: get_learning_rate_scheduler(o, a), device)
     for engine in engines.values():
         for _ in range(2):
-            engine.train_batch([batch], pretrain_forward)
+            engine.train_batch([batch], language_model_loss)
     if opts.profile:
         from torch.profiler import ProfilerActivity, profile
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
         with profile(activities=activities) as prof:
             for _ in range(3):
-                engines["plain engine"].train_batch([batch], pretrain_forward)
+                engines["plain engine"].train_batch([batch], language_model_loss)
             if device.type == "cuda":
                 torch.cuda.synchronize()
         key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
@@ -109,7 +109,7 @@ def main():
     times = {label: [] for label in engines}
     for _ in range(opts.repeats):
         for label, engine in engines.items():
-            times[label].append(median_time(lambda e=engine: e.train_batch([batch], pretrain_forward), 1))
+            times[label].append(median_time(lambda e=engine: e.train_batch([batch], language_model_loss), 1))
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[opts.dtype]
     peak = nominal_peak() or measure_matmul_peak(dtype, size=8192 if device.type == "cuda" else 2048,
                                                  device=device.type)

@@ -41,7 +41,7 @@ from data_utils.blocklm import build_block_strategy  # noqa: E402
 from glm import mpu  # noqa: E402
 from glm.learning_rates import get_learning_rate_scheduler  # noqa: E402
 from glm.training.engines import PlainEngine  # noqa: E402
-from glm.training.loop import pretrain_forward  # noqa: E402
+from glm.training.losses import language_model_loss  # noqa: E402
 from glm.training.model_setup import build_model, build_optimizer  # noqa: E402
 from glm.training.seed import set_random_seed  # noqa: E402
 
@@ -168,7 +168,7 @@ def main():
     def glm_step(dtype, i, before=False):
         engine = engines[dtype]
         if not before:
-            return engine.train_batch([glm_batches[i]], pretrain_forward)
+            return engine.train_batch([glm_batches[i]], language_model_loss)
         with attention_backend(engine.module, "sdpa"), foreach_adamw(engine.optimizer):
             return engine.train_batch([glm_batches[i]], dense_projection_forward)
 

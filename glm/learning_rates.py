@@ -178,15 +178,17 @@ class AnnealingLR:
         self.step(self.num_iters)
 
 
-def get_learning_rate_scheduler(optimizer: Any, config: Any) -> AnnealingLR:
+def get_learning_rate_scheduler(optimizer: Any, config: Any, train_iters: Optional[int] = None) -> AnnealingLR:
     """Build the scheduler the flags describe, as the original ``train_utils`` did.
 
     ``num_iters = --lr-decay-iters or --train-iters``; with ``--finetune`` it is divided (floor) by
     ``--gradient-accumulation-steps`` because finetuning counts iterations in micro-batches while the
     scheduler steps once per optimizer step; at least 1.  ``warmup_iter = --warmup * num_iters``;
     the decay phase is the rest.  ``--lr-schedule-compat`` selects the original's exact behaviour.
+    ``train_iters`` replaces ``--train-iters`` when the caller derives it (finetuning: epochs x
+    micro-batches per epoch).
     """
-    num_iters = config.training.lr_decay_iters or config.training.train_iters
+    num_iters = config.training.lr_decay_iters or (config.training.train_iters if train_iters is None else train_iters)
     if config.checkpoint.finetune:
         num_iters = num_iters // config.training.gradient_accumulation_steps
     num_iters = max(1, num_iters)

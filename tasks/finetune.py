@@ -1,4 +1,13 @@
-"""The finetuning driver every trained task shares (spec section 9.1).
+"""The epoch-based finetuning driver every trained task shares (spec section 9.1): a thin layer over
+the training core (:mod:`glm.training.core`).
+
+Owns: epochs (sampler seeds, skipping what a mid-epoch resume already trained, the micro-batches of
+an epoch that do not fill an accumulation group), the task metrics on the dev split every
+``--eval-epoch`` epochs and the choice of the best model, the final evaluation and the run's result
+files.  Must not touch: the optimizer step, NaN guard, log line, validation loss and stop handling
+(the core's), how checkpoints are written (``glm/checkpoint`` via :mod:`glm.training.checkpointing`),
+and the configuration: the values it derives (the run's save folder, the number of iterations) are
+computed once and passed on, never written back into ``config``.
 
 A task describes itself with a :class:`FinetuneTask` (datasets, model, loss, evaluation, prediction
 files); :func:`finetune` runs it:
@@ -33,9 +42,10 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from glm import mpu
-from glm.checkpoint import load_model_state, load_pretrained_weights, model_file_name, read_model_state_dict
-from glm.checkpoint.io import atomic_torch_save, atomic_write_text, path_relation, load_checkpoint_file
+from glm.checkpoint import load_model_state, load_pretrained_weights, read_model_state_dict
+from glm.checkpoint.io import path_relation, load_checkpoint_file
 from glm.checkpoint.layout import BEST_TAG, resolve_checkpoint
+from glm.checkpoint.saving import save_best_model, update_best_tracker
 from glm.model.lora import add_lora_from_config, has_lora, load_saved_weights, state_dict_to_save
 from glm.training.distributed import barrier, is_rank_0
 from glm.training.run_directory import LOCK_NAME, prepare_run_directory
@@ -78,9 +88,7 @@ def log_directory(config):
 
 def run_save_directory(config):
     """``--save``/<experiment-name>: where this run's checkpoints and ``best/`` go (None without --save)."""
-    if not config.checkpoint.save:
-        return None
-    return os.path.join(config.checkpoint.save, config.logging.experiment_name)
+    return os.path.join(config.checkpoint.save, config.logging.experiment_name) if config.checkpoint.save else None
 
 
 def _holds_files(directory):
@@ -120,11 +128,6 @@ def check_outputs_free(config, results_file=None):
                                                              and config.training.epochs else ""))
 
 
-def save_directory(config):
-    """Where this run's checkpoints go (``--save``/<experiment-name>, resolved by :func:`finetune`)."""
-    return config.checkpoint.save or None
-
-
 # -- weights ----------------------------------------------------------------------------------------
 
 def _glm(model):
@@ -154,20 +157,6 @@ def evaluation_precision(config, device):
 
 def _trainable_state(model):
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def save_best(config, model, iteration, epoch):
-    """Write the tag ``best`` (weights only) without touching the trackers, which keep naming the
-    last resumable checkpoint."""
-    directory = save_directory(config)
-    if mpu.get_data_parallel_rank() == 0:
-        path = os.path.join(directory, BEST_TAG, model_file_name(mpu.get_model_parallel_rank()))
-        # A LoRA run's best weights: merged into the original layout or the adapter alone (--lora-save).
-        module = state_dict_to_save(model, config.adaptation.lora_save)
-        atomic_torch_save({"module": module, "iteration": iteration, "epoch": epoch}, path)
-    barrier()
-    if is_rank_0():
-        atomic_write_text(os.path.join(directory, "best_checkpointed_iteration.txt"), str(iteration))
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -204,55 +193,54 @@ def _metric_for_selection(config, task):
     return metric
 
 
-def validation_loss(engine, loader, forward_step, device, max_batches):
-    """Average of ``forward_step``'s loss over up to ``max_batches`` batches (all data-parallel ranks)."""
-    from glm.training.distributed import all_reduce_mean
-    engine.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for i, batch in enumerate(loader):
-            if i >= max_batches:
-                break
-            with engine.autocast():
-                loss, _ = forward_step(engine.module, batch_to_device(batch, device))
-            total += float(loss)
-            count += 1
-    engine.train()
-    value = torch.tensor(total / max(count, 1), dtype=torch.float64)
-    return float(all_reduce_mean(value)) if torch.distributed.is_initialized() else float(value)
-
-
 class _Trainer:
-    """The epoch loop; holds the engine and the best model seen so far."""
+    """The epoch loop over the training core; holds the best model seen so far.  ``save_dir`` is the
+    run's checkpoint folder (``--save``/<experiment-name>, resolved by :func:`finetune`; None without
+    ``--save``)."""
 
-    def __init__(self, config, task, model, device):
+    def __init__(self, config, task, model, device, save_dir, stop_request):
         from glm.learning_rates import get_learning_rate_scheduler
+        from glm.training.core import LoopSettings, TrainingCore
         from glm.training.engines import autocast_dtype, build_engine
-        from glm.training.metrics import TrainingLogger, device_peak_flops, make_summary_writer
+        from glm.training.metrics import make_summary_writer, training_logger
         from glm.training.model_setup import build_optimizer
 
-        self.task, self.device = task, device
+        self.config, self.task, self.device, self.save_dir = config, task, device, save_dir
         self.loader = make_train_loader(config, task)
         if len(self.loader) == 0:
             raise FinetuneError(f"the training set of {task.name} ({len(task.train_dataset)} samples) gives no "
                                 f"batch of --batch-size {config.training.batch_size} per data-parallel rank; lower --batch-size")
         self.iters_per_epoch = len(self.loader)
         # As the original: iterations count micro-batches; the scheduler divides by accumulation.
-        config = config.updated(train_iters=config.training.epochs * self.iters_per_epoch)
-        self.config = config
+        train_iters = config.training.epochs * self.iters_per_epoch
         self.engine = build_engine(config, model, lambda m: build_optimizer(config, m),
-                                   lambda opt: get_learning_rate_scheduler(opt, config), device)
+                                   lambda opt: get_learning_rate_scheduler(opt, config, train_iters=train_iters), device)
         self.valid_loader = (make_eval_loader(config, task.valid_dataset, task.collate_fn)
                              if task.valid_dataset is not None and config.evaluation.eval_interval else None)
-        peak, label = device_peak_flops(device, autocast_dtype(config) or torch.float32)
-        self.writer = make_summary_writer(config) if is_rank_0() else None
-        world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-        self.logger = TrainingLogger(config, _glm(self.engine.module).config, world, peak, label, self.writer)
+        self.writer = make_summary_writer(config.logging.tensorboard, config.logging.summary_dir, config.logging.experiment_name) \
+            if is_rank_0() else None
+        logger = training_logger(_glm(self.engine.module).config, device, autocast_dtype(config) or torch.float32,
+                                 self.writer, train_iters=train_iters, log_dir=save_dir,
+                                 recompute=config.training.checkpoint_activations)
+        # Checkpoints are saved at epoch ends (--save-epoch), not every --save-interval steps; the core
+        # saves mid-epoch only where a stop request ends the run.
+        settings = LoopSettings.from_config(config, train_iters=train_iters, count_micro_batches=True, save_interval=0)
+        self.epoch = None   # the epoch run() is in
+        self.core = TrainingCore(self.engine, task.forward_step, device, settings, logger,
+                                 validate=self.validation_loss if self.valid_loader is not None else None,
+                                 save=(lambda iteration: self.save(iteration, self.epoch)) if save_dir else None,
+                                 stop_request=stop_request, writer=self.writer)
         self.best_score, self.best_state, self.best_epoch = None, None, None
-        self.stop = None  # a StopRequest while run() trains
         self.pending_rng = None  # the ResumeState whose RNG streams run() restores
-        self.nonfinite = 0
         self.metric = _metric_for_selection(config, task)
+
+    def validation_loss(self):
+        """The loss of the first ``--eval-iters`` batches of the dev split (no perplexity: not every
+        task's loss is a language-model loss)."""
+        from glm.training.core import evaluate_loss
+        batches = (batch_to_device(batch, self.device) for batch in self.valid_loader)
+        return evaluate_loss(self.engine, batches, self.task.forward_step, self.config.evaluation.eval_iters, self.device,
+                             perplexity=False)
 
     def resume(self):
         """``--load`` of an earlier finetuning run: weights, optimizer, schedule, RNG and position."""
@@ -267,8 +255,19 @@ class _Trainer:
 
     def save(self, iteration, epoch):
         from glm.training.checkpointing import save_training_checkpoint
-        save_training_checkpoint(self.config, iteration, self.engine,
-                                 data_state={"epoch": epoch, "best_score": self.best_score})
+        save_training_checkpoint(self.save_dir, iteration, self.engine,
+                                 data_state={"epoch": epoch, "best_score": self.best_score},
+                                 save_rng=not self.config.checkpoint.no_save_rng, save_optimizer=not self.config.checkpoint.no_save_optim)
+
+    def save_best(self, iteration, epoch):
+        """The tag ``best`` (weights only; a LoRA run's merged into the original layout or the adapter
+        alone, --lora-save), written by ``glm.checkpoint``."""
+        if mpu.get_data_parallel_rank() == 0:
+            module = state_dict_to_save(self.engine.module, self.config.adaptation.lora_save)
+            save_best_model(self.save_dir, module, iteration, epoch, mp_rank=mpu.get_model_parallel_rank())
+        barrier()
+        if is_rank_0():
+            update_best_tracker(self.save_dir, iteration)
 
     def end_of_epoch(self, iteration, epoch):
         with evaluation_precision(self.config, self.device):
@@ -283,8 +282,8 @@ class _Trainer:
         score = metrics[self.metric]
         if self.best_score is None or score > self.best_score:
             self.best_score, self.best_epoch = score, epoch
-            if save_directory(self.config):
-                save_best(self.config, self.engine.module, iteration, epoch)
+            if self.save_dir:
+                self.save_best(iteration, epoch)
             else:
                 self.best_state = _trainable_state(self.engine.module)
             if is_rank_0():
@@ -292,59 +291,38 @@ class _Trainer:
                             {"epoch": epoch, "iteration": iteration, "metric": self.metric, **metrics})
                 print(f"new best dev {self.metric} {score:.4f} at epoch {epoch}", flush=True)
 
-    def check_finite(self, result, iteration):
-        """Count consecutive NaN/inf losses (their steps were skipped by the engine) and stop the run
-        after ``--max-nan-steps`` of them, as pretraining does."""
-        from glm.training.loop import TrainingDiverged
-        self.nonfinite = self.nonfinite + 1 if result.nonfinite else 0
-        if result.nonfinite and is_rank_0():
-            print(f"iteration {iteration}: loss is {result.loss}; step skipped ({self.nonfinite} in a row)", flush=True)
-        if self.nonfinite >= self.config.training.max_nan_steps:
-            raise TrainingDiverged(f"the loss was NaN/inf for {self.nonfinite} consecutive steps (last at iteration "
-                                   f"{iteration}); stopping. Lower --lr or use --bf16; --max-nan-steps sets the limit")
-
     def run(self, start_iteration=0):
-        config, engine = self.config, self.engine
+        from glm.training.interrupt import RunInterrupted
+        config, core = self.config, self.core
         accumulation = config.training.gradient_accumulation_steps
         if self.iters_per_epoch % accumulation and is_rank_0():
             print(f"note: {self.iters_per_epoch % accumulation} micro-batch(es) per epoch do not fill a "
                   f"gradient-accumulation group of {accumulation} and are skipped", flush=True)
-        iteration = start_iteration
+        core.iteration = start_iteration
         first_epoch = start_iteration // self.iters_per_epoch
-        engine.train()
+        self.engine.train()
         for epoch in range(first_epoch, config.training.epochs):
+            self.epoch = epoch
             self.loader.sampler.set_epoch(config.training.seed + epoch)
-            done_in_epoch = iteration - epoch * self.iters_per_epoch
+            done_in_epoch = core.iteration - epoch * self.iters_per_epoch
             if not done_in_epoch:
                 self.resume_rng()            # saved at an epoch's end: before this epoch's loader draws
             batches = iter(self.loader)
             for _ in range(done_in_epoch):   # resuming mid-epoch: the same order, skip what was trained
                 next(batches)
             self.resume_rng()                # saved mid-epoch: after the loader drew its seed
-            for _ in range((self.iters_per_epoch - done_in_epoch) // accumulation):
-                group = [batch_to_device(next(batches), self.device) for _ in range(accumulation)]
-                result = engine.train_batch(group, self.task.forward_step)
-                iteration += accumulation
-                self.check_finite(result, iteration)
-                tokens = sum(b["text"].numel() for b in group) * mpu.get_data_parallel_world_size()
-                self.logger.record(result, tokens, group[0]["text"].size(-1))
-                step = iteration // accumulation
-                lr = engine.lr_scheduler.get_lr() if engine.lr_scheduler is not None else config.training.lr
-                if step % config.logging.log_interval == 0 and is_rank_0():
-                    self.logger.report(iteration, lr)
-                if self.valid_loader is not None and step % config.evaluation.eval_interval == 0:
-                    loss = validation_loss(engine, self.valid_loader, self.task.forward_step, self.device,
-                                           config.evaluation.eval_iters)
-                    if is_rank_0():
-                        print(f"validation loss at iteration {iteration}: {loss:.4f}", flush=True)
-                if self.stop is not None and self.stop.requested():
-                    self.stop_here(iteration, epoch)  # after the step is logged, like any other
-            iteration = (epoch + 1) * self.iters_per_epoch
+            steps = (self.iters_per_epoch - done_in_epoch) // accumulation
+            step_batches = ([batch_to_device(next(batches), self.device) for _ in range(accumulation)]
+                            for _ in range(steps))
+            if core.run(step_batches):   # a stop request: the core saved the step it stopped after
+                raise RunInterrupted(core.stop_request.message(core.iteration, self.save_dir, f" (epoch {epoch})"),
+                                     core.stop_request.exit_code)
+            core.iteration = (epoch + 1) * self.iters_per_epoch   # past the micro-batches left over
             if not config.task.no_validation and (epoch + 1) % config.evaluation.eval_epoch == 0:
-                self.end_of_epoch(iteration, epoch)
-            if save_directory(config) and config.checkpoint.save_epoch and (epoch + 1) % config.checkpoint.save_epoch == 0:
-                self.save(iteration, epoch)
-        return iteration
+                self.end_of_epoch(core.iteration, epoch)
+            if self.save_dir and config.checkpoint.save_epoch and (epoch + 1) % config.checkpoint.save_epoch == 0:
+                self.save(core.iteration, epoch)
+        return core.iteration
 
     def resume_rng(self):
         """Restore the resumed checkpoint's RNG streams, once, where :meth:`run` says the saved run stood."""
@@ -352,35 +330,17 @@ class _Trainer:
             self.pending_rng.restore_rng()
             self.pending_rng = None
 
-    def stop_here(self, iteration, epoch):
-        """End the run after a Ctrl-C/SIGTERM: save this iteration (a resume continues mid-epoch) unless
-        --no-save-on-interrupt, then raise :class:`RunInterrupted` naming the checkpoint."""
-        from glm.checkpoint.layout import read_tracker
-        from glm.training.interrupt import RunInterrupted
-        save = save_directory(self.config)
-        if save and not self.config.checkpoint.no_save_on_interrupt:
-            self.save(iteration, epoch)
-        tag = read_tracker(save) if save and os.path.isdir(save) else None
-        where = (f"the last complete checkpoint is {os.path.join(save, tag)}: resume with --load {save}" if tag
-                 else "no checkpoint was saved" + ("" if save else " (no --save)"))
-        raise RunInterrupted(f"stopped by {self.stop.name} after iteration {iteration} (epoch {epoch}); {where}",
-                             self.stop.exit_code)
-
     def restore_best(self):
         """Put the best weights back into the model before the final evaluation."""
+        has_best = self.save_dir and os.path.isdir(os.path.join(self.save_dir, BEST_TAG))
         if self.best_state is not None:
             self.engine.module.load_state_dict(self.best_state)
-        elif self.best_epoch is not None or (save_directory(self.config) and _has_best(self.config)):
+        elif self.best_epoch is not None or has_best:
             if has_lora(self.engine.module):
-                path = resolve_checkpoint(save_directory(self.config), tag=BEST_TAG).model_file(
-                    mpu.get_model_parallel_rank())
+                path = resolve_checkpoint(self.save_dir, tag=BEST_TAG).model_file(mpu.get_model_parallel_rank())
                 load_saved_weights(self.engine.module, read_model_state_dict(load_checkpoint_file(path)))
             else:
-                load_model_state(self.engine.module, save_directory(self.config), tag=BEST_TAG)
-
-
-def _has_best(config):
-    return os.path.isdir(os.path.join(save_directory(config), BEST_TAG))
+                load_model_state(self.engine.module, self.save_dir, tag=BEST_TAG)
 
 
 def final_evaluation(config, task, model, device):
@@ -413,21 +373,20 @@ def finetune(config, task, device):
         # Nothing to train and nothing to load: the score would be that of random weights.
         raise FinetuneError("--epochs 0 only evaluates, and no weights were given: pass --load-pretrained "
                             "CHECKPOINT_DIR (or --load a finetuning run's folder) to evaluate a trained model")
-    lock = None
+    save_dir, lock = None, None
     if config.checkpoint.save:
-        # The run's folder, locked for its life (a second run on it is refused; a killed one leaves no
-        # lock) and cleared of what an interrupted save left.
-        save, lock = prepare_run_directory(config.checkpoint.save, config.logging.experiment_name, resume_into=True,
-                                           log=print if is_rank_0() else (lambda *a: None))
-        config = config.updated(save=save)
+        # The run's folder (--save/<experiment-name>), locked for its life (a second run on it is refused;
+        # a killed one leaves no lock) and cleared of what an interrupted save left.
+        save_dir, lock = prepare_run_directory(config.checkpoint.save, config.logging.experiment_name, resume_into=True,
+                                               log=print if is_rank_0() else (lambda *a: None))
     try:
-        return _finetune(config, task, device, start)
+        return _finetune(config, task, device, start, save_dir)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _finetune(config, task, device, start):
+def _finetune(config, task, device, start, save_dir):
     from glm.training.interrupt import StopRequest
     model = task.build_model(config, device)
     if config.task.load_pretrained:
@@ -445,17 +404,18 @@ def _finetune(config, task, device, start):
         return final_evaluation(config, task, model, device)
     if task.train_dataset is None:
         raise FinetuneError(f"task {task.name} has no training data; pass --epochs 0 to evaluate only")
-    trainer = _Trainer(config, task, model, device)
+    stop = StopRequest(announce=is_rank_0())
+    trainer = _Trainer(config, task, model, device, save_dir, stop)
     start_iteration = trainer.resume() if config.checkpoint.load else 0
     if is_rank_0():
         print(f"finetuning {task.name}: {len(task.train_dataset)} training samples, {trainer.iters_per_epoch} "
               f"micro-batches per epoch per data-parallel rank, {config.training.epochs} epochs, engine {trainer.engine.name}",
               flush=True)
-    trainer.stop = StopRequest(announce=is_rank_0()).install()
+    stop.install()
     try:
         trainer.run(start_iteration)
     finally:
-        trainer.stop.restore()
+        stop.restore()
     trainer.restore_best()
     trainer.engine.eval()
     results = final_evaluation(config, task, trainer.engine.module, device)

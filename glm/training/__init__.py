@@ -1,3 +1,8 @@
 """Training machinery shared by pretraining and finetuning: distributed setup, seeding, model and
 optimizer construction, the two engines (plain PyTorch and DeepSpeed), checkpoints of the whole
-training state, throughput logging, and the train/eval loop."""
+training state, throughput logging, the losses (``losses``) and the one training core (``core``:
+step, NaN guard, log line, validation loss, periodic save, stop request) that pretraining
+(``pretraining``) and the finetuning driver (``tasks/finetune.py``) both run on.
+
+Nothing here imports ``tasks`` or ``data_utils`` at module level, and nothing here writes into the
+argparse namespace: values a run derives (its folder, its iteration count) are passed explicitly."""

@@ -11,6 +11,11 @@ the iteration: each rank's sampler restarts at it (``--resume-dataloader``).  De
 file is complete before the tracker files name its tag: files are written to a temporary name and
 renamed, all ranks meet at a barrier, then rank 0 rewrites the trackers (also atomically).  A run
 killed at any moment therefore resumes from the last complete checkpoint.
+
+Owns the whole training state of a checkpoint (engine, scheduler, RNG streams, data position) and the
+all-ranks-or-none save protocol.  Must not touch: the file layout and tracker files themselves
+(written through ``glm.checkpoint``), the training step, or the run's configuration (saving receives
+the folder and the ``--no-save-*`` choices as explicit values).
 """
 
 import dataclasses
@@ -27,7 +32,7 @@ from ..checkpoint import (CheckpointError, atomic_torch_save, check_checkpoint_g
                           model_file_name, resolve_checkpoint)
 from ..checkpoint.io import load_checkpoint_file
 from ..checkpoint.layout import TRACKER_FILENAME, read_tracker
-from ..checkpoint.reshard import optimizer_parameter_names, partition_map, reshard_optimizer_states
+from ..checkpoint.reshard import optimizer_parameter_names, partition_layout, reshard_optimizer_states
 from ..checkpoint.saving import update_tracker_files
 from ..checkpoint.zero import convert_to_universal, zero_data_parallel_size
 from .distributed import barrier, is_rank_0, max_over_ranks
@@ -112,21 +117,22 @@ def _save_failure(save_dir, tag_dir, error):
                                f"{resume}")
 
 
-def save_training_checkpoint(config, iteration, engine, data_state=None):
-    """Write a checkpoint of ``iteration`` under ``config.checkpoint.save`` and point the trackers at it.
+def save_training_checkpoint(save_dir, iteration, engine, data_state=None, *, save_rng=True, save_optimizer=True):
+    """Write a checkpoint of ``iteration`` under ``save_dir`` and point the trackers at it; without
+    ``save_rng`` (--no-save-rng) or ``save_optimizer`` (--no-save-optim) those parts are left out.
 
     When any rank fails to write its part, every rank raises :class:`CheckpointSaveError` naming the
     path and the cause, the trackers keep naming the previous checkpoint, and a new tag folder that
     the failed save created is removed (DeepSpeed writes its files in place)."""
     tag = str(iteration)
-    tag_dir = os.path.join(config.checkpoint.save, tag)
+    tag_dir = os.path.join(save_dir, tag)
     new_folder = not os.path.exists(tag_dir)
     client = {"iteration": iteration, "data_state": data_state or {},
               "mp_world_size": mpu.get_model_parallel_world_size(),
               "dp_world_size": mpu.get_data_parallel_world_size()}
     if engine.lr_scheduler is not None:
         client["lr_scheduler"] = engine.lr_scheduler.state_dict()
-    if not config.checkpoint.no_save_rng:
+    if save_rng:
         own, by_rank = _rng_states_of_data_parallel_group()
         client.update(own)
         client[RNG_BY_DP_RANK_KEY] = by_rank
@@ -134,24 +140,24 @@ def save_training_checkpoint(config, iteration, engine, data_state=None):
     try:
         if engine.name == "deepspeed":
             client["client_lr_scheduler"] = client.pop("lr_scheduler", None)
-            engine.engine.save_checkpoint(config.checkpoint.save, tag=tag, client_state=client, save_latest=False)
+            engine.engine.save_checkpoint(save_dir, tag=tag, client_state=client, save_latest=False)
         elif mpu.get_data_parallel_rank() == 0:
             state = dict(client, module=engine.module.state_dict())
-            if not config.checkpoint.no_save_optim:
+            if save_optimizer:
                 state.update(engine.state_dict())
             atomic_torch_save(state, os.path.join(tag_dir, model_file_name(mpu.get_model_parallel_rank())))
     except (OSError, RuntimeError) as err:  # torch reports a full disk as RuntimeError ("unexpected pos")
         error = f"{type(err).__name__}: {err}"
     if not _any_rank(error is not None) and is_rank_0():
         try:  # every part is complete: only now may the trackers name the new tag
-            update_tracker_files(config.checkpoint.save, tag)
+            update_tracker_files(save_dir, tag)
         except OSError as err:
             error = f"{type(err).__name__}: {err}"
     if _any_rank(error is not None):
-        if is_rank_0() and new_folder and read_tracker(config.checkpoint.save) != tag:
+        if is_rank_0() and new_folder and read_tracker(save_dir) != tag:
             shutil.rmtree(tag_dir, ignore_errors=True)
         barrier()
-        raise _save_failure(config.checkpoint.save, tag_dir, error)
+        raise _save_failure(save_dir, tag_dir, error)
     if is_rank_0():
         logger.info("saved checkpoint %s", tag_dir)
 
@@ -198,7 +204,7 @@ def _resharded_optimizer_state(config, engine, resolved):
     logger.info("resharding the optimizer state of %s from model-parallel size %d to %d", resolved.tag_dir,
                 resolved.mp_size, mpu.get_model_parallel_world_size())
     return reshard_optimizer_states(states, optimizer_parameter_names(engine.optimizer, engine.module),
-                                    partition_map(engine.module), mpu.get_model_parallel_world_size(),
+                                    partition_layout(engine.module), mpu.get_model_parallel_world_size(),
                                     mpu.get_model_parallel_rank())
 
 

@@ -6,14 +6,29 @@ checkpoint to resume from.  The handler only records the signal; the training lo
 :meth:`StopRequest.requested` after every step.  In a multi-rank job the ranks agree by an all-reduce,
 so they all stop after the same step even when the signal reached only some of them.  A second
 Ctrl-C stops at once (``KeyboardInterrupt``), for a user who does not want to wait.
+
+Owns the signal handling, the ranks' agreement to stop, and the words that say where a stopped run
+resumes from (:func:`resume_note`, :meth:`StopRequest.message`).  Must not touch: the step or the
+saving itself (the training core saves on a stop unless told not to).
 """
 
+import os
 import signal
 import sys
 
+from ..checkpoint.layout import read_tracker
 from .distributed import max_over_ranks
 
 SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
+
+
+def resume_note(save_dir):
+    """Which checkpoint of the run's folder ``save_dir`` (None without ``--save``) a stopped run
+    resumes from, in words."""
+    tag = read_tracker(save_dir) if save_dir and os.path.isdir(save_dir) else None
+    if tag is None:
+        return "no checkpoint was saved" + ("" if save_dir else " (no --save)")
+    return f"the last complete checkpoint is {os.path.join(save_dir, tag)}: resume with --load {save_dir}"
 
 
 class RunInterrupted(Exception):
@@ -56,6 +71,10 @@ class StopRequest:
         if self.signum is None and received:
             self.signum = received
         return bool(received)
+
+    def message(self, iteration, save_dir, where=""):
+        """``stopped by <signal> after iteration N<where>; <resume note>``."""
+        return f"stopped by {self.name} after iteration {iteration}{where}; {resume_note(save_dir)}"
 
     @property
     def name(self):

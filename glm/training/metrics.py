@@ -1,4 +1,9 @@
-"""Throughput, MFU and loss logging for the training loop (stdout, optional TensorBoard)."""
+"""Throughput, MFU and loss logging for the training core (stdout, ``train_log.jsonl``, optional
+TensorBoard).
+
+Owns the figures of the log line (loss, loss scale, grad norm, ms/iter, tokens/s, TFLOP/s, MFU against
+the device's peak, executed FLOPs) and where they are written.  Must not touch: the step itself (the
+core's), the engines, or the run's configuration: it receives explicit values."""
 
 import json
 import logging
@@ -8,6 +13,7 @@ import resource
 import time
 
 import torch
+import torch.distributed as dist
 
 from ..model import executed_flops, flops_per_token
 
@@ -53,11 +59,26 @@ def _measured_matmul_peak(device, dtype):
     return peak, f"measured {dtype} matmul {peak / 1e9:.0f} GFLOP/s (fastest of 5)"
 
 
+def training_logger(model_config, device, dtype, writer=None, *, train_iters, log_dir=None, recompute=False):
+    """The :class:`TrainingLogger` of a run computing in ``dtype`` on ``device``: MFU against the
+    device's peak (:func:`device_peak_flops`, its label in ``peak_label``), FLOPs per device over
+    every rank of the job."""
+    peak, peak_label = device_peak_flops(device, dtype)
+    num_devices = dist.get_world_size() if dist.is_initialized() else 1
+    return TrainingLogger(model_config, num_devices, peak, peak_label, writer, train_iters=train_iters,
+                          log_dir=log_dir, recompute=recompute)
+
+
 class TrainingLogger:
     """Accumulates per-step figures and prints a line every ``log_interval`` steps."""
 
-    def __init__(self, config, model_config, num_devices, peak, peak_label, writer=None):
-        self.config = config
+    def __init__(self, model_config, num_devices, peak, peak_label, writer=None, *, train_iters, log_dir=None,
+                 recompute=False):
+        """``train_iters``: the last iteration (the line's denominator); ``log_dir``: where
+        ``train_log.jsonl`` goes (None: not written); ``recompute``: activations are recomputed in the
+        backward (--checkpoint-activations), which the executed-FLOPs figure counts."""
+        self.train_iters = train_iters
+        self.recompute = recompute
         self.model_config = model_config
         self.num_devices = num_devices
         self.peak = peak
@@ -65,7 +86,7 @@ class TrainingLogger:
         self.writer = writer
         # Every report also goes, at full precision, to <save>/train_log.jsonl (machine-readable; the
         # resume tests compare losses bit for bit through it).
-        self.jsonl_path = os.path.join(config.checkpoint.save, "train_log.jsonl") if config.checkpoint.save else None
+        self.jsonl_path = os.path.join(log_dir, "train_log.jsonl") if log_dir else None
         self.reset()
         self.memory_reported = False
 
@@ -104,7 +125,7 @@ class TrainingLogger:
             self.executed_known = False
         else:
             executed = executed_flops(c["num_layers"], c["hidden_size"], c["vocab_size"], seq_length, tokens,
-                                      projected, recompute=bool(self.config.training.checkpoint_activations))
+                                      projected, recompute=self.recompute)
             self.executed += executed / 3 if result.nonfinite else executed
         if result.grad_norm is not None:
             self.grad_norm = result.grad_norm
@@ -116,7 +137,7 @@ class TrainingLogger:
         tokens_per_s = self.tokens / elapsed
         tflops = self.flops / elapsed / self.num_devices / 1e12
         mfu = 100.0 * self.flops / elapsed / self.num_devices / self.peak
-        line = (f"iteration {iteration:8d}/{self.config.training.train_iters:8d} | lr {lr:.3e} | loss {loss:.4f} | "
+        line = (f"iteration {iteration:8d}/{self.train_iters:8d} | lr {lr:.3e} | loss {loss:.4f} | "
                 f"loss scale {self.loss_scale:.1f} | "
                 + (f"grad norm {self.grad_norm:.3f} | " if self.grad_norm is not None else "")
                 + f"ms/iter {1000 * elapsed / max(1, self.steps):.1f} | tokens/s {tokens_per_s:,.0f} | "
@@ -156,9 +177,9 @@ def memory_report():
     return f"memory: peak resident set {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
 
 
-def make_summary_writer(config):
-    """A TensorBoard writer under ``<summary-dir>/runs/<experiment>`` when ``--tensorboard`` is set."""
-    if not config.logging.tensorboard:
+def make_summary_writer(enabled, summary_dir, experiment_name):
+    """A TensorBoard writer under ``<summary-dir>/runs/<experiment>`` when ``enabled`` (--tensorboard)."""
+    if not enabled:
         return None
     from torch.utils.tensorboard import SummaryWriter
-    return SummaryWriter(log_dir=os.path.join(config.logging.summary_dir or ".", "runs", config.logging.experiment_name))
+    return SummaryWriter(log_dir=os.path.join(summary_dir or ".", "runs", experiment_name))

@@ -11,6 +11,10 @@
   SQuAD EM/F1, or span accuracy for extraction.
 * Test predictions: ``runs/<experiment>/test.jsonl.hyps`` / ``.refs`` (``dev.jsonl.*`` with
   ``--eval-valid``).
+
+Owns the seq2seq task description (model, training loss choice, decoding evaluation, prediction
+files).  Must not touch: the training steps, epochs and checkpoints (``tasks/finetune.py`` over
+``glm.training.core``) or the loss formula (``glm.training.losses.language_model_loss``).
 """
 
 import functools
@@ -19,7 +23,7 @@ import os
 import torch
 
 from glm.generation import DecodeConfig, fill_blanks
-from glm.training.loop import pretrain_forward
+from glm.training.losses import language_model_loss
 from glm.training.model_setup import build_task_model
 
 from ..eval_utils import decode_dataset, full_vocabulary_logits, map_in_order, seq2seq_decode_config
@@ -111,7 +115,7 @@ class Seq2SeqEvaluation:
     @torch.no_grad()
     def fill(self, model, dataset, device):
         """Greedy left-to-right filling of every mask of each source (``blank``, ``extraction``)."""
-        config = DecodeConfig.from_args(self.config, self.tokenizer, max_new_tokens=self.config.task.tgt_seq_length,
+        config = DecodeConfig.from_config(self.config, self.tokenizer, max_new_tokens=self.config.task.tgt_seq_length,
                                         top_k=1, num_beams=1)
         sop = self.tokenizer.get_command("sop").Id
         task_mask = getattr(dataset, "mask_id", None) != self.tokenizer.get_command("MASK").Id
@@ -158,7 +162,7 @@ def build_task(config, tokenizer):
     return FinetuneTask(
         name=config.task.task,
         build_model=lambda a, device: build_task_model(a, device, "generation"),
-        forward_step=functools.partial(pretrain_forward, label_smoothing=config.training.label_smoothing),
+        forward_step=functools.partial(language_model_loss, label_smoothing=config.training.label_smoothing),
         evaluate=evaluation,
         metric_names=evaluation.metric_names,
         train_dataset=train,

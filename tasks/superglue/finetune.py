@@ -12,14 +12,17 @@ description :func:`build_task` hands to :func:`tasks.finetune.finetune`.
 * Evaluation: the argmax over each example's choices (WSC: choice 0, the referent, means True),
   data parallel with the results gathered, scored with the task's metrics; test predictions are
   written in the benchmark's submission format (``<task>-<split>.jsonl``).
+
+Owns the SuperGLUE/CLUE task description (model choice, per-batch loss, evaluation, prediction files).
+Must not touch: the training steps, epochs and checkpoints (``tasks/finetune.py`` over
+``glm.training.core``) or the loss formulas (``glm.training.losses``).
 """
 
 import functools
 
 import torch
 
-from glm.training.finetune_losses import choice_loss
-from glm.training.loop import pretrain_forward
+from glm.training.losses import choice_loss, language_model_loss
 from glm.training.model_setup import build_task_model
 
 from ..batching import batch_to_device, collate_choices
@@ -140,7 +143,7 @@ def build_task(config, tokenizer):
         evaluation.dataset("dev")   # read now: a missing dev file stops the run before training
     if generative:
         model_type, multi_token, num_labels, spell_length = "generation", True, 2, None
-        forward = pretrain_forward
+        forward = language_model_loss
     else:
         model_type, multi_token, num_labels, spell_length = model_kind(config, spec)
         forward = functools.partial(cloze_forward, loss_func=config.task.loss_func, adapet=config.task.adapet)

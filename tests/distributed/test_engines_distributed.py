@@ -13,7 +13,7 @@ import torch
 from glm import mpu
 from glm.learning_rates import get_learning_rate_scheduler
 from glm.training.engines import PlainEngine, build_engine
-from glm.training.loop import pretrain_forward
+from glm.training.losses import language_model_loss
 from glm.training.model_setup import build_model, build_optimizer
 from glm.training.seed import set_random_seed
 from tests.distributed.launcher import run_distributed
@@ -30,7 +30,7 @@ def run_engine(engine, loader, steps, accumulation=1):
 
 def run_steps(engine, loader, steps, accumulation=1):
     iterator = iter(loader)
-    return [engine.train_batch([next(iterator) for _ in range(accumulation)], pretrain_forward)
+    return [engine.train_batch([next(iterator) for _ in range(accumulation)], language_model_loss)
             for _ in range(steps)]
 
 

@@ -35,7 +35,7 @@ import torch
 
 from glm import mpu
 from glm.training.checkpointing import load_training_checkpoint, save_training_checkpoint
-from glm.training.loop import pretrain_forward
+from glm.training.losses import language_model_loss
 from tests.distributed.launcher import run_distributed
 from tests.distributed.test_engines_distributed import NO_DROPOUT, make
 from tests.training.synthetic import SyntheticLoader
@@ -74,7 +74,9 @@ def engine_args(kind, dp, mp, directory, dtype="fp32", load=None):
             json.dump(config, f)
         flags += ["--deepspeed", "--deepspeed_config", path]
     from tests.training.synthetic import tiny_config
-    return tiny_config(*flags).updated(save=None, load=load)
+    cfg = tiny_config(*flags)
+    cfg.checkpoint.save, cfg.checkpoint.load = None, load
+    return cfg
 
 
 def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None):
@@ -94,12 +96,13 @@ def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None):
                                   mpu.get_data_parallel_world_size(), start=start, fixed_sep=12))
     losses, clipped = [], 0
     for iteration in range(start + 1, STEPS + 1):
-        result = engine.train_batch([next(loader)], pretrain_forward)
+        result = engine.train_batch([next(loader)], language_model_loss)
         assert not result.skipped
         losses.append(result.loss)
         clipped += result.grad_norm is not None and result.grad_norm > cfg.training.clip_grad
         if save and iteration == SAVE_AT:
-            save_training_checkpoint(cfg.updated(save=save), iteration, engine)
+            cfg.checkpoint.save = save
+            save_training_checkpoint(cfg.checkpoint.save, iteration, engine)
     if kind == "plain":  # (ZeRO-0 reports no norm; the engines' losses are compared instead)
         assert clipped >= len(losses) // 2, f"clipping acted on {clipped} of {len(losses)} updates only"
     return losses
@@ -212,7 +215,7 @@ def test_zero_matches_plain_engine_over_20_updates(runs, stage):
 def test_zero3_two_rank_shards_consolidate(launched, tmp_path):
     """``change_mp.py --consolidate-zero`` on the ZeRO-3 checkpoint written by two ranks gives the
     weights of the plain engine's checkpoint of the same update (fp32, same data)."""
-    from change_mp import main as change_mp_main
+    from glm.checkpoint.change_mp import main as change_mp_main
     from glm.checkpoint.io import load_checkpoint_file
     zero3 = os.path.join(launched, "zero3-dp2")
     assert any(name.startswith("zero_pp_rank_1_") for name in os.listdir(os.path.join(zero3, str(SAVE_AT))))

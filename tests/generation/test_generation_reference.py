@@ -57,7 +57,7 @@ def test_generation_matches_original(name, cache, vectors, reference_dir):
     assert cfg.model.vocab_size == run["vocab_size"] and cfg.data.eod_token == run["eod_token"]
     for cname, cid in run["command_ids"].items():
         assert tokenizer.get_command(cname).Id == cid
-    config = DecodeConfig.from_args(cfg, tokenizer)
+    config = DecodeConfig.from_config(cfg, tokenizer)
     samples = ""
     for expected in run["results"]:
         recorder = Recorder(model if cache == "memory" else KVCacheModel(model))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from glm.checkpoint import load_model_state
-from glm.training.finetune_losses import choice_loss
+from glm.training.losses import choice_loss
 from glm.model import (GLMForMultiTokenCloze, GLMForMultiTokenClozeFast, GLMForSequenceClassification,
                        GLMForSingleTokenCloze, GLMModel)
 

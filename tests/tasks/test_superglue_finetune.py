@@ -265,7 +265,7 @@ def test_non_finite_losses_stop_the_run(pretrained, tmp_path):
     folder = tmp_path / "data"
     folder.mkdir()
     write_rte(folder)
-    from glm.training.loop import TrainingDiverged
+    from glm.training.core import TrainingDiverged
     with pytest.raises(TrainingDiverged, match="NaN/inf for 2 consecutive steps"):
         finetune("rte", folder, tmp_path / "out", pretrained, "--epochs", "2", "--batch-size", "2", "--lr", "1e30",
                  "--warmup", "0", "--max-nan-steps", "2", "--clip-grad", "0")

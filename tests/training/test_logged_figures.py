@@ -22,7 +22,7 @@ CONFIG = {"num_layers": 2, "hidden_size": 32, "vocab_size": 128}
 
 def logger_with(results):
     cfg = tiny_config()
-    log = TrainingLogger(cfg, CONFIG, 1, 1e12, "test")
+    log = TrainingLogger(CONFIG, 1, 1e12, "test", train_iters=cfg.training.train_iters)
     for result in results:
         log.record(result, tokens=96, seq_length=24)
     return log
@@ -91,7 +91,9 @@ class Terminal(io.StringIO):
 
 
 def test_progress_bar_and_log_lines_never_share_a_line(monkeypatch):
-    from glm.training.loop import pretrain_forward, train
+    from glm.training.core import LoopSettings
+    from glm.training.losses import language_model_loss
+    from glm.training.pretraining import train
     from tests.training.synthetic import SyntheticLoader
     from tests.training.test_plain_engine import DEVICE, make_engine
 
@@ -100,8 +102,8 @@ def test_progress_bar_and_log_lines_never_share_a_line(monkeypatch):
     monkeypatch.setattr(sys, "stderr", terminal)
     cfg = tiny_config("--log-interval", "2", "--eval-interval", "4", "--eval-iters", "1")
     engine = make_engine(cfg)
-    log = TrainingLogger(cfg, engine.module.config, 1, 1e11, "test")
-    train(cfg, engine, iter(SyntheticLoader(4)), pretrain_forward, 0, DEVICE, log,
+    log = TrainingLogger(engine.module.config, 1, 1e11, "test", train_iters=cfg.training.train_iters)
+    train(LoopSettings.from_config(cfg), engine, iter(SyntheticLoader(4)), language_model_loss, 0, DEVICE, log,
           valid_iterator=iter(SyntheticLoader(4, start=10_000)))
     # What the terminal shows of each line is the text after its last carriage return.
     shown = [line.rsplit("\r", 1)[-1] for line in terminal.getvalue().split("\n")]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from glm.training.loss_scaler import DynamicLossScaler
-from glm.training.loop import pretrain_forward
+from glm.training.losses import language_model_loss
 from tests.training.synthetic import SyntheticLoader, tiny_config
 from tests.training.test_plain_engine import make_engine
 
@@ -76,7 +76,7 @@ def test_engine_skips_overflowing_steps_and_follows_the_scaler():
     batches = iter(SyntheticLoader(cfg.training.batch_size))
 
     def huge(model, batch):  # a finite loss whose scaled gradients overflow
-        loss, extra = pretrain_forward(model, batch)
+        loss, extra = language_model_loss(model, batch)
         return loss * 1e30, extra
 
     weights = copy.deepcopy(engine.module.state_dict())
@@ -90,7 +90,7 @@ def test_engine_skips_overflowing_steps_and_follows_the_scaler():
     # An ordinary loss still overflows at 2^31 in fp16 (the run would halve its way down, as the
     # original); from a scale that fits, the step is applied and the schedule advances.
     engine.scaler.scale = 1024.0
-    clean = engine.train_batch([next(batches)], pretrain_forward)
+    clean = engine.train_batch([next(batches)], language_model_loss)
     assert not clean.skipped and engine.lr_scheduler.num_iters == lr_step + 1
     assert not all(torch.equal(v, engine.module.state_dict()[k]) for k, v in weights.items())
     assert engine.state_dict()["grad_scaler"]["scale"] == 1024.0

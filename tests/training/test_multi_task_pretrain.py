@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-import glm.training.loop as loop
-from glm.training.loop import count_multi_task_iterations, uses_multi_task
+import glm.training.pretraining as pretraining
+from glm.training.pretraining import count_multi_task_iterations, uses_multi_task
 from tests.tasks.superglue.multitask_fixtures import write_task_files
 from tests.training.test_pretrain_e2e import ROOT, corpus, env, flags, losses, main_exit  # noqa: F401 (fixture)
 
@@ -30,14 +30,14 @@ def multi_flags(corpus, tmp_path, task_data, ratio, *extra):
 def modes(monkeypatch):
     """Every batch the loop fetches, as ``(mode, text shape)``, in order."""
     seen = []
-    real = loop.get_batch
+    real = pretraining.get_batch
 
     def recording(iterator, device):
         batch = real(iterator, device)
         seen.append((batch.get("mode"), tuple(batch["text"].shape)))
         return batch
 
-    monkeypatch.setattr(loop, "get_batch", recording)
+    monkeypatch.setattr(pretraining, "get_batch", recording)
     return seen
 
 

@@ -1,4 +1,4 @@
-"""The plain PyTorch engine and the training loop on one process."""
+"""The plain PyTorch engine and the training core on one process."""
 
 import math
 
@@ -8,7 +8,9 @@ import torch
 from glm.learning_rates import get_learning_rate_scheduler
 from glm.training.checkpointing import load_training_checkpoint, save_training_checkpoint
 from glm.training.engines import PlainEngine, StepResult
-from glm.training.loop import TrainingDiverged, evaluate, pretrain_forward, train
+from glm.training.core import LoopSettings, TrainingDiverged
+from glm.training.losses import language_model_loss
+from glm.training.pretraining import train
 from glm.training.metrics import TrainingLogger
 from glm.training.model_setup import build_model, build_optimizer
 from glm.training.seed import set_random_seed
@@ -34,7 +36,7 @@ def run(cfg, iterations, start=0, engine=None, loader_start=0):
     iterator = iter(SyntheticLoader(cfg.training.batch_size, start=loader_start))
     for _ in range(start, iterations):
         micro = [next(iterator) for _ in range(cfg.training.gradient_accumulation_steps)]
-        losses.append(engine.train_batch(micro, pretrain_forward).loss)
+        losses.append(engine.train_batch(micro, language_model_loss).loss)
     return engine, losses
 
 
@@ -58,8 +60,8 @@ def test_gradient_accumulation_averages_micro_batch_losses():
     full = next(iter(SyntheticLoader(4)))
     halves = [{k: (v[:2] if torch.is_tensor(v) else v) for k, v in full.items()},
               {k: (v[2:] if torch.is_tensor(v) else v) for k, v in full.items()}]
-    engine.train_batch(halves, pretrain_forward)
-    loss = (pretrain_forward(reference, halves[0])[0] + pretrain_forward(reference, halves[1])[0]) / 2
+    engine.train_batch(halves, language_model_loss)
+    loss = (language_model_loss(reference, halves[0])[0] + language_model_loss(reference, halves[1])[0]) / 2
     loss.backward()
     for a, b in zip(engine.module.parameters(), reference.parameters()):
         assert torch.allclose(a.grad, b.grad, atol=1e-6)
@@ -69,7 +71,7 @@ def test_exact_resume_from_checkpoint(tmp_path):
     """Save at step 4, resume into a fresh engine: steps 5-8 give bit-identical losses."""
     cfg = tiny_config("--save", str(tmp_path))
     engine, first = run(cfg, 4)
-    save_training_checkpoint(cfg, 4, engine)
+    save_training_checkpoint(cfg.checkpoint.save, 4, engine)
     _, rest = run(cfg, 8, start=4, engine=engine, loader_start=4)
 
     resumed_args = tiny_config("--load", str(tmp_path))
@@ -87,7 +89,7 @@ def test_exact_resume_from_checkpoint(tmp_path):
 def test_resume_without_optimizer_state_needs_no_load_optim(tmp_path):
     cfg = tiny_config("--save", str(tmp_path), "--no-save-optim")
     engine, _ = run(cfg, 1)
-    save_training_checkpoint(cfg, 1, engine)
+    save_training_checkpoint(cfg.checkpoint.save, 1, engine, save_optimizer=not cfg.checkpoint.no_save_optim)
     from glm.checkpoint import CheckpointError
     with pytest.raises(CheckpointError, match="--no-load-optim"):
         load_training_checkpoint(tiny_config("--load", str(tmp_path)), make_engine(tiny_config()))
@@ -96,7 +98,7 @@ def test_resume_without_optimizer_state_needs_no_load_optim(tmp_path):
 
 
 def nan_forward(model, batch):
-    loss, extra = pretrain_forward(model, batch)
+    loss, extra = language_model_loss(model, batch)
     return loss * float("nan"), extra
 
 
@@ -113,16 +115,16 @@ def test_nan_loss_skips_the_step_and_keeps_weights():
 def test_consecutive_nan_steps_stop_the_run(capsys):
     cfg = tiny_config("--max-nan-steps", "3")
     engine = make_engine(cfg)
-    log = TrainingLogger(cfg, engine.module.config, 1, 1e12, "test")
+    log = TrainingLogger(engine.module.config, 1, 1e12, "test", train_iters=cfg.training.train_iters)
     with pytest.raises(TrainingDiverged, match="NaN/inf for 3 consecutive steps"):
-        train(cfg, engine, iter(SyntheticLoader(4)), nan_forward, 0, DEVICE, log)
+        train(LoopSettings.from_config(cfg), engine, iter(SyntheticLoader(4)), nan_forward, 0, DEVICE, log)
 
 
 def test_loop_logs_throughput_and_evaluates(capsys):
     cfg = tiny_config("--log-interval", "4", "--eval-interval", "4", "--eval-iters", "2")
     engine = make_engine(cfg)
-    log = TrainingLogger(cfg, engine.module.config, 1, 1e11, "test peak")
-    train(cfg, engine, iter(SyntheticLoader(4)), pretrain_forward, 0, DEVICE, log,
+    log = TrainingLogger(engine.module.config, 1, 1e11, "test peak", train_iters=cfg.training.train_iters)
+    train(LoopSettings.from_config(cfg), engine, iter(SyntheticLoader(4)), language_model_loss, 0, DEVICE, log,
           valid_iterator=iter(SyntheticLoader(4, start=10_000)))
     out = capsys.readouterr().out
     assert "iteration        4/       8" in out and "tokens/s" in out and "MFU" in out
@@ -142,7 +144,7 @@ if __name__ == "__main__":
 
 
 def test_hinge_loss_by_hand():
-    from glm.training.finetune_losses import choice_loss
+    from glm.training.losses import choice_loss
     logits = torch.tensor([[2.0, 1.5, -1.0]])
     # 1 + s_j - s_correct, clamped at 0, summed, minus the correct class's own 1.
     assert choice_loss(logits, torch.tensor([0]), "hinge").item() == pytest.approx((1 + 0.5 + 0) - 1.0)
@@ -155,7 +157,7 @@ def test_a_checkpoint_interrupted_mid_write_is_never_chosen(tmp_path, monkeypatc
     and resuming loads 4."""
     cfg = tiny_config("--save", str(tmp_path))
     engine, _ = run(cfg, 4)
-    save_training_checkpoint(cfg, 4, engine)
+    save_training_checkpoint(cfg.checkpoint.save, 4, engine)
 
     def dies_mid_write(obj, f):
         f.write(b"half a checkpoint")
@@ -163,7 +165,7 @@ def test_a_checkpoint_interrupted_mid_write_is_never_chosen(tmp_path, monkeypatc
 
     monkeypatch.setattr(torch, "save", dies_mid_write)
     with pytest.raises(KeyboardInterrupt):
-        save_training_checkpoint(cfg, 8, engine)
+        save_training_checkpoint(cfg.checkpoint.save, 8, engine)
     monkeypatch.undo()
     assert (tmp_path / "latest_checkpointed_iteration.txt").read_text() == "4"
     assert not (tmp_path / "8" / "mp_rank_00_model_states.pt").exists()
@@ -175,10 +177,10 @@ def test_tensorboard_scalars_are_written(tmp_path):
     from glm.training.metrics import make_summary_writer
     cfg = tiny_config("--tensorboard", "--summary-dir", str(tmp_path), "--experiment-name", "tb", "--log-interval", "2",
                      "--train-iters", "2")
-    writer = make_summary_writer(cfg)
+    writer = make_summary_writer(cfg.logging.tensorboard, cfg.logging.summary_dir, cfg.logging.experiment_name)
     engine = make_engine(cfg)
-    log = TrainingLogger(cfg, engine.module.config, 1, 1e11, "test", writer)
-    train(cfg, engine, iter(SyntheticLoader(4)), pretrain_forward, 0, DEVICE, log)
+    log = TrainingLogger(engine.module.config, 1, 1e11, "test", writer, train_iters=cfg.training.train_iters)
+    train(LoopSettings.from_config(cfg), engine, iter(SyntheticLoader(4)), language_model_loss, 0, DEVICE, log)
     writer.close()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     (run_dir,) = list((tmp_path / "runs").iterdir())

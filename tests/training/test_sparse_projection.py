@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from glm import mpu
-from glm.training.loop import pretrain_forward, projected_positions
+from glm.training.losses import language_model_loss, projected_positions
 from tests.distributed.launcher import run_distributed
 from tests.helpers import glm_batch, tiny_glm
 
@@ -40,7 +40,7 @@ def loss_and_grads(model, loss):
 
 
 def compare(model, batch, smoothing):
-    sparse = loss_and_grads(model, pretrain_forward(model, batch, smoothing)[0])
+    sparse = loss_and_grads(model, language_model_loss(model, batch, smoothing)[0])
     full = loss_and_grads(model, full_projection_loss(model, batch, smoothing))
     assert abs(sparse[0].item() - full[0].item()) < TOLERANCE
     assert sparse[1].keys() == full[1].keys()
@@ -103,7 +103,7 @@ def test_log_keeps_dense_mfu_and_states_executed_flops_apart(capsys):
     from tests.training.synthetic import tiny_config
 
     config = {"num_layers": 2, "hidden_size": 32, "vocab_size": 128}
-    log = TrainingLogger(tiny_config(), config, 1, 1e12, "test")
+    log = TrainingLogger(config, 1, 1e12, "test", train_iters=tiny_config().train_iters)
     log.record(StepResult(loss=1.0, skipped=False, nonfinite=False), tokens=96, seq_length=24, projected=10)
     assert log.flops == 96 * flops_per_token(2, 32, 128, 24)           # MFU: every position projected
     assert log.executed == executed_flops(2, 32, 128, 24, 96, 10)       # what ran: 10 positions projected
@@ -112,7 +112,7 @@ def test_log_keeps_dense_mfu_and_states_executed_flops_apart(capsys):
     log.report(1, 1e-3)
     line = capsys.readouterr().out.splitlines()[0]
     assert "MFU" in line and "(dense model FLOPs) | executed TFLOP/s/device" in line
-    unknown = TrainingLogger(tiny_config(), config, 1, 1e12, "test")
+    unknown = TrainingLogger(config, 1, 1e12, "test", train_iters=tiny_config().train_iters)
     unknown.record(StepResult(loss=1.0, skipped=False, nonfinite=False), tokens=96, seq_length=24)
     unknown.report(1, 1e-3)
     assert "executed" not in capsys.readouterr().out
