@@ -20,7 +20,7 @@ def test_missing_split_file_names_file_and_directory(bert, tmp_path):
     with pytest.raises(TaskDataError, match="dev32.jsonl"):
         SuperGlueDataset(bert_args("rte", tmp_path, "--few-superglue"), "dev", bert)
     with pytest.raises(TaskDataError, match="--data-dir"):
-        SuperGlueDataset(bert_args("rte", tmp_path, data_dir=None), "dev", bert)
+        SuperGlueDataset(bert_args("rte", tmp_path).updated(data_dir=None), "dev", bert)
     with pytest.raises(ValueError, match="split"):
         SuperGlueDataset(bert_args("rte", tmp_path), "validation", bert)
 
