@@ -165,8 +165,14 @@ def run_interactive(model, tokenizer, config, options, decode, stdin=None, stdou
         if not text.strip():
             continue
         try:
-            result = fill_text(model, tokenizer, text, decode, task_mask=config.objective.task_mask,
-                               seq_length=config.data.seq_length, auto_mask=not options.no_auto_mask, generator=generator)
+            result = fill_text(model,
+                               tokenizer,
+                               text,
+                               decode,
+                               task_mask=config.objective.task_mask,
+                               seq_length=config.data.seq_length,
+                               auto_mask=not options.no_auto_mask,
+                               generator=generator)
         except GenerationInputError as exc:
             if rank0:
                 print(f"\nRejected: {exc}", file=stdout, flush=True)

@@ -83,12 +83,14 @@ def check_resume(config, engine, resume, flags_schedule):
     """What a resumed run would do silently otherwise: train nothing, save nothing, continue a
     finetuning run as pretraining, or keep a schedule the flags no longer describe."""
     if resume.data_state.get("epoch") is not None:
-        raise ValueError(f"{config.checkpoint.load} was written by finetuning (epoch {resume.data_state['epoch']}); pretraining "
-                         "cannot resume from it. To start pretraining from its weights, add --finetune (weights only, "
-                         "iteration 0)")
+        raise ValueError(
+            f"{config.checkpoint.load} was written by finetuning (epoch {resume.data_state['epoch']}); pretraining "
+            "cannot resume from it. To start pretraining from its weights, add --finetune (weights only, "
+            "iteration 0)")
     if resume.iteration >= config.training.train_iters:
-        raise ValueError(f"the checkpoint in {config.checkpoint.load} is at iteration {resume.iteration} and --train-iters is "
-                         f"{config.training.train_iters}: nothing is left to train. Raise --train-iters to continue training")
+        raise ValueError(
+            f"the checkpoint in {config.checkpoint.load} is at iteration {resume.iteration} and --train-iters is "
+            f"{config.training.train_iters}: nothing is left to train. Raise --train-iters to continue training")
     if not is_rank_0():
         return
     if not config.checkpoint.save:
@@ -177,9 +179,12 @@ def setup(config):
     if config.checkpoint.load:
         flags_schedule = copy.copy(engine.lr_scheduler) if engine.lr_scheduler is not None else None
         resume = load_training_checkpoint(config, engine)
-        check_resume(config, engine, resume, flags_schedule)  # before --save is resolved: config.checkpoint.save is the root
+        # Before --save is resolved: config.checkpoint.save is still the root folder.
+        check_resume(config, engine, resume, flags_schedule)
         if is_rank_0():
-            print(f"resumed from {resolve_checkpoint(config.checkpoint.load).tag_dir} at iteration {resume.iteration}", flush=True)
+            print(
+                f"resumed from {resolve_checkpoint(config.checkpoint.load).tag_dir} at iteration {resume.iteration}",
+                flush=True)
     iteration = resume.iteration
     if config.training.switch_linear and engine.lr_scheduler is not None:
         engine.lr_scheduler.switch_linear(config)
@@ -225,13 +230,16 @@ def run(config, folder, device, engine, resume, loaders, present):
     if is_rank_0():
         # The ~190-line dump hid the start of every run: the terminal gets a summary, config.json (and the
         # debug log) every value; --print-config prints them all here as before.
-        resolved = config.updated(save=folder.save_dir or config.checkpoint.save, experiment_name=folder.experiment_name)
+        resolved = config.updated(save=folder.save_dir or config.checkpoint.save,
+                                  experiment_name=folder.experiment_name)
         logger.debug("%s", format_resolved_config(resolved))
-        print(format_resolved_config(resolved) if config.logging.print_config else format_config_summary(resolved), flush=True)
+        print(format_resolved_config(resolved) if config.logging.print_config else format_config_summary(resolved),
+              flush=True)
         print(f"model: {engine.module.num_parameters():,} parameters; engine: {engine.name}; device: {device}",
               flush=True)
 
-    writer = make_summary_writer(config.logging.tensorboard, config.logging.summary_dir, folder.experiment_name) if is_rank_0() else None
+    writer = make_summary_writer(config.logging.tensorboard, config.logging.summary_dir,
+                                 folder.experiment_name) if is_rank_0() else None
     train_logger = training_logger(engine.module.config, device, autocast_dtype(config) or torch.float32, writer,
                                    train_iters=config.training.train_iters, log_dir=folder.save_dir,
                                    recompute=config.training.checkpoint_activations)
@@ -265,7 +273,8 @@ def run(config, folder, device, engine, resume, loaders, present):
                                    multi_task_valid_iterator=multi_valid_iterator, stop_request=stop)
         saved_now = config.checkpoint.save_interval and iteration % config.checkpoint.save_interval == 0
         # The core saved a run it stopped; a signal that came after its last check still counts here.
-        if save_fn is not None and not saved_now and not stopped and not (stop.signum and config.checkpoint.no_save_on_interrupt):
+        interrupted_without_save = stop.signum and config.checkpoint.no_save_on_interrupt
+        if save_fn is not None and not saved_now and not stopped and not interrupted_without_save:
             save_fn(iteration)
     except TrainingDiverged as err:
         if is_rank_0():
@@ -290,9 +299,11 @@ def run(config, folder, device, engine, resume, loaders, present):
              ("test", endless(test_loader) if has_test else None, None))
     if has_valid and config.evaluation.eval_interval and iteration >= config.evaluation.eval_interval and is_rank_0():
         # Both lines at the last iteration use --eval-iters batches, but not the same ones.
-        print(f"note: each 'validation at iteration N' line reads the next {config.evaluation.eval_iters} batches of the "
-              f"validation set (it cycles); 'final validation' reads its first {config.evaluation.eval_iters}: at the same "
-              "iteration their losses differ", flush=True)
+        print(
+            f"note: each 'validation at iteration N' line reads the next {config.evaluation.eval_iters} batches of the "
+            f"validation set (it cycles); 'final validation' reads its first {config.evaluation.eval_iters}: at the same "
+            "iteration their losses differ",
+            flush=True)
     for name, iterator, multi in final:
         if iterator is not None or multi is not None:
             results = evaluate_with_multi_task(engine, iterator, multi, config.evaluation.eval_iters, forward, device)

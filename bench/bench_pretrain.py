@@ -18,8 +18,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import (glm_config, machine, measure_matmul_peak, median_time, nominal_peak, print_table,  # noqa: E402
-                          shape_parser)
+from bench.common import (glm_config, machine, measure_matmul_peak, median_time, nominal_peak,  # noqa: E402
+                          print_table, shape_parser)
 from glm.learning_rates import get_learning_rate_scheduler  # noqa: E402
 from glm.model import flops_per_token  # noqa: E402
 from glm.training.distributed import initialize_distributed  # noqa: E402

@@ -617,15 +617,23 @@ def build_block_strategy(config, tokenizer, **overrides) -> ConstructBlockStrate
     """The strategy the original `configure_data.make_data_loader` builds from the flags (spec §6.4).
     bert_ratio (0.15), max_block_length (40) and context_mask_range (3) are not flags and keep their
     defaults; `overrides` (e.g. compat=True, data_parallel_rank=...) are passed through."""
-    kwargs = dict(
-        bert_prob=config.objective.bert_prob, gap_sentence_prob=config.objective.gap_sentence_prob, gpt_infill_prob=config.objective.gpt_infill_prob,
-        gpt_min_ratio=config.objective.gpt_min_ratio, gap_sentence_ratio=config.objective.gap_sentence_ratio,
-        average_block_length=config.objective.avg_block_length, block_mask_prob=config.objective.block_mask_prob,
-        context_mask_ratio=config.objective.context_mask_ratio, short_seq_prob=config.objective.short_seq_prob,
-        single_span_prob=config.objective.single_span_prob, shuffle_blocks=not config.objective.no_shuffle_block,
-        block_position_encoding=not config.objective.no_block_position, sentinel_token=config.objective.sentinel_token,
-        encoder_decoder=config.model.encoder_decoder, task_mask=config.objective.task_mask, random_position=config.objective.random_position,
-        masked_lm=config.objective.masked_lm)
+    kwargs = dict(bert_prob=config.objective.bert_prob,
+                  gap_sentence_prob=config.objective.gap_sentence_prob,
+                  gpt_infill_prob=config.objective.gpt_infill_prob,
+                  gpt_min_ratio=config.objective.gpt_min_ratio,
+                  gap_sentence_ratio=config.objective.gap_sentence_ratio,
+                  average_block_length=config.objective.avg_block_length,
+                  block_mask_prob=config.objective.block_mask_prob,
+                  context_mask_ratio=config.objective.context_mask_ratio,
+                  short_seq_prob=config.objective.short_seq_prob,
+                  single_span_prob=config.objective.single_span_prob,
+                  shuffle_blocks=not config.objective.no_shuffle_block,
+                  block_position_encoding=not config.objective.no_block_position,
+                  sentinel_token=config.objective.sentinel_token,
+                  encoder_decoder=config.model.encoder_decoder,
+                  task_mask=config.objective.task_mask,
+                  random_position=config.objective.random_position,
+                  masked_lm=config.objective.masked_lm)
     kwargs.update(overrides)
     return ConstructBlockStrategy(config, tokenizer, config.data.seq_length, **kwargs)
 

@@ -866,7 +866,7 @@ def get_args(argv: Optional[Sequence[str]] = None, *,
         args.cuda = False
 
     # Where this process sits in the job.
-    if getattr(args, "deepspeed_mpi", False):
+    if args.deepspeed_mpi:
         _mpi_define_env(args)
     else:
         try:

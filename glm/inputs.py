@@ -24,7 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["MASK_NAMES", "GLMInput", "lay_out", "pack_glm_input", "pack_glm_spans", "context_position_ids", "block_position_ids"]
+__all__ = [
+    "MASK_NAMES", "GLMInput", "lay_out", "pack_glm_input", "pack_glm_spans", "context_position_ids",
+    "block_position_ids"
+]
 
 # The command tokens a part A may hold where part B goes (by name; ids are the tokenizer's business).
 MASK_NAMES = ("MASK", "sMASK", "gMASK")

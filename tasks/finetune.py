@@ -111,7 +111,8 @@ def check_outputs_free(config, results_file=None):
         raise FinetuneError(f"--load-pretrained {config.task.load_pretrained} lies inside this run's checkpoint folder "
                             f"{save}, which the run writes: copy the weights elsewhere or choose another --save or "
                             "--experiment-name")
-    resuming = bool(config.checkpoint.load and save and os.path.realpath(config.checkpoint.load) == os.path.realpath(save))
+    resuming = bool(config.checkpoint.load and save and
+                    os.path.realpath(config.checkpoint.load) == os.path.realpath(save))
     if config.task.overwrite:
         return
     occupied = []
@@ -173,8 +174,11 @@ def make_train_loader(config, task):
 def make_eval_loader(config, dataset, collate_fn):
     sampler = DistributedSampler(dataset, num_replicas=mpu.get_data_parallel_world_size(),
                                  rank=mpu.get_data_parallel_rank(), shuffle=False)
-    return DataLoader(dataset, batch_size=config.evaluation.eval_batch_size or config.training.batch_size, sampler=sampler,
-                      collate_fn=collate_fn, num_workers=config.data.num_workers)
+    return DataLoader(dataset,
+                      batch_size=config.evaluation.eval_batch_size or config.training.batch_size,
+                      sampler=sampler,
+                      collate_fn=collate_fn,
+                      num_workers=config.data.num_workers)
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -208,13 +212,15 @@ class _Trainer:
         self.config, self.task, self.device, self.save_dir = config, task, device, save_dir
         self.loader = make_train_loader(config, task)
         if len(self.loader) == 0:
-            raise FinetuneError(f"the training set of {task.name} ({len(task.train_dataset)} samples) gives no "
-                                f"batch of --batch-size {config.training.batch_size} per data-parallel rank; lower --batch-size")
+            raise FinetuneError(
+                f"the training set of {task.name} ({len(task.train_dataset)} samples) gives no "
+                f"batch of --batch-size {config.training.batch_size} per data-parallel rank; lower --batch-size")
         self.iters_per_epoch = len(self.loader)
         # As the original: iterations count micro-batches; the scheduler divides by accumulation.
         train_iters = config.training.epochs * self.iters_per_epoch
         self.engine = build_engine(config, model, lambda m: build_optimizer(config, m),
-                                   lambda opt: get_learning_rate_scheduler(opt, config, train_iters=train_iters), device)
+                                   lambda opt: get_learning_rate_scheduler(opt, config, train_iters=train_iters),
+                                   device)
         self.valid_loader = (make_eval_loader(config, task.valid_dataset, task.collate_fn)
                              if task.valid_dataset is not None and config.evaluation.eval_interval else None)
         self.writer = make_summary_writer(config.logging.tensorboard, config.logging.summary_dir, config.logging.experiment_name) \
@@ -239,7 +245,11 @@ class _Trainer:
         task's loss is a language-model loss)."""
         from glm.training.core import evaluate_loss
         batches = (batch_to_device(batch, self.device) for batch in self.valid_loader)
-        return evaluate_loss(self.engine, batches, self.task.forward_step, self.config.evaluation.eval_iters, self.device,
+        return evaluate_loss(self.engine,
+                             batches,
+                             self.task.forward_step,
+                             self.config.evaluation.eval_iters,
+                             self.device,
                              perplexity=False)
 
     def resume(self):
@@ -255,9 +265,12 @@ class _Trainer:
 
     def save(self, iteration, epoch):
         from glm.training.checkpointing import save_training_checkpoint
-        save_training_checkpoint(self.save_dir, iteration, self.engine,
+        save_training_checkpoint(self.save_dir,
+                                 iteration,
+                                 self.engine,
                                  data_state={"epoch": epoch, "best_score": self.best_score},
-                                 save_rng=not self.config.checkpoint.no_save_rng, save_optimizer=not self.config.checkpoint.no_save_optim)
+                                 save_rng=not self.config.checkpoint.no_save_rng,
+                                 save_optimizer=not self.config.checkpoint.no_save_optim)
 
     def save_best(self, iteration, epoch):
         """The tag ``best`` (weights only; a LoRA run's merged into the original layout or the adapter
@@ -395,7 +408,8 @@ def _finetune(config, task, device, start, save_dir):
     # LoRA adapters go on the loaded weights (their A is drawn here, B starts at zero).
     add_lora_from_config(model, config)
     model = model.to(device)
-    if config.adaptation.continuous_prompt and config.adaptation.prompt_init and getattr(_glm(model), "prompt_spell", None) is not None:
+    prompt = config.adaptation.continuous_prompt and config.adaptation.prompt_init
+    if prompt and getattr(_glm(model), "prompt_spell", None) is not None:
         _glm(model).prompt_spell.init_embedding(_glm(model).word_embeddings, task.prompt_token_ids)
     if not config.training.epochs:
         if config.checkpoint.load:
@@ -408,9 +422,10 @@ def _finetune(config, task, device, start, save_dir):
     trainer = _Trainer(config, task, model, device, save_dir, stop)
     start_iteration = trainer.resume() if config.checkpoint.load else 0
     if is_rank_0():
-        print(f"finetuning {task.name}: {len(task.train_dataset)} training samples, {trainer.iters_per_epoch} "
-              f"micro-batches per epoch per data-parallel rank, {config.training.epochs} epochs, engine {trainer.engine.name}",
-              flush=True)
+        print(
+            f"finetuning {task.name}: {len(task.train_dataset)} training samples, {trainer.iters_per_epoch} "
+            f"micro-batches per epoch per data-parallel rank, {config.training.epochs} epochs, engine {trainer.engine.name}",
+            flush=True)
     stop.install()
     try:
         trainer.run(start_iteration)

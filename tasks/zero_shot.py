@@ -31,9 +31,10 @@ def _multichoice(tokenizer, config):
     # Multiple-choice samples place the input and the choice at positions up to --seq-length: the
     # model's position table must reach that far (checked here, before any data is read).
     if config.data.seq_length > config.model.max_position_embeddings:
-        raise TaskError(f"--seq-length {config.data.seq_length} is longer than the model's position table "
-                        f"(--max-position-embeddings {config.model.max_position_embeddings}): pass --seq-length "
-                        f"{config.model.max_position_embeddings} or less (scripts/evaluate_multichoice.sh: set SEQ_LENGTH)")
+        raise TaskError(
+            f"--seq-length {config.data.seq_length} is longer than the model's position table "
+            f"(--max-position-embeddings {config.model.max_position_embeddings}): pass --seq-length "
+            f"{config.model.max_position_embeddings} or less (scripts/evaluate_multichoice.sh: set SEQ_LENGTH)")
     return build_multichoice_dataset(tokenizer, config)
 
 
@@ -74,7 +75,8 @@ def find_task(name):
 def check_flags(config, spec):
     """Zero-shot tasks only evaluate: refuse a training run before anything is loaded."""
     if config.training.epochs not in (None, 0):
-        raise TaskError(f"--task {config.task.task} is a zero-shot evaluation: pass --epochs 0 (got --epochs {config.training.epochs})")
+        raise TaskError(f"--task {config.task.task} is a zero-shot evaluation: pass --epochs 0 "
+                        f"(got --epochs {config.training.epochs})")
 
 
 def results_path(config):

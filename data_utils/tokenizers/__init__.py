@@ -15,7 +15,8 @@ from .sentencepiece_tokenizer import SentencePieceTokenizer, train_sentencepiece
 from .wordpiece import BertWordPieceTokenizer
 
 __all__ = [
-    'prepare_tokenizer', 'configure_tokenizer', 'tokenizer_values', 'make_tokenizer', 'TOKENIZER_TYPES', 'Tokenizer', 'Tokenization', 'CommandToken', 'TypeToken',
+    'prepare_tokenizer', 'configure_tokenizer', 'tokenizer_values', 'make_tokenizer', 'TOKENIZER_TYPES', 'Tokenizer',
+    'Tokenization', 'CommandToken', 'TypeToken',
     'BertWordPieceTokenizer', 'GPT2BPETokenizer', 'ChineseSPTokenizer', 'SentencePieceTokenizer',
     'CharacterLevelTokenizer', 'train_sentencepiece', 'split_on_command_tokens', 'unassigned_token', 'pad_vocab_size',
 ]

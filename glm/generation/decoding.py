@@ -76,13 +76,17 @@ class DecodeConfig:
         ``--min-tgt-length``; ``beam_sample`` comes as an override from the generation script's
         ``--beam-sample``) with the rules of the original's blank filling:
         ends on ``eop`` and ``eos``, ``sop`` counted in the length (``length_offset=1``)."""
-        values = dict(
-            max_new_tokens=config.generation.out_seq_length if max_new_tokens is None else max_new_tokens,
-            temperature=config.generation.temperature, top_k=config.generation.top_k, top_p=config.generation.top_p, num_beams=config.generation.num_beams,
-            length_penalty=config.generation.length_penalty, no_repeat_ngram_size=config.generation.no_repeat_ngram_size,
-            min_length=config.generation.min_tgt_length,
-            end_ids=(tokenizer.get_command("eop").Id, tokenizer.get_command("eos").Id),
-            pad_id=tokenizer.get_command("pad").Id, num_tokens=tokenizer.num_tokens)
+        values = dict(max_new_tokens=config.generation.out_seq_length if max_new_tokens is None else max_new_tokens,
+                      temperature=config.generation.temperature,
+                      top_k=config.generation.top_k,
+                      top_p=config.generation.top_p,
+                      num_beams=config.generation.num_beams,
+                      length_penalty=config.generation.length_penalty,
+                      no_repeat_ngram_size=config.generation.no_repeat_ngram_size,
+                      min_length=config.generation.min_tgt_length,
+                      end_ids=(tokenizer.get_command("eop").Id, tokenizer.get_command("eos").Id),
+                      pad_id=tokenizer.get_command("pad").Id,
+                      num_tokens=tokenizer.num_tokens)
         values.update(overrides)
         return cls(**values)
 

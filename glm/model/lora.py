@@ -20,7 +20,8 @@ def parse_targets(text):
     targets = tuple(t.strip() for t in text.split(",") if t.strip())
     unknown = [t for t in targets if t not in LORA_TARGETS]
     if unknown or not targets:
-        raise ValueError(f"--lora-targets: {', '.join(unknown) or 'nothing given'}; choose from {', '.join(LORA_TARGETS)}")
+        raise ValueError(
+            f"--lora-targets: {', '.join(unknown) or 'nothing given'}; choose from {', '.join(LORA_TARGETS)}")
     return targets
 
 
@@ -48,7 +49,8 @@ def add_lora_from_config(model, config):
     if not config.adaptation.lora_rank:
         return []
     alpha = config.adaptation.lora_alpha if config.adaptation.lora_alpha is not None else config.adaptation.lora_rank
-    return add_lora(model, config.adaptation.lora_rank, alpha, config.adaptation.lora_dropout, parse_targets(config.adaptation.lora_targets))
+    return add_lora(model, config.adaptation.lora_rank, alpha, config.adaptation.lora_dropout,
+                    parse_targets(config.adaptation.lora_targets))
 
 
 def has_lora(model):
@@ -109,4 +111,3 @@ def load_saved_weights(model, state_dict):
 
 __all__ = ["LORA_TARGETS", "SAVE_MODES", "add_lora", "add_lora_from_config", "adapter_state_dict", "has_lora",
            "load_saved_weights", "merge_lora", "merged_state_dict", "parse_targets", "state_dict_to_save"]
-

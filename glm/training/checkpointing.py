@@ -182,7 +182,9 @@ def load_training_checkpoint(config, engine):
                 "moments restart); a ZeRO-3 checkpoint must be consolidated first (change_mp.py --consolidate-zero)")
         return _load_deepspeed(config, engine, resolved)
     try:
-        meta = load_model_state(engine.module, config.checkpoint.load, unsafe_unpickle=config.checkpoint.unsafe_unpickle)
+        meta = load_model_state(engine.module,
+                                config.checkpoint.load,
+                                unsafe_unpickle=config.checkpoint.unsafe_unpickle)
     except CheckpointError as err:
         raise CheckpointError(f"{err}{'' if resolved.zero3 else _earlier_checkpoints_hint(resolved)}") from err
     if not weights_only_load and not config.checkpoint.no_load_optim:
@@ -199,8 +201,10 @@ def _resharded_optimizer_state(config, engine, resolved):
     """This rank's optimizer state from a checkpoint of another model-parallel size: Adam's moments
     have their weights' shapes, so they are merged and re-cut by the weights' partition rules."""
     # Memory-mapped: only the optimizer tensors are paged in, not the weights beside them.
-    states = [load_checkpoint_file(resolved.model_file(r), unsafe_unpickle=config.checkpoint.unsafe_unpickle, mmap=True)["optimizer"]
-              for r in range(resolved.mp_size)]
+    states = [
+        load_checkpoint_file(resolved.model_file(r), unsafe_unpickle=config.checkpoint.unsafe_unpickle,
+                             mmap=True)["optimizer"] for r in range(resolved.mp_size)
+    ]
     logger.info("resharding the optimizer state of %s from model-parallel size %d to %d", resolved.tag_dir,
                 resolved.mp_size, mpu.get_model_parallel_world_size())
     return reshard_optimizer_states(states, optimizer_parameter_names(engine.optimizer, engine.module),

@@ -64,10 +64,14 @@ class LoopSettings:
     @classmethod
     def from_config(cls, config, **overrides):
         """The settings of the flags (``overrides`` replace what the caller computed itself)."""
-        values = dict(train_iters=config.training.train_iters, micro_batches_per_step=config.training.gradient_accumulation_steps,
-                      log_interval=config.logging.log_interval, eval_interval=config.evaluation.eval_interval or 0,
-                      eval_iters=config.evaluation.eval_iters, save_interval=config.checkpoint.save_interval or 0,
-                      max_nan_steps=config.training.max_nan_steps, save_on_stop=not config.checkpoint.no_save_on_interrupt,
+        values = dict(train_iters=config.training.train_iters,
+                      micro_batches_per_step=config.training.gradient_accumulation_steps,
+                      log_interval=config.logging.log_interval,
+                      eval_interval=config.evaluation.eval_interval or 0,
+                      eval_iters=config.evaluation.eval_iters,
+                      save_interval=config.checkpoint.save_interval or 0,
+                      max_nan_steps=config.training.max_nan_steps,
+                      save_on_stop=not config.checkpoint.no_save_on_interrupt,
                       base_lr=config.training.lr)
         values.update(overrides)
         return cls(**values)

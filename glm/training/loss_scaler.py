@@ -38,7 +38,8 @@ class DynamicLossScaler:
     def from_config(cls, config):
         if config.precision.loss_scale is not None:
             return cls(scale=float(config.precision.loss_scale), static=True)
-        return cls(window=max(1, int(config.precision.loss_scale_window)), hysteresis=max(1, int(config.precision.hysteresis)),
+        return cls(window=max(1, int(config.precision.loss_scale_window)),
+                   hysteresis=max(1, int(config.precision.hysteresis)),
                    min_scale=float(config.precision.min_scale))
 
     def update(self, overflow):

@@ -30,16 +30,22 @@ def build_model(config, device=None, on_meta=False, dtype=None, **overrides):
     place; ``device`` is then ignored (move the model after loading).  The P-tuning prompt
     encoder, which no pretrained checkpoint holds, is built for real."""
     check_lengths(config)
-    kwargs = dict(
-        num_layers=config.model.num_layers, vocab_size=config.model.vocab_size, hidden_size=config.model.hidden_size,
-        num_attention_heads=config.model.num_attention_heads, embedding_dropout_prob=config.model.hidden_dropout,
-        attention_dropout_prob=config.model.attention_dropout, output_dropout_prob=config.model.hidden_dropout,
-        max_sequence_length=config.model.max_position_embeddings,
-        max_memory_length=config.model.mem_length if config.model.transformer_xl else 0,
-        checkpoint_activations=config.training.checkpoint_activations, checkpoint_num_layers=config.training.checkpoint_num_layers,
-        parallel_output=True, relative_encoding=config.model.transformer_xl,
-        block_position_encoding=config.objective.block_lm and not config.objective.masked_lm, attention_scale=config.model.attention_scale,
-        attention_backend=config.model.attention_backend)
+    kwargs = dict(num_layers=config.model.num_layers,
+                  vocab_size=config.model.vocab_size,
+                  hidden_size=config.model.hidden_size,
+                  num_attention_heads=config.model.num_attention_heads,
+                  embedding_dropout_prob=config.model.hidden_dropout,
+                  attention_dropout_prob=config.model.attention_dropout,
+                  output_dropout_prob=config.model.hidden_dropout,
+                  max_sequence_length=config.model.max_position_embeddings,
+                  max_memory_length=config.model.mem_length if config.model.transformer_xl else 0,
+                  checkpoint_activations=config.training.checkpoint_activations,
+                  checkpoint_num_layers=config.training.checkpoint_num_layers,
+                  parallel_output=True,
+                  relative_encoding=config.model.transformer_xl,
+                  block_position_encoding=config.objective.block_lm and not config.objective.masked_lm,
+                  attention_scale=config.model.attention_scale,
+                  attention_backend=config.model.attention_backend)
     kwargs.update(overrides)
     if on_meta:
         from ..checkpoint.shape_inference import skip_init
@@ -80,8 +86,12 @@ def build_optimizer(config, model):
         group.setdefault("weight_decay", config.training.weight_decay)
     # Fused on CPUs too: one pass over parameter, gradient and both moments per tensor; measured on 2
     # threads for GLM-Base's 110M parameters, 267 ms a step against 983 ms for the foreach kernels.
-    return torch.optim.AdamW(groups, lr=config.training.lr, betas=(config.training.adam_beta1, config.training.adam_beta2), eps=config.training.adam_eps,
-                             weight_decay=config.training.weight_decay, fused=True)
+    return torch.optim.AdamW(groups,
+                             lr=config.training.lr,
+                             betas=(config.training.adam_beta1, config.training.adam_beta2),
+                             eps=config.training.adam_eps,
+                             weight_decay=config.training.weight_decay,
+                             fused=True)
 
 
 # The kinds of model a finetuning task asks for (the original's ``get_model(config, model_type, ...)``).
@@ -126,6 +136,9 @@ def build_task_model(config, device=None, model_type="generation", multi_token=T
             model = GLMForSingleTokenCloze(model, take_softmax=config.task.adapet)
     elif head_on_hidden:
         num_class = 1 if model_type == "multiple_choice" else num_labels
-        model = GLMForSequenceClassification(model, config.model.hidden_size, config.model.output_dropout, config.task.pool_token,
+        model = GLMForSequenceClassification(model,
+                                             config.model.hidden_size,
+                                             config.model.output_dropout,
+                                             config.task.pool_token,
                                              num_class=num_class)
     return model.to(device) if device is not None and not on_meta else model

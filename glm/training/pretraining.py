@@ -126,9 +126,18 @@ def train(settings: LoopSettings, engine, train_iterator, forward_fn, start_iter
                                         forward_fn, device)
 
     evaluates = valid_iterator is not None or multi_task_valid_iterator is not None
-    core = TrainingCore(engine, forward_fn, device, settings, train_logger, start_iteration=start_iteration,
-                        validate=validate if evaluates else None, save=save_fn, count_projected=projected_positions, stop_request=stop_request,
-                        writer=writer, progress_bar=True)
+    core = TrainingCore(engine,
+                        forward_fn,
+                        device,
+                        settings,
+                        train_logger,
+                        start_iteration=start_iteration,
+                        validate=validate if evaluates else None,
+                        save=save_fn,
+                        count_projected=projected_positions,
+                        stop_request=stop_request,
+                        writer=writer,
+                        progress_bar=True)
     try:
         stopped = core.run(step_batches(train_iterator, device, settings.micro_batches_per_step, start_iteration,
                               multi_task_iterator, multi_task_ratio))

@@ -43,9 +43,10 @@ def fit_lengths(config):
     missing = [flag for flag, value in (("--src-seq-length", config.task.src_seq_length),
                                         ("--tgt-seq-length", config.task.tgt_seq_length)) if not value or value < 1]
     if missing:
-        raise FinetuneError(f"seq2seq task {config.task.task} needs {' and '.join(missing)} (the most source and target "
-                            "tokens, positive numbers); the launchers take them from the task config, e.g. "
-                            "config_tasks/seq_cnndm_org.sh passes --src-seq-length 608 --tgt-seq-length 160")
+        raise FinetuneError(
+            f"seq2seq task {config.task.task} needs {' and '.join(missing)} (the most source and target "
+            "tokens, positive numbers); the launchers take them from the task config, e.g. "
+            "config_tasks/seq_cnndm_org.sh passes --src-seq-length 608 --tgt-seq-length 160")
     longest = max(config.task.src_seq_length, config.task.tgt_seq_length)
     if config.model.max_position_embeddings < longest:
         print(f"note: --max-position-embeddings raised from {config.model.max_position_embeddings} to {longest} "

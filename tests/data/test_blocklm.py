@@ -21,7 +21,8 @@ TEXT = ('The cat sat on the mat. It was warm; the sun shone! Did the dog care? N
 @pytest.fixture(scope='module')
 def toy():
     """The toy_char tokenizer (command ids 0..9, character c -> ord(c) + 10) and its cfg."""
-    cfg = parse_config(['--block-lm', '--task-mask', '--tokenizer-type', 'CharacterLevelTokenizer', '--seq-length', '96'])
+    cfg = parse_config(
+        ['--block-lm', '--task-mask', '--tokenizer-type', 'CharacterLevelTokenizer', '--seq-length', '96'])
     tokenizer, cfg = configure_tokenizer(cfg)
     return cfg, tokenizer
 

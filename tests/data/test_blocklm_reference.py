@@ -127,7 +127,10 @@ def test_recorded_statistics_batches_exact(cfg):
     in Part A), in compat mode with the counter seeding; global `random` seeded by set_random_seed(seed)."""
     stats = load_json(f'blockstats__{cfg}.json')
     run_config, tokenizer, _ = config(cfg)
-    strategy = build_block_strategy(run_config, tokenizer, compat=True, legacy_block_mask_rng=random.Random(run_config.training.seed))
+    strategy = build_block_strategy(run_config,
+                                    tokenizer,
+                                    compat=True,
+                                    legacy_block_mask_rng=random.Random(run_config.training.seed))
     records = []
     for samples in reference_batches(cfg):
         batch = strategy.construct_blocks(samples)

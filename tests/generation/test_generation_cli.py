@@ -85,7 +85,8 @@ def test_generate_block_sh_accepts_every_model_config(tmp_path):
         argv = out.stdout.splitlines()
         assert argv[0] == "generate_samples.py"
         cfg, _ = parse_args(argv[1:])
-        assert (cfg.generation.out_seq_length, cfg.generation.top_k, cfg.generation.temperature, cfg.objective.block_lm) == (512, 40, 0.9, True), config.name
+        assert (cfg.generation.out_seq_length, cfg.generation.top_k, cfg.generation.temperature,
+                cfg.objective.block_lm) == (512, 40, 0.9, True), config.name
         assert cfg.task.load_pretrained.startswith("/nonexistent/"), config.name
 
 
@@ -143,7 +144,8 @@ def test_batch_mode_through_generate_block_sh(reference_dir, tmp_path):
     assert out.returncode == 0, out.stderr
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(records) == 3
-    assert records[0]["glm_output"] == "<|startofpiece|> is paris . the capital of <|startofpiece|> the capital of italy"
+    assert records[0][
+        "glm_output"] == "<|startofpiece|> is paris . the capital of <|startofpiece|> the capital of italy"
     assert [b["mask_position"] for b in records[0]["blanks"]] == [6, 13]
     assert records[1]["id"] == "q2" and records[1]["line"] == 2
     assert records[1]["glm_output"].startswith("<|startofpiece|> beijing .")

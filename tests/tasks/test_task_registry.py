@@ -192,8 +192,10 @@ def test_a_new_cloze_row_is_found_and_encodes_its_pattern(monkeypatch, tmp_path,
                {"idx": 1, "sentence": "A dull film.", "label": "negative"}]
     for name in ("train.jsonl", "val.jsonl"):
         write_jsonl(tmp_path / name, records)
-    cfg = parse_config(TINY_BERT_GLM + ["--finetune", "--cloze-eval", "--task", "sentiment", "--data-dir", str(tmp_path),
-                                     "--seq-length", "32"])
+    cfg = parse_config(
+        TINY_BERT_GLM +
+        ["--finetune", "--cloze-eval", "--task", "sentiment", "--data-dir",
+         str(tmp_path), "--seq-length", "32"])
     assert registry.find_task("sentiment") == (registry.FAMILIES[2], row)
     assert finetune_glm.task_family(cfg) == "superglue"
     dataset = SuperGlueDataset(cfg, "train", bert_tokenizer)
@@ -225,8 +227,10 @@ def test_only_the_tables_name_tasks():
     """The entry script and the task modules of the seq2seq, language-model and multiple-choice families
     name no task: what differs between tasks is a field of the task's row."""
     tables = {ROOT / "tasks/seq2seq/registry.py", ROOT / "tasks/zero_shot.py"}
-    modules = [ROOT / "finetune_glm.py", ROOT / "tasks/registry.py", *sorted((ROOT / "tasks/seq2seq").glob("*.py")),
-               *sorted((ROOT / "tasks/language_model").glob("*.py")), *sorted((ROOT / "tasks/multichoice").glob("*.py"))]
+    modules = [
+        ROOT / "finetune_glm.py", ROOT / "tasks/registry.py", *sorted((ROOT / "tasks/seq2seq").glob("*.py")), *sorted(
+            (ROOT / "tasks/language_model").glob("*.py")), *sorted((ROOT / "tasks/multichoice").glob("*.py"))
+    ]
     names = set(registry.task_names())
     found = [(str(path.relative_to(ROOT)), text) for path in modules if path not in tables
              for text in _code_strings(path) if text in names]

@@ -93,7 +93,8 @@ def test_resume_without_optimizer_state_needs_no_load_optim(tmp_path):
     from glm.checkpoint import CheckpointError
     with pytest.raises(CheckpointError, match="--no-load-optim"):
         load_training_checkpoint(tiny_config("--load", str(tmp_path)), make_engine(tiny_config()))
-    resume = load_training_checkpoint(tiny_config("--load", str(tmp_path), "--no-load-optim"), make_engine(tiny_config()))
+    resume = load_training_checkpoint(tiny_config("--load", str(tmp_path), "--no-load-optim"),
+                                      make_engine(tiny_config()))
     assert resume.iteration == 1
 
 

@@ -34,7 +34,8 @@ def test_blank_detokenizer_and_task_table():
 def test_summary_lines_are_stripped_and_punctuation_standardised():
     line = "  \u201cHi\u201d \u2013 it\u2019s -LRB- ok -RRB- <S_SEP> \n"
     assert clean_summary_line(line, detokenizer_for("cnn_dm"), is_target=True) == '"Hi" - it\'s ( ok ) [SEP]'
-    assert clean_summary_line(line, detokenizer_for("cnn_dm_original"), is_target=True) == '"Hi" - it\'s -LRB- ok -RRB- <S_SEP>'
+    assert clean_summary_line(line, detokenizer_for("cnn_dm_original"),
+                              is_target=True) == '"Hi" - it\'s -LRB- ok -RRB- <S_SEP>'
 
 
 @pytest.mark.parametrize("text, expected", [
