@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tasks.jsonl import TaskDataError  # noqa: E402
 from tasks.seq2seq.metrics import DUPLICATE_RATE, rouge_from_files  # noqa: E402
-from tasks.seq2seq.retokenize import RETOKENIZERS  # noqa: E402
+from tasks.seq2seq.retokenize import PTB_RULES, RETOKENIZERS  # noqa: E402
 
 
 def main(argv=None):
@@ -27,7 +27,7 @@ def main(argv=None):
                                                  "GLM post-processing.")
     parser.add_argument("hyps")
     parser.add_argument("refs")
-    parser.add_argument("--retokenize", default="cnn_dm", choices=RETOKENIZERS,
+    parser.add_argument("--retokenize", default=PTB_RULES, choices=RETOKENIZERS,
                         help="cnn_dm: PTB rules (BERT-vocabulary models, default); gigaword: only [UNK] -> UNK; "
                              "cnn_dm_org: none (GPT-2 vocabulary models)")
     parser.add_argument("--duplicate-rate", type=float, default=DUPLICATE_RATE,

@@ -40,7 +40,8 @@ def _mask_position(ids, mask_id_set, last=True):
 
 
 def _block_position(config):
-    return not config.objective.no_block_position
+    """2D positions unless ``--no-block-position`` (no configuration: the GLM default)."""
+    return config is None or not config.objective.no_block_position
 
 
 def build_part_a(text_a, text_b, max_len, tokenizer, add_cls=True, add_sep=False, add_eos=True):
@@ -71,7 +72,7 @@ def build_input_from_ids(text_a, text_b, answer, max_len, tokenizer, config=None
     part_a, types = build_part_a(text_a, text_b, max_len, tokenizer, add_cls, add_sep, add_eos)
     part_b, targets, mask_position = [], None, None
     if add_piece or answer is not None:
-        if config.objective.sentinel_token:
+        if config is not None and config.objective.sentinel_token:
             mask_position = config.model.max_position_embeddings
         else:
             ids = {mask_id} if mask_id is not None else set(mask_ids(tokenizer))
@@ -85,7 +86,7 @@ def build_input_from_ids(text_a, text_b, answer, max_len, tokenizer, config=None
                             pad_id=command_id(tokenizer, "eos"), types_a=types,
                             block_position=_block_position(config))
     position_ids = packed.position_id
-    if config.objective.masked_lm:
+    if config is not None and config.objective.masked_lm:
         position_ids = position_ids[0]
     return (packed.text, packed.types, packed.paddings, position_ids, packed.sep, packed.target,
             packed.loss_mask)

@@ -253,7 +253,7 @@ def test_load_original_state_dict_keeps_own_start_lr():
 
 
 def test_switch_linear_survives_resume_in_fixed_mode():
-    cfg = SimpleNamespace(train_iters=50)
+    cfg = parse_config(train_iters=50)
     source = AnnealingLR(FakeOptimizer(), 1e-3, 5, 45, "cosine", decay_ratio=0.1)
     source.step(20)
     source.switch_linear(cfg)
@@ -278,7 +278,7 @@ def test_decay_styles_and_unknown_style():
 
 def test_warmup_only_schedule_has_no_zero_division():
     # --warmup 1.0 leaves an empty decay phase: the original divided by zero after warmup.
-    cfg = SimpleNamespace(lr_decay_iters=None, train_iters=10, finetune=False, gradient_accumulation_steps=1,
+    cfg = parse_config(lr_decay_iters=None, train_iters=10, finetune=False, gradient_accumulation_steps=1,
                            warmup=1.0, lr=1.0, lr_decay_style="cosine", lr_decay_ratio=0.1)
     optimizer = FakeOptimizer()
     scheduler = get_learning_rate_scheduler(optimizer, cfg)
@@ -292,9 +292,9 @@ def test_scheduler_derivation_edge_cases():
     base = dict(lr_decay_iters=None, train_iters=0, finetune=False, gradient_accumulation_steps=1, warmup=0.0,
                 lr=1.0, lr_decay_style="linear", lr_decay_ratio=0.1)
     # train_iters 0 (epoch-based finetuning before train_iters is known) -> at least 1 step.
-    assert get_learning_rate_scheduler(FakeOptimizer(), SimpleNamespace(**base)).end_iter == 1
+    assert get_learning_rate_scheduler(FakeOptimizer(), parse_config(**base)).end_iter == 1
     # --lr-decay-iters wins over --train-iters; --finetune divides by the accumulation steps (floor).
-    cfg = SimpleNamespace(**{**base, "lr_decay_iters": 41, "train_iters": 100, "finetune": True,
+    cfg = parse_config(**{**base, "lr_decay_iters": 41, "train_iters": 100, "finetune": True,
                               "gradient_accumulation_steps": 4, "warmup": 0.1})
     scheduler = get_learning_rate_scheduler(FakeOptimizer(), cfg)
     assert (scheduler.warmup_iter, scheduler.end_iter) == (pytest.approx(1.0), pytest.approx(9.0))

@@ -106,8 +106,8 @@ class Seq2SeqEvaluation:
         if self.spec.fills_masks:
             predictions = self.fill(model, dataset, device)
         else:
-            config = seq2seq_decode_config(self.config, self.tokenizer)
-            generated = decode_dataset(model, dataset, config, batch_size, device)
+            decode = seq2seq_decode_config(self.config, self.tokenizer)
+            generated = decode_dataset(model, dataset, decode, batch_size, device)
             predictions = [prediction_text(self.config, self.tokenizer, ids, example)
                            for ids, example in zip(generated, dataset.example_list)]
         examples = dataset.example_list
@@ -116,8 +116,8 @@ class Seq2SeqEvaluation:
     @torch.no_grad()
     def fill(self, model, dataset, device):
         """Greedy left-to-right filling of every mask of each source (``blank``, ``extraction``)."""
-        config = DecodeConfig.from_config(self.config, self.tokenizer, max_new_tokens=self.config.task.tgt_seq_length,
-                                        top_k=1, num_beams=1)
+        decode = DecodeConfig.from_config(self.config, self.tokenizer, max_new_tokens=self.config.task.tgt_seq_length,
+                                          top_k=1, num_beams=1)
         sop = self.tokenizer.get_command("sop").Id
         task_mask = getattr(dataset, "mask_id", None) != self.tokenizer.get_command("MASK").Id
 
@@ -126,7 +126,7 @@ class Seq2SeqEvaluation:
             for row in range(batch["text"].size(0)):
                 sep = int(batch["attention_mask"][row])
                 source = batch["text"][row, :sep].tolist()
-                filled = fill_blanks(model, self.tokenizer, source, config, task_mask=task_mask, device=device)
+                filled = fill_blanks(model, self.tokenizer, source, decode, task_mask=task_mask, device=device)
                 if self.spec.decoding == FILL_TEXT:
                     texts.append(blank_prediction_text(self.tokenizer, source + [sop], filled.output_ids,
                                                        dataset.mask_id))

@@ -26,7 +26,7 @@ import logging
 from .. import answer_match
 from ..jsonl import TaskDataError
 from .files import read_lines
-from .retokenize import RETOKENIZERS, fix_tokenization
+from .retokenize import PTB_RULES, RETOKENIZERS, fix_tokenization
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 # The metric names of the original finetune driver and the rouge-score type each one reported.
@@ -36,12 +36,12 @@ DUPLICATE_RATE = 0.7
 
 
 # ------------------------------------------------------------------------------------ ROUGE post-processing
-def postprocess_reference(text, dataset="cnn_dm"):
+def postprocess_reference(text, dataset=PTB_RULES):
     """A reference ready for ROUGE: ``[SEP]``-separated sentences re-tokenised, one per line."""
     return "\n".join(fix_tokenization(sentence, dataset) for sentence in text.strip().split("[SEP]"))
 
 
-def postprocess_prediction(text, dataset="cnn_dm", duplicate_rate=DUPLICATE_RATE):
+def postprocess_prediction(text, dataset=PTB_RULES, duplicate_rate=DUPLICATE_RATE):
     """A prediction ready for ROUGE: ``[SEP]``-separated sentences re-tokenised, short ones
     (< :data:`MIN_SENTENCE_WORDS` words) dropped, then near-repeats (:func:`remove_duplicates`)."""
     sentences = [fix_tokenization(sentence, dataset) for sentence in text.strip().split("[SEP]")]
@@ -73,7 +73,7 @@ def _scorer(rouge_types, split_summaries):
     return rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=True, split_summaries=split_summaries)
 
 
-def rouge_scores(predictions, references, dataset="cnn_dm", duplicate_rate=DUPLICATE_RATE, split_summaries=False,
+def rouge_scores(predictions, references, dataset=PTB_RULES, duplicate_rate=DUPLICATE_RATE, split_summaries=False,
                  rouge_types=ROUGE_TYPES, reference_first=True):
     """Mean ROUGE F-measures (in [0, 1]) of ``predictions`` against ``references`` (raw strings, as
     decoded), after the post-processing above.  ``dataset``: the re-tokenisation, one of
@@ -106,7 +106,7 @@ def rouge_scores(predictions, references, dataset="cnn_dm", duplicate_rate=DUPLI
     return {name: total / len(predictions) for name, total in totals.items()}
 
 
-def rouge_metric(predictions, labels, examples, metric="rouge-1", duplicate_rate=DUPLICATE_RATE, dataset="cnn_dm"):
+def rouge_metric(predictions, labels, examples, metric="rouge-1", duplicate_rate=DUPLICATE_RATE, dataset=PTB_RULES):
     """The original metric callback: one of :data:`ORIGINAL_ROUGE_NAMES` over ``examples``'
     ``meta["ref"]`` (``labels`` is unused, kept for the callback signature), computed as the original
     finetuning driver did, with the prediction in the reference's role (``reference_first=False``):
@@ -118,7 +118,7 @@ def rouge_metric(predictions, labels, examples, metric="rouge-1", duplicate_rate
                         reference_first=False)[rouge_type]
 
 
-def rouge_metric_dict(dataset="cnn_dm"):
+def rouge_metric_dict(dataset=PTB_RULES):
     """``{"rouge-1": f, "rouge-2": f, "rouge-l": f}`` with ``f(predictions, labels, examples)``, the
     metrics the original driver registered for the ROUGE tasks."""
     return {name: functools.partial(rouge_metric, metric=name, dataset=dataset) for name in ORIGINAL_ROUGE_NAMES}
@@ -131,7 +131,7 @@ def read_prediction_lines(path):
     return read_lines(path, "file")
 
 
-def rouge_from_files(hyps_path, refs_path, dataset="cnn_dm", duplicate_rate=DUPLICATE_RATE, split_summaries=False):
+def rouge_from_files(hyps_path, refs_path, dataset=PTB_RULES, duplicate_rate=DUPLICATE_RATE, split_summaries=False):
     """ROUGE of a ``test.jsonl.hyps`` file against its ``test.jsonl.refs`` (line-aligned), the
     references in the reference role (the standard order, as ``files2rouge``)."""
     hyps, refs = read_prediction_lines(hyps_path), read_prediction_lines(refs_path)

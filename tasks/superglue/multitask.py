@@ -17,7 +17,6 @@ under ``D`` and builds, per split (train; dev for validation):
 Only ``pretrain_glm.py`` imports this module, and only when ``--multi-task-data`` is given.
 """
 
-import copy
 import os
 
 import numpy as np
@@ -73,17 +72,13 @@ def resolve_multi_tasks(names, data_dir):
     return resolved
 
 
-def task_args(config, spec, data_dir, seq_length):
-    """A copy of the pretraining flags with what the task patterns read set for multi-task data:
+def task_config(config, spec, data_dir, seq_length):
+    """The pretraining configuration with what the task patterns read set for multi-task data:
     cloze patterns, one sequence per answer, no prompts, no fast decoding.  The flags that shape
     every GLM sample (``--no-block-position``, ``--sentinel-token``, ``--masked-lm``) stay."""
-    copied = copy.copy(config)
-    overrides = dict(task=spec.name, data_dir=data_dir, seq_length=seq_length, cloze_eval=True, multi_token=False,
-                     segment_length=0, fast_decode=False, continuous_prompt=False, num_prompt_tokens=0,
-                     prefix_prompt=0, few_superglue=False)
-    for key, value in overrides.items():
-        setattr(copied, key, value)
-    return copied
+    return config.updated(task=spec.name, data_dir=data_dir, seq_length=seq_length, cloze_eval=True,
+                          multi_token=False, segment_length=0, fast_decode=False, continuous_prompt=False,
+                          num_prompt_tokens=0, prefix_prompt=0, few_superglue=False)
 
 
 class PatternEnsembleDataset(SuperGlueDataset):
@@ -93,7 +88,7 @@ class PatternEnsembleDataset(SuperGlueDataset):
 
     def __init__(self, config, spec, data_dir, split, tokenizer, seq_length):
         # Not SuperGlueDataset.__init__: that one reads one --task, --data-dir and --pattern-id.
-        config = task_args(config, spec, data_dir, seq_length)
+        config = task_config(config, spec, data_dir, seq_length)
         self.spec, self.config, self.split, self.tokenizer = spec, config, split, tokenizer
         self.dataset_name = f"{spec.name}-{split}"
         self.processor = spec.make_processor(config)

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from tasks.inputs import build_decoder_input, build_input_from_ids, build_uni_input_from_ids, pack_glm_input
+from tests.helpers import parse_config
 from tests.tasks.helpers_tasks import COMMANDS, WordTokenizer
 from data_utils.tokenizers import configure_tokenizer
 
@@ -28,7 +29,7 @@ def test_pack_layout_and_padding():
 
 
 def test_build_input_from_ids_answer_and_piece():
-    tok, cfg = WordTokenizer(), SimpleNamespace(no_block_position=False)
+    tok, cfg = WordTokenizer(), parse_config()
     ids, types, paddings, positions, sep, targets, loss = build_input_from_ids(
         [20, MASK, 21], [22], [30, 31], 12, tok, cfg, add_sep=True)
     assert ids.tolist() == [ENC, 20, MASK, 21, SEP, 22, EOS, SOP, 30, 0, 0, 0]
@@ -48,7 +49,7 @@ def test_build_input_from_ids_answer_and_piece():
 
 
 def test_uni_and_decoder_inputs():
-    tok, cfg = WordTokenizer(), SimpleNamespace()
+    tok, cfg = WordTokenizer(), parse_config()
     ids, _, _, positions, sep, targets, loss = build_uni_input_from_ids([20, 21], None, [30], 8, tok, cfg)
     assert ids.tolist() == [ENC, MASK, SOP, 20, 21, 0, 0, 0] and sep == 2
     assert targets.tolist()[:5] == [0, 0, 20, 21, 30] and loss.tolist()[:5] == [0, 0, 0, 0, 1]

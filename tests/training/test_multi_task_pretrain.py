@@ -116,7 +116,8 @@ def test_plain_pretraining_does_not_import_tasks():
     """Without --multi-task-data nothing under tasks/ is loaded (checked in a fresh interpreter)."""
     code = ("import json, sys, pretrain_glm\n"
             "from glm.arguments import get_args\n"
-            "assert pretrain_glm.check_multi_task_flags(get_args(['--block-lm'])) is None\n"
+            "from glm.config import build_config\n"
+            "assert pretrain_glm.check_multi_task_flags(build_config(get_args(['--block-lm']))) is None\n"
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'tasks')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env(),
                             timeout=300)

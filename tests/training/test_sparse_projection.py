@@ -103,7 +103,7 @@ def test_log_keeps_dense_mfu_and_states_executed_flops_apart(capsys):
     from tests.training.synthetic import tiny_config
 
     config = {"num_layers": 2, "hidden_size": 32, "vocab_size": 128}
-    log = TrainingLogger(config, 1, 1e12, "test", train_iters=tiny_config().train_iters)
+    log = TrainingLogger(config, 1, 1e12, "test", train_iters=tiny_config().training.train_iters)
     log.record(StepResult(loss=1.0, skipped=False, nonfinite=False), tokens=96, seq_length=24, projected=10)
     assert log.flops == 96 * flops_per_token(2, 32, 128, 24)           # MFU: every position projected
     assert log.executed == executed_flops(2, 32, 128, 24, 96, 10)       # what ran: 10 positions projected
@@ -112,7 +112,7 @@ def test_log_keeps_dense_mfu_and_states_executed_flops_apart(capsys):
     log.report(1, 1e-3)
     line = capsys.readouterr().out.splitlines()[0]
     assert "MFU" in line and "(dense model FLOPs) | executed TFLOP/s/device" in line
-    unknown = TrainingLogger(config, 1, 1e12, "test", train_iters=tiny_config().train_iters)
+    unknown = TrainingLogger(config, 1, 1e12, "test", train_iters=tiny_config().training.train_iters)
     unknown.record(StepResult(loss=1.0, skipped=False, nonfinite=False), tokens=96, seq_length=24)
     unknown.report(1, 1e-3)
     assert "executed" not in capsys.readouterr().out

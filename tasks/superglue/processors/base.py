@@ -163,6 +163,6 @@ class SuperGlueProcessor(DataProcessor):
     ``--few-superglue`` (FewGLUE) the dev set is ``dev32.jsonl`` and ``val.jsonl`` becomes the test set."""
 
     def split_file(self, split):
-        if self.config.task.few_superglue:
+        if self.config is not None and self.config.task.few_superglue:
             return {"train": "train.jsonl", "dev": "dev32.jsonl", "test": "val.jsonl"}[split]
         return self.SPLIT_FILES[split]

@@ -75,7 +75,7 @@ class WscProcessor(SuperGlueProcessor):
     @property
     def variable_num_choices(self):
         # With --wsc-negative each example scores the referent plus its own number of candidates.
-        return bool(self.config.task.wsc_negative)
+        return self.config is not None and self.config.task.wsc_negative
 
     def create_examples(self, path, set_type, for_train=False):
         examples = []
@@ -106,7 +106,7 @@ class WscProcessor(SuperGlueProcessor):
             return examples
 
         # Cloze training generates the referent, so only positive lines can teach it.
-        if train and self.config.task.cloze_eval and label != "True":
+        if train and self.config is not None and self.config.task.cloze_eval and label != "True":
             return []
         if train and has_candidates and len(candidates) > MAX_TRAIN_CANDIDATES:
             examples = []

@@ -126,7 +126,7 @@ def test_race_patterns(bert, data):
                       [" sleep", " eat", " run", " swim"], 2)
     check_choice_rows(ds1[0], tok, [article], [" Based on the previous passage,", " What color is the dog?", MASK],
                       choices, 1)
-    assert get_task("race").is_multi_token(ds.args) and ds.variable_num_choices
+    assert get_task("race").is_multi_token(ds.config) and ds.variable_num_choices
 
 
 def test_cloze_squad(bert, data):
