@@ -35,7 +35,12 @@ SHAPES = [
     (4, 512, 8, 256, 4, "zero0", ()),
     (4, 512, 8, 256, 4, "zero1", ()),
     (4, 512, 8, 256, 4, "zero2", ()),
+    (4, 512, 8, 256, 4, "plain", ("--bf16",)),
+    (4, 512, 8, 256, 4, "zero1", ("--bf16",)),
+    (4, 512, 8, 256, 4, "plain", ("--lora-rank", "8")),
+    (2, 256, 4, 128, 4, "zero1", ()),
 ]
+# What tests/test_memory.py pins (the plain engine: a DeepSpeed process takes about a minute to start here).
 QUICK = [SHAPES[0], SHAPES[1], SHAPES[2]]
 
 
@@ -48,10 +53,13 @@ def flags(layers, hidden, heads, seq, batch, engine, extra):
     return argv
 
 
-def deepspeed_json(engine, batch):
-    return {"train_micro_batch_size_per_gpu": batch, "gradient_accumulation_steps": 1,
-            "zero_optimization": {"stage": int(engine[-1])}, "zero_allow_untested_optimizer": True,
-            "gradient_clipping": 1.0, "steps_per_print": 10 ** 9}
+def deepspeed_json(engine, batch, extra=()):
+    json_config = {"train_micro_batch_size_per_gpu": batch, "gradient_accumulation_steps": 1,
+                   "zero_optimization": {"stage": int(engine[-1])}, "zero_allow_untested_optimizer": True,
+                   "gradient_clipping": 1.0, "steps_per_print": 10 ** 9}
+    if "--bf16" in extra:
+        json_config["bf16"] = {"enabled": True}
+    return json_config
 
 
 def shape_config(shape):
@@ -59,7 +67,7 @@ def shape_config(shape):
     layers, hidden, heads, seq, batch, engine, extra = shape
     updates = dict(vocab_size=VOCAB)
     if engine.startswith("zero"):
-        updates["deepspeed_config_dict"] = deepspeed_json(engine, batch)
+        updates["deepspeed_config_dict"] = deepspeed_json(engine, batch, extra)
     return glm_config(flags(*shape), **updates)
 
 
@@ -77,6 +85,7 @@ def child(shape):
     import torch.distributed as dist
 
     from glm import mpu
+    from glm.model.lora import add_lora_from_config
     from glm.training.engines import build_engine
     from glm.training.losses import language_model_loss
     from glm.training.model_setup import build_model, build_optimizer
@@ -115,6 +124,7 @@ def child(shape):
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current resident set
     model = build_model(config, device)
+    add_lora_from_config(model, config)  # --lora-rank: adapters on, backbone frozen (a no-op without it)
     run = build_engine(config, model, lambda m: build_optimizer(config, m), lambda optimizer: None, device)
     for _ in range(3):
         run.train_batch(batches, language_model_loss)
@@ -143,16 +153,70 @@ def predicted(shape):
 
 def describe(shape):
     layers, hidden, heads, seq, batch, engine, extra = shape
-    return (f"{layers}x{hidden} h{heads} s{seq} b{batch}", engine + (" +ckpt" if extra else ""))
+    flags = " ".join(extra).replace("--checkpoint-activations", "ckpt").replace("--", "")
+    return f"{layers}x{hidden} h{heads} s{seq} b{batch}", f"{engine} {flags}".strip()
+
+
+# The released models (config_tasks/model_blocklm_*.sh) and their padded vocabularies.
+RELEASED = [
+    ("GLM-Base 110M", "model_blocklm_base.sh"), ("GLM-Large 335M", "model_blocklm_large.sh"),
+    ("GLM-Large-Chinese", "model_blocklm_large_chinese.sh"), ("GLM-RoBERTa-Large", "model_blocklm_roberta_large.sh"),
+    ("GLM-2B", "model_blocklm_2B.sh"), ("GLM-10B", "model_blocklm_10B.sh"), ("GLM-10B-Chinese", "model_blocklm_10B_chinese.sh"),
+]
+# Workloads of the docs table: (name, mode, extra flags); every one at sequence 512, bf16.
+WORKLOADS = [
+    ("inference", "inference", ("--batch-size", "1")),
+    ("full finetuning", "train", ("--batch-size", "4")),
+    ("LoRA finetuning", "train", ("--batch-size", "4", "--lora-rank", "8")),
+    ("pretraining", "train", ("--batch-size", "8")),
+]
+
+
+HOST_MEMORY = 512 * 2 ** 30  # host memory of a node, for the offload layouts of the docs table
+
+
+def docs_table(allow_offload):
+    """The markdown table of docs/memory.md: for every released model, device size and workload, the
+    fewest devices (1 to 64) and the first layout whose plan fits (with or without CPU offload)."""
+    import memory_plan
+    from glm.memory import Devices, GiB, format_size, smallest_layout
+    print("| model | workload | 24 GB | 40 GB | 80 GB |")
+    print("|---|---|---|---|---|")
+    for name, shell in RELEASED:
+        for workload, mode, extra in WORKLOADS:
+            cells = []
+            for memory in (24, 40, 80):
+                found = "does not fit 64 devices"
+                for count in (1, 2, 4, 8, 16, 32, 64):
+                    config = memory_plan.make_config([os.path.join(ROOT, "config_tasks", shell), "--seq-length", "512",
+                                                      "--bf16", *extra], count, 1)
+                    _, fitting = smallest_layout(config, Devices(count, memory * GiB, HOST_MEMORY), mode=mode,
+                                                 allow_offload=allow_offload)
+                    if fitting is not None:
+                        layout = fitting.layout().replace(f"TP {fitting.tensor_parallel} x DP {fitting.data_parallel}, ",
+                                                          f"TP {fitting.tensor_parallel}, ")
+                        host = f", host {format_size(fitting.host)}" if fitting.host else ""
+                        found = f"{count} GPU{'s' if count > 1 else ''}: {layout} ({format_size(fitting.total)}{host})"
+                        break
+                cells.append(found)
+            print(f"| {name} | {workload} | " + " | ".join(cells) + " |")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="only the small shapes the test pins")
+    parser.add_argument("--docs-table", action="store_true",
+                        help="print docs/memory.md's table of the released models (planned, nothing measured)")
     options = parser.parse_args()
     if options.child:
         child(tuple(json.loads(options.child)))
+        return
+    if options.docs_table:
+        print("Without CPU offload:\n")
+        docs_table(False)
+        print("\nWith CPU offload allowed (host memory of a node: 512 GiB):\n")
+        docs_table(True)
         return
     from bench.common import machine, print_table
     rows = []
@@ -163,7 +227,7 @@ def main():
         rows.append((name, engine, f"{plan.total / 2 ** 20:.0f}", f"{measured / 2 ** 20:.0f}",
                      f"{100 * (plan.total - measured) / measured:+.1f}%"))
         print(rows[-1], flush=True)
-    print_table(f"memory plan vs measured peak resident set above imports, fp32 CPU, 1 rank; {machine()}",
+    print_table(f"memory plan vs measured peak resident set above imports, CPU, 1 rank, fp32 unless bf16; {machine()}",
                 ("shape", "engine", "predicted MiB", "measured MiB", "error"), rows, right_aligned_from=2)
 
 

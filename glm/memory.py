@@ -401,13 +401,14 @@ def layout_updates(config, *, tensor_parallel: int, zero_stage: Optional[int], o
 
 def candidate_layouts(config, devices: Devices) -> List[Dict[str, Any]]:
     """Layouts from the one that costs least speed to the most economical: tensor parallelism first
-    kept small (it needs fast links inside a node), then ZeRO stages, then recomputation, then offload."""
+    kept small (it needs fast links inside a node), then ZeRO stages (0: DeepSpeed's half-precision
+    weights without partitioning), then recomputation, then offload."""
     heads, hidden = config.model.num_attention_heads, config.model.hidden_size
     sizes = [tp for tp in (1, 2, 4, 8) if tp <= devices.count and devices.count % tp == 0
              and heads % tp == 0 and hidden % tp == 0]
     layouts = []
-    for tp, zero, checkpoint, offload in itertools.product(sizes, (None, 1, 2, 3), (False, True), (False, True)):
-        if offload and zero is None:
+    for tp, zero, checkpoint, offload in itertools.product(sizes, (None, 0, 1, 2, 3), (False, True), (False, True)):
+        if offload and not zero:
             continue
         layouts.append(dict(tensor_parallel=tp, zero_stage=zero, checkpoint=checkpoint, offload=offload))
     # Order: no offload before offload, no recomputation before it, small TP before large, low stage first.
@@ -417,13 +418,16 @@ def candidate_layouts(config, devices: Devices) -> List[Dict[str, Any]]:
 
 
 def smallest_layout(config, devices: Devices, *, mode: str = "train",
-                    projected_fraction: Optional[float] = None):
+                    projected_fraction: Optional[float] = None, allow_offload: bool = True):
     """``(updates, plan)`` of the first layout of :func:`candidate_layouts` that fits ``devices``
-    (``updates`` for ``RunConfig.updated``), or ``(None, None)`` when none does."""
+    (``updates`` for ``RunConfig.updated``), or ``(None, None)`` when none does; ``allow_offload``
+    False leaves the CPU-offload layouts out."""
     if devices.memory is None:
         raise ValueError("the smallest layout needs the device memory (--gpu-memory)")
     for layout in candidate_layouts(config, devices):
         if mode == "inference" and (layout["zero_stage"] is not None or layout["checkpoint"]):
+            continue
+        if layout["offload"] and not allow_offload:
             continue
         updates = layout_updates(config, tensor_parallel=layout["tensor_parallel"],
                                  zero_stage=layout["zero_stage"], offload=layout["offload"],
