@@ -161,7 +161,8 @@ def describe(shape):
 RELEASED = [
     ("GLM-Base 110M", "model_blocklm_base.sh"), ("GLM-Large 335M", "model_blocklm_large.sh"),
     ("GLM-Large-Chinese", "model_blocklm_large_chinese.sh"), ("GLM-RoBERTa-Large", "model_blocklm_roberta_large.sh"),
-    ("GLM-2B", "model_blocklm_2B.sh"), ("GLM-10B", "model_blocklm_10B.sh"), ("GLM-10B-Chinese", "model_blocklm_10B_chinese.sh"),
+    ("GLM-2B", "model_blocklm_2B.sh"), ("GLM-10B", "model_blocklm_10B.sh"),
+    ("GLM-10B-Chinese", "model_blocklm_10B_chinese.sh"),
 ]
 # Workloads of the docs table: (name, mode, extra flags); every one at sequence 512, bf16.
 WORKLOADS = [
@@ -193,8 +194,9 @@ def docs_table(allow_offload):
                     _, fitting = smallest_layout(config, Devices(count, memory * GiB, HOST_MEMORY), mode=mode,
                                                  allow_offload=allow_offload)
                     if fitting is not None:
-                        layout = fitting.layout().replace(f"TP {fitting.tensor_parallel} x DP {fitting.data_parallel}, ",
-                                                          f"TP {fitting.tensor_parallel}, ")
+                        # The device count is the cell's own figure: name only the tensor-parallel size.
+                        layout = fitting.layout().replace(
+                            f"TP {fitting.tensor_parallel} x DP {fitting.data_parallel}, ", f"TP {fitting.tensor_parallel}, ")
                         host = f", host {format_size(fitting.host)}" if fitting.host else ""
                         found = f"{count} GPU{'s' if count > 1 else ''}: {layout} ({format_size(fitting.total)}{host})"
                         break
