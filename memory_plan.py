@@ -74,7 +74,7 @@ def main(argv=None):
                       parse_size(options.host_memory) if options.host_memory else None)
     result = plan(config, devices, mode=options.mode, projected_fraction=options.projected_fraction)
     if options.json:
-        print(json.dumps({k: v for k, v in vars(result).items()}, indent=1, sort_keys=True))
+        print(json.dumps(dict(vars(result), fits=result.fits, layout=result.layout()), indent=1, sort_keys=True))
     else:
         print(format_plan(result))
     if options.fit:

@@ -86,7 +86,7 @@ class MemoryPlan:
     activations: float
     temporary: float
     total: float
-    host: float                    # offloaded optimizer state / parameters, per node (all its ranks)
+    host: float                    # offloaded optimizer state / parameters of every rank of the job
     device_memory: Optional[int]
     host_memory: Optional[int]
     # what was planned
@@ -241,7 +241,8 @@ def plan(config, devices: Devices = Devices(), *, mode: str = "train",
          projected_fraction: Optional[float] = None) -> MemoryPlan:
     """The memory plan of ``config`` on ``devices`` (``mode``: ``"train"`` or ``"inference"``).
 
-    ``devices.count`` is the job's number of devices: data parallelism is ``count`` over the
+    ``devices.count`` is the job's number of devices; ``devices.host_memory`` is compared with what
+    offload puts on the hosts, all ranks together (one node, or divide by your nodes): data parallelism is ``count`` over the
     tensor-parallel size (``--model-parallel-size``).  ``projected_fraction``: the share of positions
     the loss projects onto the vocabulary (default :func:`default_projected_fraction`)."""
     if mode not in ("train", "inference"):
@@ -470,7 +471,7 @@ def format_plan(p: MemoryPlan) -> str:
         lines.append(f"    {'device memory':<18} {format_size(p.device_memory):>12}   -> {verdict} "
                      f"({100 * p.total / p.device_memory:.0f}% used)")
     if p.host:
-        line = f"  host (offload, per node): {format_size(p.host)}"
+        line = f"  host (offload, all ranks of the job): {format_size(p.host)}"
         if p.host_memory is not None:
             line += " -> " + ("fits" if p.host <= p.host_memory else "does NOT fit") + \
                     f" in {format_size(p.host_memory)}"
