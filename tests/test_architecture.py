@@ -27,7 +27,7 @@ PACKAGES = ("glm", "data_utils", "tasks")
 #: ``__init__`` only (see :data:`EXACT`): every module of ``glm/`` must be placed by name.
 LAYERS = (
     ("foundation", ("glm", "glm.mpu", "glm.launch", "glm.precision", "glm.learning_rates", "glm.config",
-                    "glm.inputs",
+                    "glm.inputs", "glm.memory",
                     "data_utils.tokenizers")),
     ("model", ("glm.model",)),
     ("checkpoint files", ("glm.checkpoint",)),

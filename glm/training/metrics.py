@@ -59,21 +59,30 @@ def _measured_matmul_peak(device, dtype):
     return peak, f"measured {dtype} matmul {peak / 1e9:.0f} GFLOP/s (fastest of 5)"
 
 
-def training_logger(model_config, device, dtype, writer=None, *, train_iters, log_dir=None, recompute=False):
+def training_logger(model_config, device, dtype, writer=None, *, train_iters, log_dir=None, recompute=False,
+                    planned_peak=None):
     """The :class:`TrainingLogger` of a run computing in ``dtype`` on ``device``: MFU against the
     device's peak (:func:`device_peak_flops`, its label in ``peak_label``), FLOPs per device over
-    every rank of the job."""
+    every rank of the job; ``planned_peak``: the memory plan's peak in bytes (``glm.memory``), printed
+    next to the measured one."""
     peak, peak_label = device_peak_flops(device, dtype)
     num_devices = dist.get_world_size() if dist.is_initialized() else 1
     return TrainingLogger(model_config, num_devices, peak, peak_label, writer, train_iters=train_iters,
-                          log_dir=log_dir, recompute=recompute)
+                          log_dir=log_dir, recompute=recompute, planned_peak=planned_peak)
+
+
+def device_memory(device):
+    """The memory of ``device`` in bytes (None on CPU: the host's memory is not the run's alone)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return None
 
 
 class TrainingLogger:
     """Accumulates per-step figures and prints a line every ``log_interval`` steps."""
 
     def __init__(self, model_config, num_devices, peak, peak_label, writer=None, *, train_iters, log_dir=None,
-                 recompute=False):
+                 recompute=False, planned_peak=None):
         """``train_iters``: the last iteration (the line's denominator); ``log_dir``: where
         ``train_log.jsonl`` goes (None: not written); ``recompute``: activations are recomputed in the
         backward (--checkpoint-activations), which the executed-FLOPs figure counts."""
@@ -89,6 +98,7 @@ class TrainingLogger:
         self.jsonl_path = os.path.join(log_dir, "train_log.jsonl") if log_dir else None
         self.reset()
         self.memory_reported = False
+        self.planned_peak = planned_peak
 
     def reset(self):
         self.steps = 0
@@ -152,7 +162,7 @@ class TrainingLogger:
             line += f" | skipped {self.skipped}"
         print(line, flush=True)
         if not self.memory_reported:
-            print(memory_report(), flush=True)
+            print(memory_report(self.planned_peak), flush=True)
             self.memory_reported = True
         if self.jsonl_path:
             record = {"iteration": iteration, "lr": lr, "loss": loss, "loss_scale": self.loss_scale,
@@ -169,12 +179,16 @@ class TrainingLogger:
         self.reset()
 
 
-def memory_report():
-    """Peak memory of this process (GPU allocator when on CUDA, else the resident set)."""
+def memory_report(planned_peak=None):
+    """Peak memory of this process (GPU allocator when on CUDA, else the resident set, which includes
+    the imported libraries), and the memory plan's peak when given."""
+    planned = f" | planned peak {planned_peak / 2**20:.0f}" if planned_peak is not None else ""
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         return (f"memory (MB): allocated {torch.cuda.memory_allocated() / 2**20:.0f} | max allocated "
-                f"{torch.cuda.max_memory_allocated() / 2**20:.0f} | reserved {torch.cuda.memory_reserved() / 2**20:.0f}")
-    return f"memory: peak resident set {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+                f"{torch.cuda.max_memory_allocated() / 2**20:.0f} | reserved "
+                f"{torch.cuda.memory_reserved() / 2**20:.0f}{planned}")
+    return (f"memory (MB): peak resident set {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} "
+            f"(with the imports){planned}")
 
 
 def make_summary_writer(enabled, summary_dir, experiment_name):

@@ -58,6 +58,11 @@ def test_grad_norm_omitted_when_the_engine_gives_none(capsys):
     assert "grad norm" not in capsys.readouterr().out
 
 
+def test_memory_report_sets_the_plan_beside_the_measured_peak():
+    assert "planned peak" not in metrics.memory_report()
+    assert metrics.memory_report(planned_peak=300 * 2 ** 20).endswith("| planned peak 300")
+
+
 def test_cpu_peak_is_the_faster_of_fp32_and_the_autocast_dtype(monkeypatch):
     speeds = {torch.float16: 10e9, torch.float32: 100e9}   # a CPU without half-precision units
     monkeypatch.setattr(metrics, "_measured_matmul_peak", lambda device, dtype: (speeds[dtype], str(dtype)))
@@ -75,6 +80,9 @@ def test_fp16_run_with_skipped_steps_logs_a_true_loss(corpus, tmp_path, capsys):
     # Friction of the same run: a short configuration summary, and why the two validations differ.
     assert "configuration (summary):" in output and "resolved configuration" not in output
     assert "validation at iteration 20" in output and "'final validation' reads its first 1" in output
+    # The memory plan before the first step, and beside the measured peak of the first report.
+    assert "memory plan: peak" in output and output.index("memory plan: peak") < output.index("iteration ")
+    assert "peak resident set" in output and "| planned peak" in output
     records = [json.loads(line) for path in glob.glob(f"{tmp_path}/s/*/train_log.jsonl") for line in open(path)]
     first = records[0]
     assert first["skipped"] > 0, first           # the situation of the issue is reproduced

@@ -1,0 +1,238 @@
+"""The memory plan against measured peaks (docs/memory.md).
+
+Each shape runs in a fresh Python process: it imports everything, reads its resident set (the
+baseline), builds the model, optimizer and engine the flags describe, runs three training steps of
+synthetic blank-infilling batches (Part B, the projected positions, is the last 20% of each sample), and
+reports its peak resident set (``VmHWM``) minus the baseline.  The plan (``glm.memory.plan``) of the same
+configuration is printed next to it with the relative error.
+
+    python bench/bench_memory.py                  # the full table (a few minutes on 2 cores)
+    python bench/bench_memory.py --quick          # the small shapes tests/test_memory.py pins
+"""
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+VOCAB = 30592
+PROJECTED_FRACTION = 0.2
+
+# (layers, hidden, heads, seq, batch, engine, extra flags)
+SHAPES = [
+    (2, 256, 4, 128, 4, "plain", ()),
+    (4, 512, 8, 256, 4, "plain", ()),
+    (8, 512, 8, 256, 2, "plain", ("--checkpoint-activations",)),
+    (2, 1024, 16, 512, 2, "plain", ()),
+    (4, 768, 12, 512, 4, "plain", ()),
+    (6, 1024, 16, 256, 4, "plain", ("--checkpoint-activations",)),
+    (4, 512, 8, 256, 4, "zero0", ()),
+    (4, 512, 8, 256, 4, "zero1", ()),
+    (4, 512, 8, 256, 4, "zero2", ()),
+    (4, 512, 8, 256, 4, "zero3", ()),
+    (4, 512, 8, 256, 4, "plain", ("--bf16",)),
+    (4, 512, 8, 256, 4, "zero1", ("--bf16",)),
+    (4, 512, 8, 256, 4, "plain", ("--lora-rank", "8")),
+    (2, 256, 4, 128, 4, "zero1", ()),
+]
+# What tests/test_memory.py pins (the plain engine: a DeepSpeed process takes about a minute to start here).
+QUICK = [SHAPES[0], SHAPES[1], SHAPES[2]]
+
+
+def flags(layers, hidden, heads, seq, batch, engine, extra):
+    argv = ["--block-lm", "--num-layers", str(layers), "--hidden-size", str(hidden), "--num-attention-heads",
+            str(heads), "--seq-length", str(seq), "--max-position-embeddings", str(seq), "--batch-size", str(batch),
+            *extra]
+    if engine.startswith("zero"):
+        argv.append("--deepspeed")
+    return argv
+
+
+def deepspeed_json(engine, batch, extra=()):
+    json_config = {"train_micro_batch_size_per_gpu": batch, "gradient_accumulation_steps": 1,
+                   "zero_optimization": {"stage": int(engine[-1])}, "zero_allow_untested_optimizer": True,
+                   "gradient_clipping": 1.0, "steps_per_print": 10 ** 9}
+    if "--bf16" in extra:
+        json_config["bf16"] = {"enabled": True}
+    return json_config
+
+
+def shape_config(shape):
+    from bench.common import glm_config
+    layers, hidden, heads, seq, batch, engine, extra = shape
+    updates = dict(vocab_size=VOCAB)
+    if engine.startswith("zero"):
+        updates["deepspeed_config_dict"] = deepspeed_json(engine, batch, extra)
+    return glm_config(flags(*shape), **updates)
+
+
+def _status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def child(shape):
+    """Run three steps of ``shape`` in this process; print ``{"measured": bytes}``."""
+    import torch
+    import torch.distributed as dist
+
+    from glm import mpu
+    from glm.model.lora import add_lora_from_config
+    from glm.training.engines import build_engine
+    from glm.training.losses import language_model_loss
+    from glm.training.model_setup import build_model, build_optimizer
+
+    layers, hidden, heads, seq, batch, engine, extra = shape
+    torch.set_num_threads(1)
+    if engine.startswith("zero"):
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        import deepspeed  # noqa: F401  (imported before the baseline: its import is not the run's memory)
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
+    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    mpu.initialize_model_parallel(1)
+    config = shape_config(shape)
+    generator = torch.Generator().manual_seed(0)
+    text = torch.randint(0, VOCAB, (batch, seq), generator=generator)
+    positions = torch.stack([torch.arange(seq).expand(batch, seq), torch.zeros(batch, seq, dtype=torch.long)], 1)
+    sep = int(seq * (1 - PROJECTED_FRACTION))
+    loss_mask = torch.zeros(batch, seq)
+    loss_mask[:, sep:] = 1.0
+    batches = [{"text": text, "position_id": positions.clone(), "attention_mask": torch.full((batch,), sep),
+                "loss_mask": loss_mask, "target": torch.randint(0, VOCAB, (batch, seq), generator=generator)}]
+    # Two steps of a tiny model of the same kind first: the code and tables the run loads lazily (the
+    # fused optimizer, autograd, DeepSpeed's engine) are part of the baseline, not of the run's memory.
+    device = torch.device("cpu")
+    tiny = shape_config((1, 64, 4, seq, batch, engine, extra)).updated(vocab_size=128)
+    tiny_run = build_engine(tiny, build_model(tiny, device), lambda m: build_optimizer(tiny, m), lambda o: None,
+                            device)
+    tiny_batches = [dict(b, text=b["text"] % 128, target=b["target"] % 128) for b in batches]
+    for _ in range(2):
+        tiny_run.train_batch(tiny_batches, language_model_loss)
+    del tiny_run
+    gc.collect()
+    baseline = _status("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current resident set
+    model = build_model(config, device)
+    add_lora_from_config(model, config)  # --lora-rank: adapters on, backbone frozen (a no-op without it)
+    run = build_engine(config, model, lambda m: build_optimizer(config, m), lambda optimizer: None, device)
+    for _ in range(3):
+        run.train_batch(batches, language_model_loss)
+    print(json.dumps({"measured": _status("VmHWM") - baseline, "baseline": baseline}))
+
+
+def measure(shape, timeout=600):
+    """The measured peak (bytes above the import baseline) of ``shape``, from a fresh process."""
+    # glibc's malloc raises its mmap threshold as large blocks are freed and then keeps freed blocks in
+    # its heap, so the resident set would count memory the run no longer holds; a fixed threshold makes
+    # every tensor-sized block its own mapping, returned on free, as a GPU allocator's figure would be.
+    env = dict(os.environ, OMP_NUM_THREADS="1", DS_ACCELERATOR="cpu", PYTHONPATH=ROOT,
+               MALLOC_MMAP_THRESHOLD_="65536")
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(shape)],
+                         capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"shape {shape} failed:\n{out.stderr[-3000:]}")
+    line = [l for l in out.stdout.splitlines() if l.startswith("{")][-1]
+    return json.loads(line)["measured"]
+
+
+def predicted(shape):
+    from glm.memory import Devices, plan
+    return plan(shape_config(shape), Devices(1), projected_fraction=PROJECTED_FRACTION)
+
+
+def describe(shape):
+    layers, hidden, heads, seq, batch, engine, extra = shape
+    flags = " ".join(extra).replace("--checkpoint-activations", "ckpt").replace("--", "")
+    return f"{layers}x{hidden} h{heads} s{seq} b{batch}", f"{engine} {flags}".strip()
+
+
+# The released models (config_tasks/model_blocklm_*.sh) and their padded vocabularies.
+RELEASED = [
+    ("GLM-Base 110M", "model_blocklm_base.sh"), ("GLM-Large 335M", "model_blocklm_large.sh"),
+    ("GLM-Large-Chinese", "model_blocklm_large_chinese.sh"), ("GLM-RoBERTa-Large", "model_blocklm_roberta_large.sh"),
+    ("GLM-2B", "model_blocklm_2B.sh"), ("GLM-10B", "model_blocklm_10B.sh"),
+    ("GLM-10B-Chinese", "model_blocklm_10B_chinese.sh"),
+]
+# Workloads of the docs table: (name, mode, extra flags); every one at sequence 512, bf16.
+WORKLOADS = [
+    ("inference", "inference", ("--batch-size", "1")),
+    ("full finetuning", "train", ("--batch-size", "4")),
+    ("LoRA finetuning", "train", ("--batch-size", "4", "--lora-rank", "8")),
+    ("pretraining", "train", ("--batch-size", "8")),
+]
+
+
+HOST_MEMORY = 512 * 2 ** 30  # host memory of a node, for the offload layouts of the docs table
+
+
+def docs_table(allow_offload):
+    """The markdown table of docs/memory.md: for every released model, device size and workload, the
+    fewest devices (1 to 64) and the first layout whose plan fits (with or without CPU offload)."""
+    import memory_plan
+    from glm.memory import Devices, GiB, format_size, smallest_layout
+    print("| model | workload | 24 GB | 40 GB | 80 GB |")
+    print("|---|---|---|---|---|")
+    for name, shell in RELEASED:
+        for workload, mode, extra in WORKLOADS:
+            cells = []
+            for memory in (24, 40, 80):
+                found = "does not fit 64 devices"
+                for count in (1, 2, 4, 8, 16, 32, 64):
+                    config = memory_plan.make_config([os.path.join(ROOT, "config_tasks", shell), "--seq-length", "512",
+                                                      "--bf16", *extra], count, 1)
+                    _, fitting = smallest_layout(config, Devices(count, memory * GiB, HOST_MEMORY), mode=mode,
+                                                 allow_offload=allow_offload)
+                    if fitting is not None:
+                        # The device count is the cell's own figure: name only the tensor-parallel size.
+                        layout = fitting.layout().replace(
+                            f"TP {fitting.tensor_parallel} x DP {fitting.data_parallel}, ", f"TP {fitting.tensor_parallel}, ")
+                        host = f", host {format_size(fitting.host)}" if fitting.host else ""
+                        found = f"{count} GPU{'s' if count > 1 else ''}: {layout} ({format_size(fitting.total)}{host})"
+                        break
+                cells.append(found)
+            print(f"| {name} | {workload} | " + " | ".join(cells) + " |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="only the small shapes the test pins")
+    parser.add_argument("--docs-table", action="store_true",
+                        help="print docs/memory.md's table of the released models (planned, nothing measured)")
+    options = parser.parse_args()
+    if options.child:
+        child(tuple(json.loads(options.child)))
+        return
+    if options.docs_table:
+        print("Without CPU offload:\n")
+        docs_table(False)
+        print("\nWith CPU offload allowed (host memory of a node: 512 GiB):\n")
+        docs_table(True)
+        return
+    from bench.common import machine, print_table
+    rows = []
+    for shape in (QUICK if options.quick else SHAPES):
+        measured = measure(tuple(shape))
+        plan = predicted(shape)
+        name, engine = describe(shape)
+        rows.append((name, engine, f"{plan.total / 2 ** 20:.0f}", f"{measured / 2 ** 20:.0f}",
+                     f"{100 * (plan.total - measured) / measured:+.1f}%"))
+        print(rows[-1], flush=True)
+    print_table(f"memory plan vs measured peak resident set above imports, CPU, 1 rank, fp32 unless bf16; {machine()}",
+                ("shape", "engine", "predicted MiB", "measured MiB", "error"), rows, right_aligned_from=2)
+
+
+if __name__ == "__main__":
+    main()
