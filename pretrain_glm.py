@@ -109,14 +109,14 @@ def check_resume(config, engine, resume, flags_schedule):
 def check_global_batch(config):
     """With DeepSpeed, a ``train_batch_size`` in the JSON must equal micro batch x accumulation x
     data-parallel ranks; say so before DeepSpeed fails deep inside its engine."""
-    config = config.parallel.deepspeed_config_dict or {}
-    if not config.parallel.deepspeed or "train_batch_size" not in config:
+    deepspeed_json = config.parallel.deepspeed_config_dict or {}
+    if not config.parallel.deepspeed or "train_batch_size" not in deepspeed_json:
         return
     dp = mpu.get_data_parallel_world_size()
     expected = config.training.batch_size * config.training.gradient_accumulation_steps * dp
-    if config["train_batch_size"] != expected:
+    if deepspeed_json["train_batch_size"] != expected:
         raise SystemExit(
-            f"{config.parallel.deepspeed_config}: train_batch_size {config['train_batch_size']} is not micro batch "
+            f"{config.parallel.deepspeed_config}: train_batch_size {deepspeed_json['train_batch_size']} is not micro batch "
             f"{config.training.batch_size} x gradient accumulation {config.training.gradient_accumulation_steps} x data-parallel size "
             f"{dp} = {expected}; fix one of them (or drop train_batch_size from the JSON)")
 

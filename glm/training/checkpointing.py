@@ -32,7 +32,7 @@ from ..checkpoint import (CheckpointError, atomic_torch_save, check_checkpoint_g
                           model_file_name, resolve_checkpoint)
 from ..checkpoint.io import load_checkpoint_file
 from ..checkpoint.layout import TRACKER_FILENAME, read_tracker
-from ..checkpoint.reshard import optimizer_parameter_names, partition_layout, reshard_optimizer_states
+from ..checkpoint.reshard import optimizer_parameter_names, partition_map, reshard_optimizer_states
 from ..checkpoint.saving import update_tracker_files
 from ..checkpoint.zero import convert_to_universal, zero_data_parallel_size
 from .distributed import barrier, is_rank_0, max_over_ranks
@@ -208,7 +208,7 @@ def _resharded_optimizer_state(config, engine, resolved):
     logger.info("resharding the optimizer state of %s from model-parallel size %d to %d", resolved.tag_dir,
                 resolved.mp_size, mpu.get_model_parallel_world_size())
     return reshard_optimizer_states(states, optimizer_parameter_names(engine.optimizer, engine.module),
-                                    partition_layout(engine.module), mpu.get_model_parallel_world_size(),
+                                    partition_map(engine.module), mpu.get_model_parallel_world_size(),
                                     mpu.get_model_parallel_rank())
 
 

@@ -215,7 +215,7 @@ def test_zero_matches_plain_engine_over_20_updates(runs, stage):
 def test_zero3_two_rank_shards_consolidate(launched, tmp_path):
     """``change_mp.py --consolidate-zero`` on the ZeRO-3 checkpoint written by two ranks gives the
     weights of the plain engine's checkpoint of the same update (fp32, same data)."""
-    from glm.checkpoint.change_mp import main as change_mp_main
+    from change_mp import main as change_mp_main
     from glm.checkpoint.io import load_checkpoint_file
     zero3 = os.path.join(launched, "zero3-dp2")
     assert any(name.startswith("zero_pp_rank_1_") for name in os.listdir(os.path.join(zero3, str(SAVE_AT))))
