@@ -122,6 +122,10 @@ class PlainEngine:
                           loss_scale=self.scaler.scale if self.scaler else 1.0, extras=extras)
 
     # -- state for checkpoints ----------------------------------------------------------------
+    def whole_parameters(self, modify=False):
+        """The module's parameters are always whole here (see :meth:`DeepSpeedEngine.whole_parameters`)."""
+        return contextlib.nullcontext()
+
     def state_dict(self):
         state = {"optimizer": self.optimizer.state_dict()}
         if self.scaler is not None:
@@ -187,6 +191,16 @@ class DeepSpeedEngine:
         return StepResult(loss=sum(losses) / len(losses), skipped=not applied, nonfinite=False,
                           grad_norm=float(grad_norm) if grad_norm is not None else None,
                           loss_scale=float(scale) if not callable(scale) else 1.0, extras=extras)
+
+    def whole_parameters(self, modify=False):
+        """A context in which ``module``'s parameters hold their whole values, for reading or writing
+        them outside a forward (the best model's weights, restoring them).  Under ZeRO-3 each rank keeps
+        a partition only (with offload, on the CPU): every rank must enter; with ``modify`` the values
+        data-parallel rank 0 holds at the exit become the new partitions.  Other stages: nothing to do."""
+        if not self.engine.zero_optimization_partition_weights():
+            return contextlib.nullcontext()
+        import deepspeed
+        return deepspeed.zero.GatheredParameters(list(self.module.parameters()), modifier_rank=0 if modify else None)
 
     def state_dict(self):
         return {}  # DeepSpeed writes its own optimizer state next to the model files
