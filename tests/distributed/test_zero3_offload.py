@@ -6,7 +6,12 @@ One launch trains, one after another:
 * ``offload``: the same with optimizer and parameters offloaded to the CPU; no JSON optimizer, so our
   AdamW's groups go to DeepSpeed's CPU Adam (the default DeepSpeed insists on), checkpoint at ``SAVE_AT``;
 * ``offload-resumed``: ``offload`` resumed from its own checkpoint;
-* ``offload-torch``: offload with ``"zero_force_ds_cpu_optimizer": false``, torch's AdamW stepping on the CPU.
+* ``offload-torch``: offload with ``"zero_force_ds_cpu_optimizer": false``, torch's AdamW stepping on the CPU;
+* three fp16 steps under each shipped 10B ZeRO-3 offload JSON (config/, config_tasks/; micro batch cut).
+
+DeepSpeed compiles its CPU Adam (C++, ninja) the first time it is used on a machine and caches it under
+``TORCH_EXTENSIONS_DIR`` (~/.cache/torch_extensions): the first run of this module takes about 1.5 minutes
+longer (measured on the 2-core VM), later runs about 15 s.
 
 Tolerances:
 
@@ -21,7 +26,9 @@ Tolerances:
 """
 
 import json
+import math
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -33,6 +40,7 @@ from tests.distributed.launcher import run_distributed
 from tests.distributed.test_engines_distributed import NO_DROPOUT, make
 from tests.training.synthetic import SyntheticLoader, tiny_config
 
+ROOT = Path(__file__).resolve().parents[2]
 STEPS = 12
 SAVE_AT = 6
 PER_RANK = 2
@@ -82,6 +90,23 @@ def train(name, directory, save=None, load=None):
     return losses, engine
 
 
+SHIPPED = ("config/config_block_10B_zero3_offload.json", "config_tasks/config_blocklm_10B_zero3_offload.json")
+
+
+def shipped_json_steps(json_path, directory, steps=3):
+    """``steps`` updates of the tiny model under a shipped 10B JSON (its micro batch cut to ``PER_RANK``,
+    fp16 as its recipe): ``(results, engine)``."""
+    ds = json.loads((ROOT / json_path).read_text())
+    ds.update(train_micro_batch_size_per_gpu=PER_RANK, gradient_accumulation_steps=1)
+    path = os.path.join(directory, f"shipped-rank{torch.distributed.get_rank()}.json")
+    with open(path, "w") as f:
+        json.dump(ds, f)
+    cfg = tiny_config(*NO_DROPOUT, "--batch-size", str(PER_RANK), "--fp16", "--deepspeed", "--deepspeed_config", path)
+    engine = make(cfg)
+    loader = iter(SyntheticLoader(PER_RANK, mpu.get_data_parallel_rank(), mpu.get_data_parallel_world_size()))
+    return [engine.train_batch([next(loader)], language_model_loss) for _ in range(steps)], engine
+
+
 def _two_ranks(rank, world, directory):
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     mpu.initialize_model_parallel(1)
@@ -95,6 +120,12 @@ def _two_ranks(rank, world, directory):
     losses["offload-resumed"], _ = train("offload", directory, load=os.path.join(directory, "offload"))
     losses["offload-torch"], engine = train("offload-torch", directory)
     assert isinstance(engine.engine.basic_optimizer, torch.optim.AdamW)
+    from deepspeed.ops.adam import DeepSpeedCPUAdam
+    for json_path in SHIPPED:
+        results, engine = shipped_json_steps(json_path, directory)
+        assert engine.engine.zero_optimization_stage() == 3 and engine.engine.zero_offload_param()
+        assert isinstance(engine.engine.basic_optimizer, DeepSpeedCPUAdam)  # built by DeepSpeed from the JSON
+        assert all(math.isfinite(r.loss) for r in results) and not results[-1].skipped, json_path
     if rank == 0:
         with open(os.path.join(directory, "losses.json"), "w") as f:
             json.dump(losses, f)
