@@ -180,3 +180,22 @@ def test_offload_checkpoint_consolidates(launched, tmp_path):
     for key, value in reference.items():
         assert offloaded[key].dtype == torch.float32 and offloaded[key].shape == value.shape
         torch.testing.assert_close(offloaded[key], value, rtol=0, atol=1e-5, msg=key)
+
+
+def test_offload_without_cpu_adam_names_the_way_out(monkeypatch):
+    """Where DeepSpeed's CPU Adam cannot be built, the run stops with the cause and the JSON setting
+    that steps torch's AdamW instead."""
+    pytest.importorskip("deepspeed")
+    import deepspeed.ops.adam
+    from glm.training.engines import cpu_adam_like, offloads_optimizer
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("Ninja is required to load C++ extensions")
+
+    monkeypatch.setattr(deepspeed.ops.adam, "DeepSpeedCPUAdam", no_compiler)
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.ones(2))], lr=0.1)
+    with pytest.raises(RuntimeError, match='Ninja is required.*"zero_force_ds_cpu_optimizer": false'):
+        cpu_adam_like(optimizer)
+    assert offloads_optimizer({"zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu"}}})
+    assert not offloads_optimizer({"zero_optimization": {"stage": 3, "offload_param": {"device": "cpu"}}})
+    assert not offloads_optimizer({"zero_optimization": {"offload_optimizer": {"device": "none"}}})
