@@ -225,3 +225,25 @@ def test_zero3_two_rank_shards_consolidate(launched, tmp_path):
     for key, value in plain["module"].items():
         assert consolidated["module"][key].dtype == torch.float32
         torch.testing.assert_close(consolidated["module"][key], value, rtol=0, atol=1e-6, msg=key)
+
+
+def _refuse_other_tensor_parallel_size(rank, world, directory):
+    _env(rank, world)
+    from glm.checkpoint import CheckpointError
+    saved = f"{directory}/zero1-dp2"
+    train("zero1", 2, 1, directory, save=saved)
+    mpu.destroy_model_parallel()
+    mpu.initialize_model_parallel(2)
+    cfg = engine_args("zero1", 1, 2, directory, load=saved)
+    engine = make(cfg)
+    with pytest.raises(CheckpointError, match=r"model-parallel size 1 and this run has 2; DeepSpeed cannot re-cut "
+                                              r"its files\. Pass --no-deepspeed-load --no-load-optim"):
+        load_training_checkpoint(cfg, engine)
+
+
+@pytest.mark.slow
+def test_deepspeed_checkpoint_refused_at_another_tensor_parallel_size(tmp_path):
+    """DeepSpeed's files cannot be re-cut for another tensor-parallel size: the resume stops on every
+    rank with a message that says so and how to load the weights instead."""
+    pytest.importorskip("deepspeed")
+    run_distributed(_refuse_other_tensor_parallel_size, 2, str(tmp_path))
