@@ -9,6 +9,9 @@ Three launches serve every check (the engines are built one after another inside
 3. one process: each engine resumed from its size-2 checkpoint, and the plain engine from the
    tensor-parallel-2 checkpoint.
 
+Two more launches of their own: ZeRO-1 and ZeRO-3 resumed at data-parallel size 4 (bit for bit), and a
+DeepSpeed checkpoint refused at another tensor-parallel size.
+
 Weight decay (0.1) and clipping (0.5, active on most steps) are on; dropout is off so that runs at
 different sizes compute the same function.
 
@@ -247,3 +250,21 @@ def test_deepspeed_checkpoint_refused_at_another_tensor_parallel_size(tmp_path):
     rank with a message that says so and how to load the weights instead."""
     pytest.importorskip("deepspeed")
     run_distributed(_refuse_other_tensor_parallel_size, 2, str(tmp_path))
+
+
+def _same_size_four_ranks(rank, world, directory):
+    _env(rank, world)
+    for kind in ("zero1", "zero3"):
+        uninterrupted = train(kind, 4, 1, directory, save=f"{directory}/{kind}-dp4")
+        resumed = train(kind, 4, 1, directory, load=f"{directory}/{kind}-dp4")
+        assert resumed == uninterrupted[SAVE_AT:], f"{kind} at DP 4: resumed {resumed} vs {uninterrupted[SAVE_AT:]}"
+        assert uninterrupted[-1] < uninterrupted[0] - 0.1
+
+
+@pytest.mark.slow
+def test_zero_resumes_exactly_at_data_parallel_size_4(tmp_path):
+    """Four ranks (one sample each), ZeRO-1 and ZeRO-3 in one launch: a run resumed from its update-8
+    checkpoint at the same size logs the uninterrupted run's losses bit for bit (each rank's optimizer
+    shard, the schedule and the RNG restored)."""
+    pytest.importorskip("deepspeed")
+    run_distributed(_same_size_four_ranks, 4, str(tmp_path))
