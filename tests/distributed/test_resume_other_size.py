@@ -52,6 +52,7 @@ FP16_TOLERANCE = 1e-3
 FP16_LOSS_SCALE = 1024
 STAGES = (1, 2, 3)
 ENGINES = ("plain", *(f"zero{stage}" for stage in STAGES))
+RESUMED_SAVE = "resumed-save"
 #: ZeRO-0 keeps the whole optimizer state in its mp_rank file: resumed at another size like the plain engine.
 RESUMED_ENGINES = (*ENGINES, "zero0")
 
@@ -86,6 +87,8 @@ def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None):
     mpu.destroy_model_parallel()
     mpu.initialize_model_parallel(mp)
     cfg = engine_args(kind, dp, mp, directory, dtype, load)
+    if load:  # the run's --save: where a universal conversion goes (and is removed from after loading)
+        cfg = cfg.updated(save=f"{directory}/{RESUMED_SAVE}")
     engine = make(cfg)
     start = 0
     if load:
@@ -184,6 +187,18 @@ def test_resume_at_another_data_parallel_size(runs, kind):
             print(f"{kind}: resumed vs uninterrupted: first difference at {first_difference(resumed, other[SAVE_AT:])}"
                   f", max {difference:.2e}")
             assert difference < FP32_TOLERANCE
+
+
+@pytest.mark.slow
+def test_universal_conversion_leaves_the_loaded_run_untouched(launched):
+    """The ZeRO resumes at another size converted into the resuming run's --save, under a temporary
+    name removed after loading; the --load folders hold only what their runs wrote."""
+    assert os.path.isdir(os.path.join(launched, RESUMED_SAVE))  # created for the conversions
+    assert os.listdir(os.path.join(launched, RESUMED_SAVE)) == []
+    for kind in STAGES:
+        for size in ("dp1", "dp2"):
+            folder = os.path.join(launched, f"zero{kind}-{size}")
+            assert not [name for name in os.listdir(folder) if "universal" in name], folder
 
 
 @pytest.mark.slow
