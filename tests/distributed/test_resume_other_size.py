@@ -81,6 +81,28 @@ def engine_args(kind, dp, mp, directory, dtype="fp32", load=None):
     return tiny_config(*flags).updated(load=load)
 
 
+def train_engine(cfg, engine, global_batch, steps, save_at, save=None):
+    """Step results of updates ``start+1..steps`` on the synthetic batches (``global_batch`` split over the
+    data-parallel ranks): from scratch, or resumed from ``cfg``'s ``--load`` (a checkpoint of update
+    ``save_at``); with ``save``, a checkpoint of update ``save_at`` is written there."""
+    start = 0
+    if cfg.checkpoint.load:
+        resume = load_training_checkpoint(cfg, engine)
+        start = resume.iteration
+        assert start == save_at
+        resume.restore_rng()
+    world = mpu.get_data_parallel_world_size()
+    loader = iter(SyntheticLoader(global_batch // world, mpu.get_data_parallel_rank(), world, start=start,
+                                  fixed_sep=12))
+    results = []
+    for iteration in range(start + 1, steps + 1):
+        results.append(engine.train_batch([next(loader)], language_model_loss))
+        assert not results[-1].skipped
+        if save and iteration == save_at:
+            save_training_checkpoint(save, iteration, engine)
+    return results
+
+
 def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None):
     """Losses of updates ``start+1..STEPS``: from scratch, or resumed from the checkpoint ``load``;
     with ``save``, a checkpoint of update ``SAVE_AT`` is written there."""
@@ -89,23 +111,9 @@ def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None):
     cfg = engine_args(kind, dp, mp, directory, dtype, load)
     if load:  # the run's --save: where a universal conversion goes (and is removed from after loading)
         cfg = cfg.updated(save=f"{directory}/{RESUMED_SAVE}")
-    engine = make(cfg)
-    start = 0
-    if load:
-        resume = load_training_checkpoint(cfg, engine)
-        start = resume.iteration
-        assert start == SAVE_AT
-        resume.restore_rng()
-    loader = iter(SyntheticLoader(GLOBAL_BATCH // dp, mpu.get_data_parallel_rank(),
-                                  mpu.get_data_parallel_world_size(), start=start, fixed_sep=12))
-    losses, clipped = [], 0
-    for iteration in range(start + 1, STEPS + 1):
-        result = engine.train_batch([next(loader)], language_model_loss)
-        assert not result.skipped
-        losses.append(result.loss)
-        clipped += result.grad_norm is not None and result.grad_norm > cfg.training.clip_grad
-        if save and iteration == SAVE_AT:
-            save_training_checkpoint(save, iteration, engine)
+    results = train_engine(cfg, make(cfg), GLOBAL_BATCH, STEPS, SAVE_AT, save)
+    losses = [result.loss for result in results]
+    clipped = sum(result.grad_norm is not None and result.grad_norm > cfg.training.clip_grad for result in results)
     if kind == "plain":  # (ZeRO-0 reports no norm; the engines' losses are compared instead)
         assert clipped >= len(losses) // 2, f"clipping acted on {clipped} of {len(losses)} updates only"
     return losses

@@ -35,10 +35,10 @@ import pytest
 import torch
 
 from glm import mpu
-from glm.training.checkpointing import load_training_checkpoint, save_training_checkpoint
 from glm.training.losses import language_model_loss
 from tests.distributed.launcher import run_distributed
 from tests.distributed.test_engines_distributed import NO_DROPOUT, make
+from tests.distributed.test_resume_other_size import train_engine
 from tests.training.synthetic import SyntheticLoader, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,22 +75,7 @@ def train(name, directory, save=None, load=None):
     """Losses of updates ``start+1..STEPS``; with ``save``, a checkpoint of update ``SAVE_AT``."""
     cfg = run_config(name, directory, load)
     engine = make(cfg)
-    start = 0
-    if load:
-        resume = load_training_checkpoint(cfg, engine)
-        start = resume.iteration
-        assert start == SAVE_AT
-        resume.restore_rng()
-    loader = iter(SyntheticLoader(GLOBAL_BATCH // mpu.get_data_parallel_world_size(), mpu.get_data_parallel_rank(),
-                                  mpu.get_data_parallel_world_size(), start=start, fixed_sep=12))
-    losses = []
-    for iteration in range(start + 1, STEPS + 1):
-        result = engine.train_batch([next(loader)], language_model_loss)
-        assert not result.skipped
-        losses.append(result.loss)
-        if save and iteration == SAVE_AT:
-            save_training_checkpoint(save, iteration, engine)
-    return losses, engine
+    return [result.loss for result in train_engine(cfg, engine, GLOBAL_BATCH, STEPS, SAVE_AT, save)], engine
 
 
 SHIPPED = ("config/config_block_10B_zero3_offload.json", "config_tasks/config_blocklm_10B_zero3_offload.json")
