@@ -116,7 +116,8 @@ def check_global_batch(config):
     expected = config.training.batch_size * config.training.gradient_accumulation_steps * dp
     if deepspeed_json["train_batch_size"] != expected:
         raise SystemExit(
-            f"{config.parallel.deepspeed_config}: train_batch_size {deepspeed_json['train_batch_size']} is not micro batch "
+            f"{config.parallel.deepspeed_config}: train_batch_size {deepspeed_json['train_batch_size']} is not "
+            "micro batch "
             f"{config.training.batch_size} x gradient accumulation {config.training.gradient_accumulation_steps} x data-parallel size "
             f"{dp} = {expected}; fix one of them (or drop train_batch_size from the JSON)")
 
