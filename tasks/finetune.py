@@ -280,9 +280,10 @@ class _Trainer:
     def save_best(self, iteration, epoch):
         """The tag ``best`` (weights only; a LoRA run's merged into the original layout or the adapter
         alone, --lora-save), written by ``glm.checkpoint``."""
-        if mpu.get_data_parallel_rank() == 0:
-            module = state_dict_to_save(self.engine.module, self.config.adaptation.lora_save)
-            save_best_model(self.save_dir, module, iteration, epoch, mp_rank=mpu.get_model_parallel_rank())
+        with self.engine.whole_parameters():  # collective under ZeRO-3
+            if mpu.get_data_parallel_rank() == 0:
+                module = state_dict_to_save(self.engine.module, self.config.adaptation.lora_save)
+                save_best_model(self.save_dir, module, iteration, epoch, mp_rank=mpu.get_model_parallel_rank())
         barrier()
         if is_rank_0():
             update_best_tracker(self.save_dir, iteration)
@@ -303,7 +304,8 @@ class _Trainer:
             if self.save_dir:
                 self.save_best(iteration, epoch)
             else:
-                self.best_state = _trainable_state(self.engine.module)
+                with self.engine.whole_parameters():
+                    self.best_state = _trainable_state(self.engine.module)
             if is_rank_0():
                 _write_json(os.path.join(log_directory(self.config), "results.json"),
                             {"epoch": epoch, "iteration": iteration, "metric": self.metric, **metrics})
@@ -351,6 +353,11 @@ class _Trainer:
     def restore_best(self):
         """Put the best weights back into the model before the final evaluation."""
         has_best = self.save_dir and os.path.isdir(os.path.join(self.save_dir, BEST_TAG))
+        # Every rank reads the same weights; under ZeRO-3 data-parallel rank 0's become the partitions.
+        with self.engine.whole_parameters(modify=True):
+            self._load_best(has_best)
+
+    def _load_best(self, has_best):
         if self.best_state is not None:
             self.engine.module.load_state_dict(self.best_state)
         elif self.best_epoch is not None or has_best:

@@ -23,6 +23,7 @@ import glob
 import logging
 import os
 import shutil
+import tempfile
 
 import torch
 import torch.distributed as dist
@@ -244,27 +245,43 @@ def _restore_client_state(config, engine, meta, weights_only_load):
 UNIVERSAL_SUFFIX = "-universal"
 
 
-def _universal_checkpoint(resolved, saved_dp):
+def _universal_checkpoint(config, resolved, saved_dp):
     """``(load_dir, tag)`` of the universal form of a ZeRO checkpoint written at data-parallel size
-    ``saved_dp``: ``<load>/<tag>-universal``, converted by global rank 0 (beside the checkpoint, so every
-    node sees it; afresh each time, since an older conversion may be of an earlier save of this tag)
-    while the other ranks wait.  A failed conversion stops every rank with the cause."""
-    tag = resolved.tag + UNIVERSAL_SUFFIX
-    output = os.path.join(resolved.load_dir, tag)
-    error = None
+    ``saved_dp``, converted by global rank 0 while the other ranks wait.  It goes into a new hidden folder
+    ``.universal-XXXX/<tag>-universal`` under this run's ``--save`` (shared storage that every node sees
+    and that this run writes anyway; without ``--save``, beside the checkpoint), never among the ``--load``
+    run's own files; :func:`_load_deepspeed` removes it once every rank has loaded.  A failed conversion
+    stops every rank with the cause."""
+    parent = config.checkpoint.save or resolved.load_dir
+    output, error = None, None
     if is_rank_0():
-        logger.info("re-partitioning the ZeRO optimizer state of %s (data-parallel size %d -> %d) through "
-                    "DeepSpeed's universal checkpoint %s", resolved.tag_dir, saved_dp,
-                    mpu.get_data_parallel_world_size(), output)
         try:
-            shutil.rmtree(output, ignore_errors=True)
+            os.makedirs(parent, exist_ok=True)
+            # DeepSpeed's converter also writes a 'latest_universal' beside its output: both stay in here.
+            output = os.path.join(tempfile.mkdtemp(prefix=".universal-", dir=parent),
+                                  resolved.tag + UNIVERSAL_SUFFIX)
+            logger.info("re-partitioning the ZeRO optimizer state of %s (data-parallel size %d -> %d) through "
+                        "DeepSpeed's universal checkpoint %s", resolved.tag_dir, saved_dp,
+                        mpu.get_data_parallel_world_size(), output)
             convert_to_universal(resolved.tag_dir, output)
         except Exception as err:  # DeepSpeed's converter raises assorted errors (and asserts)
             error = f"{type(err).__name__}: {err}"
+    named = [output]
+    if dist.is_initialized():
+        dist.broadcast_object_list(named, src=0)
+    output = named[0]
     if _any_rank(error is not None):
+        _remove_universal(output)
         raise CheckpointError(f"could not convert {resolved.tag_dir} (data-parallel size {saved_dp}) into "
-                              f"DeepSpeed's universal form {output}: {error or 'failed on rank 0'}")
-    return resolved.load_dir, tag
+                              f"DeepSpeed's universal form under {parent}: {error or 'failed on rank 0'}")
+    return os.path.dirname(output), os.path.basename(output)
+
+
+def _remove_universal(output):
+    """Remove the universal form's temporary folder once no rank reads it any more."""
+    barrier()
+    if is_rank_0() and output:
+        shutil.rmtree(os.path.dirname(output), ignore_errors=True)
 
 
 def _repair_zero3_universal_load(zero_optimizer, groups_before, universal_dir, unsafe_unpickle=False):
@@ -294,7 +311,8 @@ def _load_deepspeed(config, engine, resolved):
                              config.checkpoint.unsafe_unpickle)
     saved_dp = zero_data_parallel_size(resolved.tag_dir)
     repartition = not config.checkpoint.no_load_optim and saved_dp not in (0, mpu.get_data_parallel_world_size())
-    load_dir, tag = _universal_checkpoint(resolved, saved_dp) if repartition else (resolved.load_dir, resolved.tag)
+    load_dir, tag = (_universal_checkpoint(config, resolved, saved_dp) if repartition else
+                     (resolved.load_dir, resolved.tag))
     try:
         ds = engine.engine
         ds._config.load_universal_checkpoint = repartition  # what "checkpoint": {"load_universal": true} sets
@@ -311,6 +329,9 @@ def _load_deepspeed(config, engine, resolved):
         raise CheckpointError(
             f"DeepSpeed could not load {resolved.tag_dir} ({type(err).__name__}: {err}). To resume without its "
             "optimizer state, pass --no-load-optim (weights, schedule and data position are kept)") from err
+    finally:
+        if repartition:
+            _remove_universal(os.path.join(load_dir, tag))
     if client is None:
         raise CheckpointError(f"DeepSpeed found no checkpoint in {resolved.tag_dir}")
     return _restore_client_state(config, engine, client, False)

@@ -122,6 +122,10 @@ class PlainEngine:
                           loss_scale=self.scaler.scale if self.scaler else 1.0, extras=extras)
 
     # -- state for checkpoints ----------------------------------------------------------------
+    def whole_parameters(self, modify=False):
+        """The module's parameters are always whole here (see :meth:`DeepSpeedEngine.whole_parameters`)."""
+        return contextlib.nullcontext()
+
     def state_dict(self):
         state = {"optimizer": self.optimizer.state_dict()}
         if self.scaler is not None:
@@ -188,6 +192,16 @@ class DeepSpeedEngine:
                           grad_norm=float(grad_norm) if grad_norm is not None else None,
                           loss_scale=float(scale) if not callable(scale) else 1.0, extras=extras)
 
+    def whole_parameters(self, modify=False):
+        """A context in which ``module``'s parameters hold their whole values, for reading or writing
+        them outside a forward (the best model's weights, restoring them).  Under ZeRO-3 each rank keeps
+        a partition only (with offload, on the CPU): every rank must enter; with ``modify`` the values
+        data-parallel rank 0 holds at the exit become the new partitions.  Other stages: nothing to do."""
+        if not self.engine.zero_optimization_partition_weights():
+            return contextlib.nullcontext()
+        import deepspeed
+        return deepspeed.zero.GatheredParameters(list(self.module.parameters()), modifier_rank=0 if modify else None)
+
     def state_dict(self):
         return {}  # DeepSpeed writes its own optimizer state next to the model files
 
@@ -195,16 +209,46 @@ class DeepSpeedEngine:
         pass
 
 
+def offloads_optimizer(deepspeed_json):
+    """Whether a DeepSpeed JSON moves the ZeRO optimizer state and step to the CPU (or NVMe)."""
+    offload = (deepspeed_json.get("zero_optimization") or {}).get("offload_optimizer") or {}
+    return offload.get("device", "none") in ("cpu", "nvme")
+
+
+def cpu_adam_like(optimizer):
+    """DeepSpeed's CPU Adam with the groups and hyperparameters of our ``torch.optim.AdamW``
+    (decoupled weight decay: ``adamw_mode``).  ZeRO-Offload steps the optimizer on the CPU and by
+    default refuses any other optimizer ("zero_force_ds_cpu_optimizer"); DeepSpeed compiles the op
+    (C++, ninja) at its first use and caches it under ``TORCH_EXTENSIONS_DIR``."""
+    try:
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+        defaults = optimizer.defaults
+        groups = [{"params": group["params"], "weight_decay": group["weight_decay"], "lr": group["lr"]}
+                  for group in optimizer.param_groups]
+        return DeepSpeedCPUAdam(groups, lr=defaults["lr"], betas=defaults["betas"], eps=defaults["eps"],
+                                weight_decay=defaults["weight_decay"], adamw_mode=True)
+    except Exception as err:  # the op's build raises assorted errors (no compiler, no ninja, ...)
+        raise RuntimeError(
+            f"ZeRO-Offload needs DeepSpeed's CPU Adam, which could not be built here ({type(err).__name__}: {err}). "
+            'Install a C++ compiler and ninja, or add "zero_force_ds_cpu_optimizer": false to the DeepSpeed JSON '
+            "to step torch's AdamW on the CPU instead") from err
+
+
 def build_engine(config, model, optimizer_factory, scheduler_factory, device):
     """Create the engine the flags ask for; the LR scheduler is built on the optimizer that will
-    really be stepped (DeepSpeed may create its own from the JSON)."""
+    really be stepped (DeepSpeed may create its own from the JSON).  With optimizer offload and no
+    JSON optimizer, our AdamW's groups go to DeepSpeed's CPU Adam unless the JSON sets
+    ``"zero_force_ds_cpu_optimizer": false`` (then torch's AdamW steps on the CPU)."""
     if config.parallel.deepspeed:
         from .model_setup import param_groups
         deepspeed_json = config.parallel.deepspeed_config_dict or {}
         if "optimizer" in deepspeed_json:
             engine = DeepSpeedEngine(model, None, None, config, device, model_parameters=param_groups(model))
         else:
-            engine = DeepSpeedEngine(model, optimizer_factory(model), None, config, device)
+            optimizer = optimizer_factory(model)
+            if offloads_optimizer(deepspeed_json) and deepspeed_json.get("zero_force_ds_cpu_optimizer", True):
+                optimizer = cpu_adam_like(optimizer)
+            engine = DeepSpeedEngine(model, optimizer, None, config, device)
         engine.lr_scheduler = scheduler_factory(engine.optimizer)
         return engine
     optimizer = optimizer_factory(model)

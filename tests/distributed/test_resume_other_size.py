@@ -9,6 +9,9 @@ Three launches serve every check (the engines are built one after another inside
 3. one process: each engine resumed from its size-2 checkpoint, and the plain engine from the
    tensor-parallel-2 checkpoint.
 
+Two more launches of their own: ZeRO-1 and ZeRO-3 resumed at data-parallel size 4 (bit for bit), and a
+DeepSpeed checkpoint refused at another tensor-parallel size.
+
 Weight decay (0.1) and clipping (0.5, active on most steps) are on; dropout is off so that runs at
 different sizes compute the same function.
 
@@ -49,6 +52,7 @@ FP16_TOLERANCE = 1e-3
 FP16_LOSS_SCALE = 1024
 STAGES = (1, 2, 3)
 ENGINES = ("plain", *(f"zero{stage}" for stage in STAGES))
+RESUMED_SAVE = "resumed-save"
 #: ZeRO-0 keeps the whole optimizer state in its mp_rank file: resumed at another size like the plain engine.
 RESUMED_ENGINES = (*ENGINES, "zero0")
 
@@ -74,7 +78,29 @@ def engine_args(kind, dp, mp, directory, dtype="fp32", load=None):
             json.dump(config, f)
         flags += ["--deepspeed", "--deepspeed_config", path]
     from tests.training.synthetic import tiny_config
-    return tiny_config(*flags).updated(save=None, load=load)
+    return tiny_config(*flags).updated(load=load)
+
+
+def train_engine(cfg, engine, global_batch, steps, save_at, save=None):
+    """Step results of updates ``start+1..steps`` on the synthetic batches (``global_batch`` split over the
+    data-parallel ranks): from scratch, or resumed from ``cfg``'s ``--load`` (a checkpoint of update
+    ``save_at``); with ``save``, a checkpoint of update ``save_at`` is written there."""
+    start = 0
+    if cfg.checkpoint.load:
+        resume = load_training_checkpoint(cfg, engine)
+        start = resume.iteration
+        assert start == save_at
+        resume.restore_rng()
+    world = mpu.get_data_parallel_world_size()
+    loader = iter(SyntheticLoader(global_batch // world, mpu.get_data_parallel_rank(), world, start=start,
+                                  fixed_sep=12))
+    results = []
+    for iteration in range(start + 1, steps + 1):
+        results.append(engine.train_batch([next(loader)], language_model_loss))
+        assert not results[-1].skipped
+        if save and iteration == save_at:
+            save_training_checkpoint(save, iteration, engine)
+    return results
 
 
 def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None):
@@ -83,23 +109,11 @@ def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None):
     mpu.destroy_model_parallel()
     mpu.initialize_model_parallel(mp)
     cfg = engine_args(kind, dp, mp, directory, dtype, load)
-    engine = make(cfg)
-    start = 0
-    if load:
-        resume = load_training_checkpoint(cfg, engine)
-        start = resume.iteration
-        assert start == SAVE_AT
-        resume.restore_rng()
-    loader = iter(SyntheticLoader(GLOBAL_BATCH // dp, mpu.get_data_parallel_rank(),
-                                  mpu.get_data_parallel_world_size(), start=start, fixed_sep=12))
-    losses, clipped = [], 0
-    for iteration in range(start + 1, STEPS + 1):
-        result = engine.train_batch([next(loader)], language_model_loss)
-        assert not result.skipped
-        losses.append(result.loss)
-        clipped += result.grad_norm is not None and result.grad_norm > cfg.training.clip_grad
-        if save and iteration == SAVE_AT:
-            save_training_checkpoint(save, iteration, engine)
+    if load:  # the run's --save: where a universal conversion goes (and is removed from after loading)
+        cfg = cfg.updated(save=f"{directory}/{RESUMED_SAVE}")
+    results = train_engine(cfg, make(cfg), GLOBAL_BATCH, STEPS, SAVE_AT, save)
+    losses = [result.loss for result in results]
+    clipped = sum(result.grad_norm is not None and result.grad_norm > cfg.training.clip_grad for result in results)
     if kind == "plain":  # (ZeRO-0 reports no norm; the engines' losses are compared instead)
         assert clipped >= len(losses) // 2, f"clipping acted on {clipped} of {len(losses)} updates only"
     return losses
@@ -184,6 +198,18 @@ def test_resume_at_another_data_parallel_size(runs, kind):
 
 
 @pytest.mark.slow
+def test_universal_conversion_leaves_the_loaded_run_untouched(launched):
+    """The ZeRO resumes at another size converted into the resuming run's --save, under a temporary
+    name removed after loading; the --load folders hold only what their runs wrote."""
+    assert os.path.isdir(os.path.join(launched, RESUMED_SAVE))  # created for the conversions
+    assert os.listdir(os.path.join(launched, RESUMED_SAVE)) == []
+    for kind in STAGES:
+        for size in ("dp1", "dp2"):
+            folder = os.path.join(launched, f"zero{kind}-{size}")
+            assert not [name for name in os.listdir(folder) if "universal" in name], folder
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("resumed,reference", [("plain-tp1to2", "plain-tp2"), ("plain-tp2to1", "plain-dp1")])
 def test_resume_at_another_tensor_parallel_size(runs, resumed, reference):
     difference = max_difference(runs[resumed], runs[reference][SAVE_AT:])
@@ -225,3 +251,43 @@ def test_zero3_two_rank_shards_consolidate(launched, tmp_path):
     for key, value in plain["module"].items():
         assert consolidated["module"][key].dtype == torch.float32
         torch.testing.assert_close(consolidated["module"][key], value, rtol=0, atol=1e-6, msg=key)
+
+
+def _refuse_other_tensor_parallel_size(rank, world, directory):
+    _env(rank, world)
+    from glm.checkpoint import CheckpointError
+    saved = f"{directory}/zero1-dp2"
+    train("zero1", 2, 1, directory, save=saved)
+    mpu.destroy_model_parallel()
+    mpu.initialize_model_parallel(2)
+    cfg = engine_args("zero1", 1, 2, directory, load=saved)
+    engine = make(cfg)
+    with pytest.raises(CheckpointError, match=r"model-parallel size 1 and this run has 2; DeepSpeed cannot re-cut "
+                                              r"its files\. Pass --no-deepspeed-load --no-load-optim"):
+        load_training_checkpoint(cfg, engine)
+
+
+@pytest.mark.slow
+def test_deepspeed_checkpoint_refused_at_another_tensor_parallel_size(tmp_path):
+    """DeepSpeed's files cannot be re-cut for another tensor-parallel size: the resume stops on every
+    rank with a message that says so and how to load the weights instead."""
+    pytest.importorskip("deepspeed")
+    run_distributed(_refuse_other_tensor_parallel_size, 2, str(tmp_path))
+
+
+def _same_size_four_ranks(rank, world, directory):
+    _env(rank, world)
+    for kind in ("zero1", "zero3"):
+        uninterrupted = train(kind, 4, 1, directory, save=f"{directory}/{kind}-dp4")
+        resumed = train(kind, 4, 1, directory, load=f"{directory}/{kind}-dp4")
+        assert resumed == uninterrupted[SAVE_AT:], f"{kind} at DP 4: resumed {resumed} vs {uninterrupted[SAVE_AT:]}"
+        assert uninterrupted[-1] < uninterrupted[0] - 0.1
+
+
+@pytest.mark.slow
+def test_zero_resumes_exactly_at_data_parallel_size_4(tmp_path):
+    """Four ranks (one sample each), ZeRO-1 and ZeRO-3 in one launch: a run resumed from its update-8
+    checkpoint at the same size logs the uninterrupted run's losses bit for bit (each rank's optimizer
+    shard, the schedule and the RNG restored)."""
+    pytest.importorskip("deepspeed")
+    run_distributed(_same_size_four_ranks, 4, str(tmp_path))

@@ -9,6 +9,7 @@ import math
 import shutil
 
 import pytest
+import torch
 
 import finetune_glm
 from glm import mpu
@@ -238,17 +239,23 @@ def _log(save, task="rte"):
     return [json.loads(line) for line in (save / task / "train_log.jsonl").read_text().splitlines()]
 
 
+#: ZeRO-3 with the optimizer (DeepSpeed's CPU Adam) and the parameters offloaded to the CPU (issue 16).
+ZERO3_OFFLOAD = {"stage": 3, "offload_optimizer": {"device": "cpu"}, "offload_param": {"device": "cpu"}}
+
+
 @pytest.mark.slow
-def test_deepspeed_engine_finetunes_like_the_plain_engine(pretrained, tmp_path):
-    """The same finetuning run on the DeepSpeed engine (ZeRO-1, one process) logs the plain engine's
-    losses (1e-4: the same maths, other kernels and reduction order)."""
+@pytest.mark.parametrize("zero", [{"stage": 1}, ZERO3_OFFLOAD], ids=["zero1", "zero3-offload"])
+def test_deepspeed_engine_finetunes_like_the_plain_engine(pretrained, tmp_path, zero):
+    """The same finetuning run on the DeepSpeed engine (ZeRO-1, and ZeRO-3 with CPU offload; one
+    process) logs the plain engine's losses (1e-4: the same maths, other kernels and reduction order)
+    and saves the same best model."""
     pytest.importorskip("deepspeed")
     folder = tmp_path / "data"
     folder.mkdir()
     write_rte(folder)
     config = tmp_path / "ds.json"
     config.write_text(json.dumps({"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1,
-                                  "zero_optimization": {"stage": 1}, "zero_allow_untested_optimizer": True,
+                                  "zero_optimization": zero, "zero_allow_untested_optimizer": True,
                                   "gradient_clipping": 1.0, "steps_per_print": 10 ** 9}))
     common = ["--epochs", "3", "--batch-size", "2", "--log-interval", "1", "--hidden-dropout", "0",
               "--attention-dropout", "0", "--lr", "1e-3"]
@@ -259,6 +266,14 @@ def test_deepspeed_engine_finetunes_like_the_plain_engine(pretrained, tmp_path):
     assert [r["iteration"] for r in deepspeed] == [r["iteration"] for r in plain] == [1, 2, 3, 4, 5, 6]
     assert all(abs(a["loss"] - b["loss"]) < 1e-4 for a, b in zip(plain, deepspeed))
     assert "test" in results
+    # The best model holds whole weights (under ZeRO-3 each rank's parameters are partitions until gathered).
+    from glm.checkpoint.io import load_checkpoint_file
+    best = {name: load_checkpoint_file(str(tmp_path / name / "rte" / "best" / "mp_rank_00_model_states.pt"))["module"]
+            for name in ("plain_save", "ds_save")}
+    assert best["ds_save"].keys() == best["plain_save"].keys()
+    for key, value in best["plain_save"].items():
+        assert best["ds_save"][key].shape == value.shape, key
+        torch.testing.assert_close(best["ds_save"][key].float(), value.float(), rtol=0, atol=1e-4, msg=key)
 
 
 def test_non_finite_losses_stop_the_run(pretrained, tmp_path):

@@ -1,6 +1,6 @@
-"""Exact resume of multi-process pretraining: for the plain engine and DeepSpeed ZeRO 0-3, at data-parallel
-size 2 and 4 and at tensor-parallel size 2, a run resumed from a checkpoint logs the uninterrupted run's
-losses bit for bit (CPU, gloo).
+"""Exact resume of multi-process pretraining: for the plain engine and DeepSpeed ZeRO 0-3 (ZeRO-3 also
+with CPU offload), at data-parallel size 2 and 4 and at tensor-parallel size 2, a run resumed from a
+checkpoint logs the uninterrupted run's losses bit for bit (CPU, gloo).
 
 For each configuration one uninterrupted ``torchrun`` run is the reference.  Two configurations are killed
 with SIGKILL after a checkpoint the test sees being completed (the tracker names it) and at a step drawn
@@ -31,10 +31,16 @@ SAVE_INTERVAL = 3
 TRACKER = "latest_checkpointed_iteration.txt"
 
 
+#: ZeRO-3 with the optimizer (DeepSpeed's CPU Adam) and the parameters offloaded to the CPU (issue 16).
+ZERO3_OFFLOAD = {"stage": 3, "offload_optimizer": {"device": "cpu"}, "offload_param": {"device": "cpu"}}
+
+
 def deepspeed_config(tmp_path, stage):
-    path = tmp_path / f"zero{stage}.json"
+    """``--deepspeed`` flags; ``stage`` is a ZeRO stage or a whole ``zero_optimization`` section."""
+    zero = stage if isinstance(stage, dict) else {"stage": stage}
+    path = tmp_path / f"zero{zero['stage']}.json"
     path.write_text(json.dumps({"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1,
-                                "zero_optimization": {"stage": stage}, "zero_allow_untested_optimizer": True,
+                                "zero_optimization": zero, "zero_allow_untested_optimizer": True,
                                 "gradient_clipping": 1.0, "steps_per_print": 10 ** 9}))
     return ["--deepspeed", "--deepspeed_config", str(path)]
 
@@ -122,6 +128,7 @@ CONFIGS = [
     ("plain-dp2", 2, [], None, True),
     ("zero3-dp2", 2, [], 3, True),
     ("zero1-dp2", 2, [], 1, False),
+    ("zero3-offload-dp2", 2, [], ZERO3_OFFLOAD, False),
     ("plain-tp2", 2, ["--model-parallel-size", "2"], None, False),
     ("zero2-tp2-dp2", 4, ["--model-parallel-size", "2"], 2, False),
     ("plain-dp4", 4, [], None, False),
