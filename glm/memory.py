@@ -22,7 +22,6 @@ torch or DeepSpeed), so the planner runs anywhere, even before a GPU is seen.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import re
 from dataclasses import dataclass
@@ -433,23 +432,10 @@ def smallest_layout(config, devices: Devices, *, mode: str = "train",
         updates = layout_updates(config, tensor_parallel=layout["tensor_parallel"],
                                  zero_stage=layout["zero_stage"], offload=layout["offload"],
                                  checkpoint=layout["checkpoint"])
-        candidate = plan(_updated(config, updates), devices, mode=mode, projected_fraction=projected_fraction)
+        candidate = plan(config.updated(**updates), devices, mode=mode, projected_fraction=projected_fraction)
         if candidate.fits:
             return updates, candidate
     return None, None
-
-
-def _updated(config, updates):
-    if hasattr(config, "updated"):
-        return config.updated(**updates)
-    # A stand-in configuration (tests): replace the fields group by group.
-    groups = {}
-    for name, value in updates.items():
-        for group in ("parallel", "training"):
-            section = getattr(config, group)
-            if name in {f.name for f in dataclasses.fields(section)}:
-                groups.setdefault(group, {})[name] = value
-    return dataclasses.replace(config, **{g: dataclasses.replace(getattr(config, g), **v) for g, v in groups.items()})
 
 
 # ---------------------------------------------------------------------------------------------------

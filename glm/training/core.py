@@ -20,7 +20,7 @@ Owns what surrounds one optimizer step, for every caller alike:
 Must not touch: where batches come from (callers hand it each step's micro-batches), how losses are
 computed (:mod:`glm.training.losses`), how checkpoints are laid out (``glm/checkpoint``), epochs, task
 metrics and best-model choice (``tasks/finetune.py``), or the run's configuration: it receives
-:class:`LoopSettings` and never reads or writes the argparse namespace.
+:class:`LoopSettings` (built from the run's :class:`glm.config.RunConfig`) and changes no configuration.
 """
 
 import contextlib
@@ -45,21 +45,23 @@ class TrainingDiverged(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class LoopSettings:
-    """What the core reads, fixed for the run.  Intervals count optimizer steps (0: never).
+    """What the core reads, fixed for the run.  Intervals count optimizer steps (0: never).  Built by
+    :meth:`from_config`: the flag defaults live in the parser only, so the fields that mirror a flag
+    have none here.
 
     ``count_micro_batches``: the iteration number counts micro-batches, as the original's finetuning
     did (a step of ``micro_batches_per_step`` micro-batches advances it by that many); otherwise it
     counts optimizer steps, as pretraining."""
     train_iters: int
-    micro_batches_per_step: int = 1
+    micro_batches_per_step: int
+    log_interval: int
+    eval_interval: int
+    eval_iters: int
+    save_interval: int
+    max_nan_steps: int
+    save_on_stop: bool   # save the step a stop request ended the run after
+    base_lr: float   # logged when the engine has no LR scheduler
     count_micro_batches: bool = False
-    log_interval: int = 100
-    eval_interval: int = 0
-    eval_iters: int = 100
-    save_interval: int = 0
-    max_nan_steps: int = 3
-    save_on_stop: bool = True   # save the step a stop request ended the run after
-    base_lr: float = 0.0   # logged when the engine has no LR scheduler
 
     @classmethod
     def from_config(cls, config, **overrides):
