@@ -26,17 +26,16 @@ from glm import mpu
 from glm.arguments import get_args
 from glm.config import build_config, format_config_summary, format_resolved_config, save_resolved_config
 from glm.learning_rates import get_learning_rate_scheduler
-from glm.memory import format_plan_line
 from glm.checkpoint import CheckpointError, resolve_checkpoint
 from glm.training.checkpointing import ResumeState, load_training_checkpoint, save_training_checkpoint
 from glm.training.interrupt import StopRequest, resume_note
 from glm.training.distributed import barrier, initialize_distributed, is_rank_0
-from glm.training.engines import build_engine, autocast_dtype
+from glm.training.engines import build_engine
 from glm.training.core import LoopSettings, TrainingDiverged, format_eval
 from glm.training.losses import language_model_loss
 from glm.training.pretraining import count_multi_task_iterations, cycle, evaluate_with_multi_task, train
-from glm.training.metrics import make_summary_writer, training_logger
-from glm.training.model_setup import build_model, build_optimizer, run_memory_plan
+from glm.training.metrics import make_summary_writer, run_logger
+from glm.training.model_setup import build_model, build_optimizer
 from glm.training.run_directory import prepare_run_directory
 from glm.training.seed import set_random_seed
 
@@ -242,13 +241,8 @@ def run(config, folder, device, engine, resume, loaders, present):
 
     writer = make_summary_writer(config.logging.tensorboard, config.logging.summary_dir,
                                  folder.experiment_name) if is_rank_0() else None
-    memory_plan = run_memory_plan(config, device)
-    if is_rank_0() and memory_plan is not None:
-        print(format_plan_line(memory_plan), flush=True)
-    train_logger = training_logger(engine.module.config, device, autocast_dtype(config) or torch.float32, writer,
-                                   train_iters=config.training.train_iters, log_dir=folder.save_dir,
-                                   recompute=config.training.checkpoint_activations,
-                                   planned_peak=memory_plan.total if memory_plan else None)
+    train_logger = run_logger(config, engine.module.config, device, writer, train_iters=config.training.train_iters,
+                              log_dir=folder.save_dir)
     if is_rank_0():
         print(f"MFU is reported against the {train_logger.peak_label}", flush=True)
     forward = functools.partial(language_model_loss, label_smoothing=config.training.label_smoothing)

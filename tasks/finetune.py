@@ -205,10 +205,9 @@ class _Trainer:
     def __init__(self, config, task, model, device, save_dir, stop_request):
         from glm.learning_rates import get_learning_rate_scheduler
         from glm.training.core import LoopSettings, TrainingCore
-        from glm.training.engines import autocast_dtype, build_engine
-        from glm.training.metrics import make_summary_writer, training_logger
-        from glm.memory import format_plan_line
-        from glm.training.model_setup import build_optimizer, run_memory_plan
+        from glm.training.engines import build_engine
+        from glm.training.metrics import make_summary_writer, run_logger
+        from glm.training.model_setup import build_optimizer
 
         self.config, self.task, self.device, self.save_dir = config, task, device, save_dir
         self.loader = make_train_loader(config, task)
@@ -226,13 +225,8 @@ class _Trainer:
                              if task.valid_dataset is not None and config.evaluation.eval_interval else None)
         self.writer = make_summary_writer(config.logging.tensorboard, config.logging.summary_dir, config.logging.experiment_name) \
             if is_rank_0() else None
-        memory_plan = run_memory_plan(config, device)
-        if is_rank_0() and memory_plan is not None:
-            print(format_plan_line(memory_plan), flush=True)
-        logger = training_logger(_glm(self.engine.module).config, device, autocast_dtype(config) or torch.float32,
-                                 self.writer, train_iters=train_iters, log_dir=save_dir,
-                                 recompute=config.training.checkpoint_activations,
-                                 planned_peak=memory_plan.total if memory_plan else None)
+        logger = run_logger(config, _glm(self.engine.module).config, device, self.writer, train_iters=train_iters,
+                            log_dir=save_dir)
         # Checkpoints are saved at epoch ends (--save-epoch), not every --save-interval steps; the core
         # saves mid-epoch only where a stop request ends the run.
         settings = LoopSettings.from_config(config, train_iters=train_iters, count_micro_batches=True, save_interval=0)

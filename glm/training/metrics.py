@@ -15,7 +15,9 @@ import time
 import torch
 import torch.distributed as dist
 
+from ..memory import Devices, format_plan_line, plan
 from ..model import executed_flops, flops_per_token
+from .engines import autocast_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -59,16 +61,31 @@ def _measured_matmul_peak(device, dtype):
     return peak, f"measured {dtype} matmul {peak / 1e9:.0f} GFLOP/s (fastest of 5)"
 
 
-def training_logger(model_config, device, dtype, writer=None, *, train_iters, log_dir=None, recompute=False,
-                    planned_peak=None):
-    """The :class:`TrainingLogger` of a run computing in ``dtype`` on ``device``: MFU against the
-    device's peak (:func:`device_peak_flops`, its label in ``peak_label``), FLOPs per device over
-    every rank of the job; ``planned_peak``: the memory plan's peak in bytes (``glm.memory``), printed
-    next to the measured one."""
-    peak, peak_label = device_peak_flops(device, dtype)
+def run_logger(config, model_config, device, writer=None, *, train_iters, log_dir=None):
+    """The :class:`TrainingLogger` of the run ``config`` describes (both entry points start their runs
+    with it): its memory plan (``glm.memory``) is printed on rank 0 and its peak set beside the
+    measured one of the first report.  MFU is counted against the peak of ``device`` in the run's
+    compute dtype (:func:`device_peak_flops`, its label in ``peak_label``), FLOPs per device over
+    every rank of the job."""
+    memory_plan = run_memory_plan(config, device)
+    if memory_plan is not None and (not dist.is_initialized() or dist.get_rank() == 0):
+        print(format_plan_line(memory_plan), flush=True)
+    peak, peak_label = device_peak_flops(device, autocast_dtype(config) or torch.float32)
     num_devices = dist.get_world_size() if dist.is_initialized() else 1
     return TrainingLogger(model_config, num_devices, peak, peak_label, writer, train_iters=train_iters,
-                          log_dir=log_dir, recompute=recompute, planned_peak=planned_peak)
+                          log_dir=log_dir, recompute=config.training.checkpoint_activations,
+                          planned_peak=memory_plan.total if memory_plan else None)
+
+
+def run_memory_plan(config, device):
+    """The memory plan of the run ``config`` describes on this job's devices; None where the plan
+    cannot be made (it never stops a run)."""
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    try:
+        return plan(config, Devices(world, device_memory(device)))
+    except (ValueError, KeyError, ZeroDivisionError) as error:
+        logging.getLogger(__name__).warning("no memory plan: %s", error)
+        return None
 
 
 def device_memory(device):

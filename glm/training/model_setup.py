@@ -2,11 +2,8 @@
 ``get_optimizer``)."""
 
 
-import logging
-
 import torch
 
-from ..memory import Devices, plan
 from ..model import GLMModel, glm_get_params_for_weight_decay_optimization
 
 
@@ -71,21 +68,6 @@ def build_model(config, device=None, on_meta=False, dtype=None, **overrides):
         for layer in model.transformer.layers:
             layer.compile()
     return model
-
-
-def run_memory_plan(config, device):
-    """The memory plan (``glm.memory``) of the run ``config`` describes, on this job's devices, logged
-    at its start and set beside the measured peak of the first report; None where the plan cannot be
-    made (it never stops a run)."""
-    import torch.distributed as dist
-    from .metrics import device_memory
-
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    try:
-        return plan(config, Devices(world, device_memory(device)))
-    except (ValueError, KeyError, ZeroDivisionError) as error:
-        logging.getLogger(__name__).warning("no memory plan: %s", error)
-        return None
 
 
 def param_groups(model):
