@@ -7,8 +7,8 @@ data-parallel rank 0 of each model-parallel rank.  The top-level RNG keys are th
 layout); ``rng_states_by_dp_rank`` adds the same five states of every data-parallel rank of the
 model-parallel rank, gathered at save time, because the ranks' streams drift apart (each draws its own
 dropout masks), so a resume at the same size gives every rank back its own streams.  The data position is
-the iteration: each rank's sampler restarts at it (``--resume-dataloader``).  DeepSpeed engine: ``engine.save_checkpoint`` with the same client state.  Every
-file is complete before the tracker files name its tag: files are written to a temporary name and
+the iteration: each rank's sampler restarts at it (``--resume-dataloader``).  DeepSpeed engine:
+``engine.save_checkpoint`` with the same client state.  Every file is complete before the tracker files name its tag: files are written to a temporary name and
 renamed, all ranks meet at a barrier, then rank 0 rewrites the trackers (also atomically).  A run
 killed at any moment therefore resumes from the last complete checkpoint.
 
@@ -183,9 +183,7 @@ def load_training_checkpoint(config, engine):
                 "moments restart); a ZeRO-3 checkpoint must be consolidated first (change_mp.py --consolidate-zero)")
         return _load_deepspeed(config, engine, resolved)
     try:
-        meta = load_model_state(engine.module,
-                                config.checkpoint.load,
-                                unsafe_unpickle=config.checkpoint.unsafe_unpickle)
+        meta = load_model_state(engine.module, config.checkpoint.load, unsafe_unpickle=config.checkpoint.unsafe_unpickle)
     except CheckpointError as err:
         raise CheckpointError(f"{err}{'' if resolved.zero3 else _earlier_checkpoints_hint(resolved)}") from err
     if not weights_only_load and not config.checkpoint.no_load_optim:
