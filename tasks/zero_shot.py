@@ -80,8 +80,10 @@ def check_flags(config, spec):
 
 
 def results_path(config):
-    """The one file a zero-shot run writes."""
-    return os.path.join(config.logging.summary_dir or ".", "runs", config.logging.experiment_name, "test_results.json")
+    """The one file a zero-shot run writes: ``test_results.json`` in the run's results folder, the
+    one finetuning runs use (imported on call: the driver pulls in torch)."""
+    from .finetune import log_directory
+    return os.path.join(log_directory(config), "test_results.json")
 
 
 def load_evaluation_model(config, device):
