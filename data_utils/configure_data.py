@@ -180,7 +180,8 @@ def make_pretrain_loaders(config, tokenizer, collate_fn: Optional[Callable] = No
 
     ``start_iter`` (optimizer iterations) resumes the training loader (``--resume-dataloader``);
     ``valid_start_iter`` the validation loader.  ``collate_fn`` defaults to
-    ``build_block_strategy(config, tokenizer).construct_blocks`` with ``--block-lm``, else :func:`pad_collate`.
+    the blank-infilling collator (:func:`~data_utils.blocklm.build_block_strategy`, given this rank's
+    data-parallel rank and size) with ``--block-lm``, else :func:`pad_collate`.
     All loaders are endless (each epoch reseeds the shuffle); ``len(loader)`` is the batches per epoch."""
     if not config.data.train_data:
         raise CorpusError('no training data: pass --train-data with corpus names or paths')
