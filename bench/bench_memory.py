@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -40,9 +41,24 @@ SHAPES = [
     (4, 512, 8, 256, 4, "zero1", ("--bf16",)),
     (4, 512, 8, 256, 4, "plain", ("--lora-rank", "8")),
     (2, 256, 4, 128, 4, "zero1", ()),
+    (4, 512, 8, 64, 1, "plain", ()),  # gradients and the optimizer outweigh the activations
 ]
 # What tests/test_memory.py pins (the plain engine: a DeepSpeed process takes about a minute to start here).
 QUICK = [SHAPES[0], SHAPES[1], SHAPES[2]]
+# Shapes measured with two data-parallel ranks (gloo), each rank's own peak: the gradient all-reduce
+# buffers (DDP's buckets, DeepSpeed's reduce and all-gather buckets) and ZeRO's partitions by 2.
+TWO_RANKS = [
+    (4, 512, 8, 256, 4, "plain", ()),
+    (4, 512, 8, 256, 4, "zero1", ()),
+    (4, 512, 8, 256, 4, "zero2", ()),
+    (4, 512, 8, 256, 4, "zero3", ()),
+    (4, 512, 8, 64, 1, "plain", ()),
+]
+# More ZeRO-3 points (one rank): its working set and buffers, at other shapes than SHAPES' one.
+ZERO3_MORE = [
+    (2, 256, 4, 128, 4, "zero3", ()),
+    (2, 1024, 16, 512, 2, "zero3", ()),
+]
 
 
 def flags(layers, hidden, heads, seq, batch, engine, extra):
@@ -80,8 +96,9 @@ def _status(field):
     raise KeyError(field)
 
 
-def child(shape):
-    """Run three steps of ``shape`` in this process; print ``{"measured": bytes}``."""
+def child(shape, rank=0, world_size=1, rendezvous=None):
+    """Run three steps of ``shape`` in this process (rank ``rank`` of ``world_size`` data-parallel
+    ranks meeting through the file ``rendezvous``); print ``{"measured": bytes}``."""
     import torch
     import torch.distributed as dist
 
@@ -98,8 +115,9 @@ def child(shape):
         import deepspeed  # noqa: F401  (imported before the baseline: its import is not the run's memory)
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
-    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
-    dist.init_process_group("gloo", rank=0, world_size=1)
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size,
+                            init_method=f"file://{rendezvous}" if rendezvous else None)
     mpu.initialize_model_parallel(1)
     config = shape_config(shape)
     generator = torch.Generator().manual_seed(0)
@@ -132,24 +150,33 @@ def child(shape):
     print(json.dumps({"measured": _status("VmHWM") - baseline, "baseline": baseline}))
 
 
-def measure(shape, timeout=600):
-    """The measured peak (bytes above the import baseline) of ``shape``, from a fresh process."""
+def measure(shape, ranks=1, timeout=900):
+    """The measured peak (bytes above the import baseline) of ``shape``, from fresh processes: with
+    ``ranks`` data-parallel ranks, the largest of their peaks."""
     # glibc's malloc raises its mmap threshold as large blocks are freed and then keeps freed blocks in
     # its heap, so the resident set would count memory the run no longer holds; a fixed threshold makes
     # every tensor-sized block its own mapping, returned on free, as a GPU allocator's figure would be.
     env = dict(os.environ, OMP_NUM_THREADS="1", DS_ACCELERATOR="cpu", PYTHONPATH=ROOT,
                MALLOC_MMAP_THRESHOLD_="65536")
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(shape)],
-                         capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
-    if out.returncode != 0:
-        raise RuntimeError(f"shape {shape} failed:\n{out.stderr[-3000:]}")
-    line = [l for l in out.stdout.splitlines() if l.startswith("{")][-1]
-    return json.loads(line)["measured"]
+    with tempfile.TemporaryDirectory() as scratch:
+        rendezvous = os.path.join(scratch, "rendezvous")
+        command = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(shape)]
+        processes = [subprocess.Popen(command + ["--rank", str(rank), "--ranks", str(ranks), "--rendezvous",
+                                                 rendezvous], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, env=env, cwd=ROOT) for rank in range(ranks)]
+        peaks = []
+        for process in processes:
+            stdout, stderr = process.communicate(timeout=timeout)
+            if process.returncode != 0:
+                raise RuntimeError(f"shape {shape} ({ranks} ranks) failed:\n{stderr[-3000:]}")
+            line = [l for l in stdout.splitlines() if l.startswith("{")][-1]
+            peaks.append(json.loads(line)["measured"])
+    return max(peaks)
 
 
-def predicted(shape):
+def predicted(shape, ranks=1):
     from glm.memory import Devices, plan
-    return plan(shape_config(shape), Devices(1), projected_fraction=PROJECTED_FRACTION)
+    return plan(shape_config(shape), Devices(ranks), projected_fraction=PROJECTED_FRACTION)
 
 
 def describe(shape):
@@ -208,12 +235,17 @@ def docs_table(allow_offload):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--ranks", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--rendezvous", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="only the small shapes the test pins")
+    parser.add_argument("--only", choices=("one-rank", "two-ranks", "zero3"),
+                        help="one group of the table: the one-rank shapes, the two-rank shapes, or the extra ZeRO-3 points")
     parser.add_argument("--docs-table", action="store_true",
                         help="print docs/memory.md's table of the released models (planned, nothing measured)")
     options = parser.parse_args()
     if options.child:
-        child(tuple(json.loads(options.child)))
+        child(tuple(json.loads(options.child)), options.rank, options.ranks, options.rendezvous)
         return
     if options.docs_table:
         print("Without CPU offload:\n")
@@ -222,17 +254,23 @@ def main():
         docs_table(True)
         return
     from bench.common import machine, print_table
+    if options.quick:
+        runs = [(shape, 1) for shape in QUICK]
+    else:
+        groups = {"one-rank": [(shape, 1) for shape in SHAPES], "two-ranks": [(shape, 2) for shape in TWO_RANKS],
+                  "zero3": [(shape, 1) for shape in ZERO3_MORE]}
+        runs = [run for name, group in groups.items() if options.only in (None, name) for run in group]
     rows = []
-    for shape in (QUICK if options.quick else SHAPES):
-        measured = measure(tuple(shape))
-        plan = predicted(shape)
+    for shape, ranks in runs:
+        measured = measure(tuple(shape), ranks)
+        plan = predicted(shape, ranks)
         name, engine = describe(shape)
-        rows.append((name, engine, f"{plan.total / 2 ** 20:.0f}", f"{measured / 2 ** 20:.0f}",
+        rows.append((name, engine, str(ranks), f"{plan.total / 2 ** 20:.0f}", f"{measured / 2 ** 20:.0f}",
                      f"{100 * (plan.total - measured) / measured:+.1f}%"))
         print(rows[-1], flush=True)
-    print_table(f"memory plan vs measured peak resident set above imports, CPU, 1 rank, fp32 unless bf16; {machine()}",
-                ("shape", "engine", "predicted MiB", "measured MiB", "error"), rows, right_aligned_from=2)
-
+    print_table(f"memory plan vs measured peak resident set above imports (the largest rank's), CPU, fp32 unless "
+                f"bf16; {machine()}", ("shape", "engine", "ranks", "predicted MiB", "measured MiB", "error"), rows,
+                right_aligned_from=2)
 
 if __name__ == "__main__":
     main()

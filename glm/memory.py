@@ -214,7 +214,11 @@ def _deepspeed_settings(config) -> Dict[str, Any]:
     return {"stage": int(zero.get("stage", 0)), "offload_optimizer": offloaded("offload_optimizer"),
             "offload_param": offloaded("offload_param"), "precision": precision,
             "reduce_bucket": float(zero.get("reduce_bucket_size", 5e8)),
-            "allgather_bucket": float(zero.get("allgather_bucket_size", 5e8))}
+            "allgather_bucket": float(zero.get("allgather_bucket_size", 5e8)),
+            # ZeRO-3 keeps a gathered parameter whole while it is used again within this many
+            # elements, and never more than the live limit (DeepSpeed's defaults: 1e9 each).
+            "live_parameters": float(min(zero.get("stage3_max_live_parameters", 1e9),
+                                         zero.get("stage3_max_reuse_distance", 1e9)))}
 
 
 def _precision(config, deepspeed) -> str:
@@ -296,9 +300,12 @@ def plan(config, devices: Devices = Devices(), *, mode: str = "train",
             host += parameters * dp
             parameters = 0.0
     if stage == 3:
-        # The working set of ZeRO-3: the parameters of the layer being computed, gathered in full.
+        # The gathered parameters of ZeRO-3: at least the layer being computed, its prefetched successor
+        # and the word embeddings; DeepSpeed keeps a gathered parameter until it is not used again
+        # within its reuse distance, so below the live limit the whole model stays gathered (measured).
         per_layer = (n_rank - counts["word_embeddings_rank"]) / max(1, layers)
-        parameters += 2 * per_layer * weight_bytes + counts["word_embeddings_rank"] * weight_bytes
+        working_set = 2 * per_layer + counts["word_embeddings_rank"]
+        parameters += max(working_set, min(n_rank, deepspeed["live_parameters"])) * weight_bytes
 
     # -- activations --------------------------------------------------------------------------------
     act_bytes = 2 if half else 4
@@ -334,15 +341,22 @@ def plan(config, devices: Devices = Devices(), *, mode: str = "train",
     if engine == "plain" and half and training_run:
         # autocast casts each fp32 weight to half once per forward and keeps the copy for the backward.
         temporary += n_rank * 2
-    allreduce = 0.0
-    if training_run and dp > 1:
-        if engine == "plain":
-            allreduce = n_train * 4          # DDP's gradient buckets: a flat copy of every gradient
-        else:
-            # DeepSpeed's reduce bucket (and, from ZeRO-2 on, the all-gather bucket of the updated weights).
-            allreduce = min(n_train, deepspeed["reduce_bucket"]) * (2 if half else 4)
-            if stage >= 2:
-                allreduce += min(n_train, deepspeed["allgather_bucket"]) * (2 if half else 4)
+    # Gradient buffers of the data-parallel reduction.  ``held`` ones are allocated with the engine and
+    # kept for the run, so they add to every moment of the step; the others exist at its end only.
+    allreduce = held_buffers = 0.0
+    if training_run and engine == "plain" and dp > 1:
+        # DDP's buckets: a flat copy of every gradient; the gradients are views into them.
+        held_buffers = n_train * 4
+    elif training_run and stage == 3:
+        # ZeRO-3's reduce bucket is allocated at start-up, even on one rank; a GPU allocator holds all
+        # of it, a CPU touches only the part the gradients fill.
+        bucket = deepspeed["reduce_bucket"] if config.parallel.cuda else min(n_rank, deepspeed["reduce_bucket"])
+        held_buffers = bucket * (2 if half else 4)
+    elif training_run and dp > 1 and engine == "deepspeed":
+        # DeepSpeed's reduce bucket (and, for ZeRO-2, the all-gather bucket of the updated weights).
+        allreduce = min(n_train, deepspeed["reduce_bucket"]) * (2 if half else 4)
+        if stage == 2:
+            allreduce += min(n_train, deepspeed["allgather_bucket"]) * (2 if half else 4)
 
     # -- the peak ---------------------------------------------------------------------------------------
     if training_run:
@@ -351,16 +365,19 @@ def plan(config, devices: Devices = Devices(), *, mode: str = "train",
         embeddings_train = not (config.adaptation.lora_rank or config.adaptation.freeze_transformer)
         embedding_grad = counts["word_embeddings_rank"] * weight_bytes if embeddings_train else 0.0
         first_backward = activations + temporary + embedding_grad
-        end_of_backward = gradients + allreduce + embedding_grad
+        # At the end the lookup's gradient and the sum of the two are alive beside the projection's.
+        # Gradients that live in DDP's buckets are counted in those.
+        own_gradients = 0.0 if (engine == "plain" and held_buffers) else gradients
+        end_of_backward = own_gradients + allreduce + 2 * embedding_grad
         if training.checkpoint_activations:
             # The first chunk's recomputed activations are still held when the lookup's gradient arrives.
             end_of_backward += tokens * per_token_layer * min(max(1, training.checkpoint_num_layers), layers)
-        total = parameters + optimizer + max(first_backward, end_of_backward)
+        total = parameters + optimizer + held_buffers + max(first_backward, end_of_backward)
     else:
         total = parameters + activations + temporary
     return MemoryPlan(
         parameters=parameters, gradients=gradients, optimizer=optimizer, activations=activations,
-        temporary=temporary + allreduce, total=total, host=host, device_memory=devices.memory,
+        temporary=temporary + allreduce + held_buffers, total=total, host=host, device_memory=devices.memory,
         host_memory=devices.host_memory, mode=mode, precision=precision, engine=engine, zero_stage=stage,
         offload_optimizer=offload_optimizer, offload_param=offload_param, tensor_parallel=tp,
         data_parallel=dp, micro_batch=batch, seq_length=seq,

@@ -67,9 +67,16 @@ def test_zero_stages_partition_optimizer_gradients_parameters():
     assert plans[1].optimizer == pytest.approx(12 * n / 8)
     assert plans[1].gradients == pytest.approx(2 * n)
     assert plans[2].gradients == pytest.approx(2 * n / 8)
-    assert plans[3].parameters < plans[2].parameters / 2
+    # ZeRO-3 under DeepSpeed's default live limits (1e9 elements): a model this small stays gathered whole
+    # beside its partition (measured: bench/bench_memory.py); a small reuse distance keeps only the working set.
+    assert plans[3].parameters == pytest.approx(2 * n / 8 + 2 * n)
+    frugal = zero(3)
+    frugal["zero_optimization"].update(stage3_max_reuse_distance=0, stage3_max_live_parameters=0,
+                                       reduce_bucket_size=5e6)  # ZeRO-3 holds its reduce bucket all along
+    frugal_plan = plan(config("--deepspeed", deepspeed_config_dict=frugal), Devices(8))
+    assert frugal_plan.parameters < plans[2].parameters / 2
     # The gradients peak while the activations are gone, so ZeRO-2 lowers the peak only when they outweigh them.
-    assert plans[3].total < plans[2].total <= plans[1].total < plans[0].total
+    assert frugal_plan.total < plans[2].total <= plans[1].total < plans[0].total
 
 
 def test_offload_moves_the_optimizer_to_the_host():

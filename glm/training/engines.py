@@ -65,9 +65,11 @@ class PlainEngine:
         dp_group = mpu.get_data_parallel_group()
         self.data_parallel = dist.is_initialized() and dist.get_world_size(group=dp_group) > 1
         if self.data_parallel and config.parallel.DDP_impl != "none":
+            # Gradients as views of DDP's all-reduce buckets: the buckets are allocated with the wrapper
+            # and kept for the run, so separate gradients would hold a second copy of every gradient.
             self.forward_model = torch.nn.parallel.DistributedDataParallel(
                 model, process_group=dp_group, device_ids=[device] if device.type == "cuda" else None,
-                broadcast_buffers=False)
+                broadcast_buffers=False, gradient_as_bucket_view=True)
         else:
             self.forward_model = model
         # fp16 only: start at 2^32 (or a static --loss-scale), --loss-scale-window, --hysteresis, --min-scale.
