@@ -121,12 +121,24 @@ def _two_ranks(rank, world, directory):
 
 def _one_rank(rank, world, directory):
     """The two-rank offload checkpoint resumed at data-parallel size 1 (same global batch; its optimizer
-    shards re-partitioned through DeepSpeed's universal checkpoint)."""
+    shards re-partitioned through DeepSpeed's universal checkpoint); then a one-rank offload run that
+    saves, for :func:`_two_ranks_resume`."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     mpu.initialize_model_parallel(1)
     losses, _ = train("offload", directory, load=os.path.join(directory, "offload"))
     with open(os.path.join(directory, "losses-dp2to1.json"), "w") as f:
         json.dump(losses, f)
+    train("offload", directory, save=os.path.join(directory, "offload-dp1"))
+
+
+def _two_ranks_resume(rank, world, directory):
+    """The one-rank offload checkpoint resumed at data-parallel size 2."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    mpu.initialize_model_parallel(1)
+    losses, _ = train("offload", directory, load=os.path.join(directory, "offload-dp1"))
+    if rank == 0:
+        with open(os.path.join(directory, "losses-dp1to2.json"), "w") as f:
+            json.dump(losses, f)
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +147,10 @@ def launched(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("zero3-offload"))
     run_distributed(_two_ranks, 2, directory)
     run_distributed(_one_rank, 1, directory)
+    run_distributed(_two_ranks_resume, 2, directory)
     losses = {}
-    for name, key in (("losses.json", None), ("losses-dp2to1.json", "offload-dp2to1")):
+    for name, key in (("losses.json", None), ("losses-dp2to1.json", "offload-dp2to1"),
+                      ("losses-dp1to2.json", "offload-dp1to2")):
         with open(os.path.join(directory, name)) as f:
             value = json.load(f)
         losses.update(value if key is None else {key: value})
@@ -172,6 +186,11 @@ def test_offload_resumes_at_another_data_parallel_size(launched):
     _, losses = launched
     difference = max_difference(losses["offload-dp2to1"], losses["offload"][SAVE_AT:])
     print(f"ZeRO-3 offload resumed at DP 1 from DP 2: max {difference:.2e}")
+    assert difference < CPU_ADAM_TOLERANCE
+    # 1 -> 2 ranks: compared with the uninterrupted two-rank run, which the one-rank run equals up to
+    # the same reduction-order noise.
+    difference = max_difference(losses["offload-dp1to2"], losses["offload"][SAVE_AT:])
+    print(f"ZeRO-3 offload resumed at DP 2 from DP 1: max {difference:.2e}")
     assert difference < CPU_ADAM_TOLERANCE
 
 
