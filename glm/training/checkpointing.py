@@ -202,8 +202,9 @@ def _load_deepspeed_without_zero_at_other_model_parallel_size(config, engine, re
         if not isinstance(saved, dict) or set(saved) != {"state", "param_groups"}:
             raise CheckpointError(
                 f"{resolved.tag_dir}: the optimizer state of this DeepSpeed checkpoint (without ZeRO) is not a plain "
-                "torch.optim state (DeepSpeed's fp16 optimizer?), so it cannot be re-cut for model-parallel size "
-                f"{mpu.get_model_parallel_world_size()}; resume with --no-load-optim to start a fresh optimizer")
+                "torch.optim state (DeepSpeed's fp16/bf16 wrapper keeps flat fp32 groups), so it cannot be re-cut for "
+                f"model-parallel size {mpu.get_model_parallel_world_size()}; resume with --no-load-optim to start a "
+                "fresh optimizer")
         engine.optimizer.load_state_dict(_resharded_optimizer_state(config, engine, resolved))
     ds = engine.engine
     ds.global_steps, ds.global_samples = meta.get("global_steps", 0), meta.get("global_samples", 0)
