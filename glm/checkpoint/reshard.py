@@ -43,9 +43,18 @@ def split_state_dict(full, partitions, world_size, rank):
 def reshard_tensors(shards, dim, stride, world_size, rank):
     """Rank ``rank``'s part at ``world_size`` of one tensor stored as ``shards`` (one per rank of
     another size)."""
+    return shard_tensor(_whole(shards, dim, stride), dim, stride, world_size, rank)
+
+
+def reshard_tensors_for_every_rank(shards, dim, stride, world_size):
+    """Every rank's part at ``world_size`` of one tensor stored as ``shards`` (merged once)."""
+    full = _whole(shards, dim, stride)
+    return [shard_tensor(full, dim, stride, world_size, rank) for rank in range(world_size)]
+
+
+def _whole(shards, dim, stride):
     # A replicated tensor (no dim) is whole in every shard: cut it without merging first.
-    full = shards[0] if dim is None else merge_shards(shards, dim, stride)
-    return shard_tensor(full, dim, stride, world_size, rank)
+    return shards[0] if dim is None else merge_shards(shards, dim, stride)
 
 
 def reshard_state_dicts(shards, partitions, world_size, rank):

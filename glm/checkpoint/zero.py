@@ -12,13 +12,16 @@ with both tracker files, loadable by every loader of this project and by ``chang
     python change_mp.py SAVE_DIR 1 --consolidate-zero [--tag TAG] [--output OUT]
 
 A training run resumed at another data-parallel size re-partitions the ZeRO optimizer shards through
-DeepSpeed's universal checkpoint (:func:`convert_to_universal`, the library form of ``ds_to_universal.py``).
+DeepSpeed's universal checkpoint (:func:`convert_to_universal`, the library form of ``ds_to_universal.py``);
+at another model-parallel size, :func:`convert_to_universal_at_model_parallel_size` also re-cuts every
+parameter's fp32 weight and Adam moments by the model's partition rules (:mod:`glm.mpu.partition`).
 """
 
 import contextlib
 import io
 import os
 import re
+import shutil
 import types
 
 import torch
@@ -29,6 +32,7 @@ from .io import (atomic_torch_save, atomic_write_text, check_checkpoint_globals,
                  load_checkpoint_file, staged_directory)
 from .layout import (DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, list_model_files, list_zero3_model_files,
                      model_file_name)
+from .reshard import reshard_tensors_for_every_rank
 
 
 _OPTIM_SHARD = re.compile(r"^(?:bf16_)?zero_pp_rank_(\d+)_mp_rank_\d+_optim_states\.pt$")
@@ -55,6 +59,109 @@ def convert_to_universal(tag_dir, output_dir):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         ds_to_universal(options)
     return output_dir
+
+
+#: Any file of one model-parallel rank of a DeepSpeed checkpoint: (prefix, rank, suffix).
+_RANK_FILE = re.compile(r"^(.*mp_rank_)(\d+)(_(?:model|optim)_states\.pt)$")
+#: The files of a parameter's folder in a universal checkpoint that hold a tensor of the parameter's shape
+#: (re-cut at another model-parallel size); the others (``step.pt``) are the same for every shard.
+_UNIVERSAL_TENSORS = ("fp32.pt", "exp_avg.pt", "exp_avg_sq.pt")
+
+
+def convert_to_universal_at_model_parallel_size(tag_dir, output_dir, partitions, world_size, name):
+    """Universal forms of the ZeRO checkpoint ``tag_dir`` for the ranks of model-parallel size
+    ``world_size``: a list of folders ``output_dir/mp_rank_XX/<name>``, one per new rank, each loadable by
+    DeepSpeed's universal loader at any data-parallel size.  ``partitions`` is the model's
+    ``{parameter name: (dim, stride)}`` (:func:`glm.checkpoint.reshard.partition_map`).
+
+    DeepSpeed's converter could merge model-parallel shards only by name patterns that the checkpoint
+    would have to carry, a second description of the partition.  Instead each model-parallel rank of the
+    checkpoint is converted on its own (its files shown to the converter as a checkpoint of model-parallel
+    size 1), which gathers its shard of every parameter's fp32 weight and Adam moments from the
+    data-parallel ranks; the shards are then merged and cut for the new size by :mod:`glm.mpu.partition`.
+    A new rank's folder holds tensors of its own shard's shape, which DeepSpeed's loader takes as they are
+    (it only splits them further over the data-parallel ranks)."""
+    ranks = sorted({int(m.group(2)) for m in map(_RANK_FILE.match, os.listdir(tag_dir)) if m})
+    if ranks != list(range(len(ranks))) or not ranks:
+        raise CheckpointError(f"{tag_dir}: model-parallel ranks {ranks} found, expected 0..N-1")
+    work = os.path.join(output_dir, "sources")
+    sources = [convert_to_universal(_stage_model_parallel_rank(tag_dir, rank, os.path.join(work, f"staged-{rank}")),
+                                    os.path.join(work, f"mp_rank_{rank:02d}", "universal")) for rank in ranks]
+    shapes = [_parameter_shapes(source) for source in sources]
+    targets = [os.path.join(output_dir, f"mp_rank_{rank:02d}", name) for rank in range(world_size)]
+    for target in targets:
+        # The model-states files carry the client state; a universal load takes the weights from zero/.
+        shutil.copytree(sources[0], target, ignore=shutil.ignore_patterns("zero"))
+        os.makedirs(os.path.join(target, "zero"))
+        shutil.copy2(os.path.join(sources[0], "zero", "optimizer_state.pt"), os.path.join(target, "zero"))
+    zero = os.path.join(sources[0], "zero")
+    for parameter in sorted(os.listdir(zero)):
+        if not os.path.isdir(os.path.join(zero, parameter)):
+            continue
+        if parameter not in partitions:
+            raise CheckpointError(f"{tag_dir} holds parameter {parameter!r}, which this model does not have")
+        dim, stride = partitions[parameter]
+        for file in sorted(os.listdir(os.path.join(zero, parameter))):
+            destinations = [os.path.join(target, "zero", parameter, file) for target in targets]
+            for destination in destinations:
+                os.makedirs(os.path.dirname(destination), exist_ok=True)
+            if file not in _UNIVERSAL_TENSORS:
+                for destination in destinations:
+                    shutil.copy2(os.path.join(zero, parameter, file), destination)
+                continue
+            shards = [_universal_tensor(os.path.join(source, "zero", parameter, file)).reshape(shape[parameter])
+                      for source, shape in zip(sources, shapes)]
+            for destination, piece in zip(destinations, reshard_tensors_for_every_rank(shards, dim, stride,
+                                                                                       world_size)):
+                torch.save({_UNIVERSAL_PARAM_KEY: piece}, destination)
+    shutil.rmtree(work)
+    return targets
+
+
+#: The key of a tensor in a universal checkpoint's per-parameter file (deepspeed.checkpoint.constants.PARAM).
+_UNIVERSAL_PARAM_KEY = "param"
+
+
+def _stage_model_parallel_rank(tag_dir, rank, staged):
+    """A folder in which the files of model-parallel rank ``rank`` of ``tag_dir`` appear under the
+    names of rank 0: a checkpoint of model-parallel size 1 for DeepSpeed's converter.  The optimizer
+    shards are links; the model-states files are copies that also say tensor-parallel size 1 (DeepSpeed
+    checks the number of files against the ``checkpoint_parallel_dimensions`` recorded there)."""
+    os.makedirs(staged)
+    for name in os.listdir(tag_dir):
+        match = _RANK_FILE.match(name)
+        if not match or int(match.group(2)) != rank:
+            continue
+        source = os.path.abspath(os.path.join(tag_dir, name))
+        staged_file = os.path.join(staged, f"{match.group(1)}{0:0{len(match.group(2))}d}{match.group(3)}")
+        if not name.endswith("_model_states.pt"):
+            os.symlink(source, staged_file)
+            continue
+        state = torch.load(source, map_location="cpu", weights_only=False)
+        if isinstance(state.get(_PARALLEL_DIMENSIONS_KEY), dict):
+            state[_PARALLEL_DIMENSIONS_KEY] = dict(state[_PARALLEL_DIMENSIONS_KEY], tp_degree=1)
+        state["mp_world_size"] = 1
+        torch.save(state, staged_file)
+    return staged
+
+
+#: Where DeepSpeed records a checkpoint's pipeline- and tensor-parallel sizes in its model-states files
+#: (deepspeed.checkpoint.constants.CHECKPOINT_PARALLEL_DIMS).
+_PARALLEL_DIMENSIONS_KEY = "checkpoint_parallel_dimensions"
+
+
+def _universal_tensor(path):
+    # The converter writes ZeRO-1/2 tensors as {'param': ..., ...} and ZeRO-3 ones bare (and flat).
+    value = torch.load(path, map_location="cpu", weights_only=False)
+    return value[_UNIVERSAL_PARAM_KEY] if isinstance(value, dict) else value
+
+
+def _parameter_shapes(universal_dir):
+    """``{name: shape}`` of a universal folder's parameters, from the ``param_shapes`` DeepSpeed keeps
+    in its model-states files (ZeRO-3 leaves the universal tensors flat)."""
+    name = next(name for name in sorted(os.listdir(universal_dir)) if name.endswith("model_states.pt"))
+    state = torch.load(os.path.join(universal_dir, name), map_location="cpu", weights_only=False)
+    return {key: shape for group in state["param_shapes"] for key, shape in group.items()}
 
 
 def _zero_tag(save_dir, tag):

@@ -35,7 +35,8 @@ from ..checkpoint.io import load_checkpoint_file
 from ..checkpoint.layout import TRACKER_FILENAME, read_tracker
 from ..checkpoint.reshard import optimizer_parameter_names, partition_map, reshard_optimizer_states
 from ..checkpoint.saving import update_tracker_files
-from ..checkpoint.zero import convert_to_universal, zero_data_parallel_size
+from ..checkpoint.zero import (convert_to_universal, convert_to_universal_at_model_parallel_size,
+                               zero_data_parallel_size)
 from .distributed import barrier, is_rank_0, max_over_ranks
 from .seed import get_rng_state, set_rng_state
 
@@ -169,18 +170,14 @@ def load_training_checkpoint(config, engine):
 
     ``--no-load-optim``, ``--no-load-rng``, ``--no-load-lr-scheduler`` and ``--finetune`` skip those
     parts; a ``release`` tag loads the weights only.  A checkpoint saved at another model-parallel size
-    is resharded, the weights and (plain engine) Adam's moments alike; DeepSpeed ZeRO shards saved at
-    another data-parallel size are re-partitioned through DeepSpeed's universal checkpoint.
+    is resharded, the weights and Adam's moments alike (plain engine and DeepSpeed without ZeRO: here;
+    ZeRO: through DeepSpeed's universal checkpoint, re-cut by
+    :func:`~glm.checkpoint.zero.convert_to_universal_at_model_parallel_size`); DeepSpeed ZeRO shards saved
+    at another data-parallel size are re-partitioned through DeepSpeed's universal checkpoint.
     """
     resolved = resolve_checkpoint(config.checkpoint.load)
     weights_only_load = resolved.release or config.checkpoint.finetune
     if engine.name == "deepspeed" and not config.checkpoint.no_deepspeed_load and not weights_only_load:
-        if resolved.mp_size != mpu.get_model_parallel_world_size():
-            raise CheckpointError(
-                f"{resolved.tag_dir} was written at model-parallel size {resolved.mp_size} and this run has "
-                f"{mpu.get_model_parallel_world_size()}; DeepSpeed cannot re-cut its files. Pass --no-deepspeed-load "
-                "--no-load-optim to load the weights re-cut (schedule, RNG and data position are kept; Adam's "
-                "moments restart); a ZeRO-3 checkpoint must be consolidated first (change_mp.py --consolidate-zero)")
         return _load_deepspeed(config, engine, resolved)
     try:
         meta = load_model_state(engine.module, config.checkpoint.load, unsafe_unpickle=config.checkpoint.unsafe_unpickle)
@@ -194,6 +191,24 @@ def load_training_checkpoint(config, engine):
             meta = dict(meta, optimizer=_resharded_optimizer_state(config, engine, resolved))
         engine.load_state_dict(meta)
     return _restore_client_state(config, engine, meta, weights_only_load)
+
+
+def _load_deepspeed_without_zero_at_other_model_parallel_size(config, engine, resolved):
+    """DeepSpeed without ZeRO (stage 0, fp32) keeps the whole ``torch.optim`` state in its
+    ``mp_rank_XX`` files, beside the weights: both are re-cut as the plain engine's are."""
+    meta = load_model_state(engine.module, config.checkpoint.load, unsafe_unpickle=config.checkpoint.unsafe_unpickle)
+    if not config.checkpoint.no_load_optim:
+        saved = meta.get("optimizer")
+        if not isinstance(saved, dict) or set(saved) != {"state", "param_groups"}:
+            raise CheckpointError(
+                f"{resolved.tag_dir}: the optimizer state of this DeepSpeed checkpoint (without ZeRO) is not a plain "
+                "torch.optim state (DeepSpeed's fp16/bf16 wrapper keeps flat fp32 groups), so it cannot be re-cut for "
+                f"model-parallel size {mpu.get_model_parallel_world_size()}; resume with --no-load-optim to start a "
+                "fresh optimizer")
+        engine.optimizer.load_state_dict(_resharded_optimizer_state(config, engine, resolved))
+    ds = engine.engine
+    ds.global_steps, ds.global_samples = meta.get("global_steps", 0), meta.get("global_samples", 0)
+    return _restore_client_state(config, engine, meta, False)
 
 
 def _resharded_optimizer_state(config, engine, resolved):
@@ -243,43 +258,52 @@ def _restore_client_state(config, engine, meta, weights_only_load):
 UNIVERSAL_SUFFIX = "-universal"
 
 
-def _universal_checkpoint(config, resolved, saved_dp):
-    """``(load_dir, tag)`` of the universal form of a ZeRO checkpoint written at data-parallel size
-    ``saved_dp``, converted by global rank 0 while the other ranks wait.  It goes into a new hidden folder
-    ``.universal-XXXX/<tag>-universal`` under this run's ``--save`` (shared storage that every node sees
-    and that this run writes anyway; without ``--save``, beside the checkpoint), never among the ``--load``
-    run's own files; :func:`_load_deepspeed` removes it once every rank has loaded.  A failed conversion
-    stops every rank with the cause."""
+def _universal_checkpoint(config, resolved, saved_dp, partitions):
+    """``(load_dir, tag, temporary folder)`` of the universal form of a ZeRO checkpoint written at
+    data-parallel size ``saved_dp``, converted by global rank 0 while the other ranks wait.  It goes into
+    a new hidden folder ``.universal-XXXX`` under this run's ``--save`` (shared storage that every node
+    sees and that this run writes anyway; without ``--save``, beside the checkpoint), never among the
+    ``--load`` run's own files; :func:`_load_deepspeed` removes it once every rank has loaded.  At the
+    checkpoint's model-parallel size it holds ``<tag>-universal``; at another one,
+    ``mp_rank_XX/<tag>-universal`` for each new model-parallel rank, re-cut by ``partitions`` (the model's
+    ``{name: (dim, stride)}``).  A failed conversion stops every rank with the cause."""
     parent = config.checkpoint.save or resolved.load_dir
-    output, error = None, None
+    mp_world = mpu.get_model_parallel_world_size()
+    name = resolved.tag + UNIVERSAL_SUFFIX
+    temporary, outputs, error = None, None, None
     if is_rank_0():
         try:
             os.makedirs(parent, exist_ok=True)
             # DeepSpeed's converter also writes a 'latest_universal' beside its output: both stay in here.
-            output = os.path.join(tempfile.mkdtemp(prefix=".universal-", dir=parent),
-                                  resolved.tag + UNIVERSAL_SUFFIX)
-            logger.info("re-partitioning the ZeRO optimizer state of %s (data-parallel size %d -> %d) through "
-                        "DeepSpeed's universal checkpoint %s", resolved.tag_dir, saved_dp,
-                        mpu.get_data_parallel_world_size(), output)
-            convert_to_universal(resolved.tag_dir, output)
+            temporary = tempfile.mkdtemp(prefix=".universal-", dir=parent)
+            logger.info("re-partitioning the ZeRO optimizer state of %s (model-parallel size %d -> %d, data-parallel "
+                        "size %d -> %d) through DeepSpeed's universal checkpoint in %s", resolved.tag_dir,
+                        resolved.mp_size, mp_world, saved_dp, mpu.get_data_parallel_world_size(), temporary)
+            if resolved.mp_size == mp_world:
+                outputs = [convert_to_universal(resolved.tag_dir, os.path.join(temporary, name))] * mp_world
+            else:
+                outputs = convert_to_universal_at_model_parallel_size(resolved.tag_dir, temporary, partitions,
+                                                                      mp_world, name)
         except Exception as err:  # DeepSpeed's converter raises assorted errors (and asserts)
             error = f"{type(err).__name__}: {err}"
-    named = [output]
+    named = [temporary, outputs]
     if dist.is_initialized():
         dist.broadcast_object_list(named, src=0)
-    output = named[0]
+    temporary, outputs = named
     if _any_rank(error is not None):
-        _remove_universal(output)
-        raise CheckpointError(f"could not convert {resolved.tag_dir} (data-parallel size {saved_dp}) into "
-                              f"DeepSpeed's universal form under {parent}: {error or 'failed on rank 0'}")
-    return os.path.dirname(output), os.path.basename(output)
+        _remove_universal(temporary)
+        raise CheckpointError(f"could not convert {resolved.tag_dir} (model-parallel size {resolved.mp_size}, "
+                              f"data-parallel size {saved_dp}) into DeepSpeed's universal form under {parent}: "
+                              f"{error or 'failed on rank 0'}")
+    output = outputs[mpu.get_model_parallel_rank()]
+    return os.path.dirname(output), os.path.basename(output), temporary
 
 
-def _remove_universal(output):
+def _remove_universal(temporary):
     """Remove the universal form's temporary folder once no rank reads it any more."""
     barrier()
-    if is_rank_0() and output:
-        shutil.rmtree(os.path.dirname(output), ignore_errors=True)
+    if is_rank_0() and temporary:
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def _repair_zero3_universal_load(zero_optimizer, groups_before, universal_dir, unsafe_unpickle=False):
@@ -308,9 +332,20 @@ def _load_deepspeed(config, engine, resolved):
     check_checkpoint_globals(sorted(glob.glob(os.path.join(glob.escape(resolved.tag_dir), "*.pt"))),
                              config.checkpoint.unsafe_unpickle)
     saved_dp = zero_data_parallel_size(resolved.tag_dir)
-    repartition = not config.checkpoint.no_load_optim and saved_dp not in (0, mpu.get_data_parallel_world_size())
-    load_dir, tag = (_universal_checkpoint(config, resolved, saved_dp) if repartition else
-                     (resolved.load_dir, resolved.tag))
+    other_mp = resolved.mp_size != mpu.get_model_parallel_world_size()
+    if other_mp and saved_dp == 0:
+        return _load_deepspeed_without_zero_at_other_model_parallel_size(config, engine, resolved)
+    if other_mp and config.checkpoint.no_load_optim:
+        # DeepSpeed's universal load of ZeRO-1/2 brings Adam's moments in with the weights, always.
+        raise CheckpointError(
+            f"{resolved.tag_dir} was written at model-parallel size {resolved.mp_size} and this run has "
+            f"{mpu.get_model_parallel_world_size()}: its ZeRO files are re-cut with the optimizer state. To start "
+            "a fresh optimizer instead, add --no-deepspeed-load to --no-load-optim (the weights are re-cut; "
+            "schedule, RNG and data position are kept)")
+    repartition = not config.checkpoint.no_load_optim and (
+        other_mp or saved_dp not in (0, mpu.get_data_parallel_world_size()))
+    load_dir, tag, temporary = (_universal_checkpoint(config, resolved, saved_dp, partition_map(engine.module))
+                                if repartition else (resolved.load_dir, resolved.tag, None))
     try:
         ds = engine.engine
         ds._config.load_universal_checkpoint = repartition  # what "checkpoint": {"load_universal": true} sets
@@ -329,7 +364,7 @@ def _load_deepspeed(config, engine, resolved):
             "optimizer state, pass --no-load-optim (weights, schedule and data position are kept)") from err
     finally:
         if repartition:
-            _remove_universal(os.path.join(load_dir, tag))
+            _remove_universal(temporary)
     if client is None:
         raise CheckpointError(f"DeepSpeed found no checkpoint in {resolved.tag_dir}")
     return _restore_client_state(config, engine, client, False)

@@ -7,6 +7,8 @@ One launch trains, one after another:
   AdamW's groups go to DeepSpeed's CPU Adam (the default DeepSpeed insists on), checkpoint at ``SAVE_AT``;
 * ``offload-resumed``: ``offload`` resumed from its own checkpoint (and, in a one-rank launch, at
   data-parallel size 1 with the same global batch);
+* ``offload-tp2``, ``offload-tp1to2``, ``offload-tp2to1``: ``offload`` at tensor-parallel size 2 (data-parallel
+  size 1), uninterrupted and resumed from ``offload``'s checkpoint, and ``offload-tp2`` resumed at TP 1 x DP 2;
 * ``offload-torch``: offload with ``"zero_force_ds_cpu_optimizer": false``, torch's AdamW stepping on the CPU;
 * three fp16 steps under each shipped 10B ZeRO-3 offload JSON (config/, config_tasks/; micro batch cut).
 
@@ -57,23 +59,27 @@ RUNS = {  # name: (zero_optimization additions, top-level additions)
 }
 
 
-def run_config(name, directory, load=None):
+def run_config(name, directory, load=None, mp=1):
     zero, extra = RUNS[name]
     per_rank = GLOBAL_BATCH // mpu.get_data_parallel_world_size()
     ds = {"train_micro_batch_size_per_gpu": per_rank, "gradient_accumulation_steps": 1, "gradient_clipping": 0.5,
           "zero_optimization": {"stage": 3, **zero}, "zero_allow_untested_optimizer": True,
           "steps_per_print": 10 ** 9, **extra}
-    path = os.path.join(directory, f"{name}-rank{torch.distributed.get_rank()}.json")
+    path = os.path.join(directory, f"{name}-mp{mp}-rank{torch.distributed.get_rank()}.json")
     with open(path, "w") as f:
         json.dump(ds, f)
     flags = [*NO_DROPOUT, "--batch-size", str(per_rank), "--weight-decay", "0.1", "--clip-grad", "0.5",
-             "--train-iters", str(STEPS), "--seed", "5", "--deepspeed", "--deepspeed_config", path]
+             "--model-parallel-size", str(mp), "--train-iters", str(STEPS), "--seed", "5", "--deepspeed",
+             "--deepspeed_config", path]
     return tiny_config(*flags).updated(load=load)
 
 
-def train(name, directory, save=None, load=None):
-    """Losses of updates ``start+1..STEPS``; with ``save``, a checkpoint of update ``SAVE_AT``."""
-    cfg = run_config(name, directory, load)
+def train(name, directory, save=None, load=None, mp=1):
+    """Losses of updates ``start+1..STEPS`` at tensor-parallel size ``mp``; with ``save``, a checkpoint
+    of update ``SAVE_AT``."""
+    mpu.destroy_model_parallel()
+    mpu.initialize_model_parallel(mp)
+    cfg = run_config(name, directory, load, mp)
     engine = make(cfg)
     return [result.loss for result in train_engine(cfg, engine, GLOBAL_BATCH, STEPS, SAVE_AT, save)], engine
 
@@ -106,6 +112,10 @@ def _two_ranks(rank, world, directory):
             assert isinstance(engine.engine.basic_optimizer, DeepSpeedCPUAdam)
             assert engine.engine.zero_offload_param() and engine.engine.zero_use_cpu_optimizer()
     losses["offload-resumed"], _ = train("offload", directory, load=os.path.join(directory, "offload"))
+    # At another tensor-parallel size, the data-parallel size changing with it (2 ranks: TP 1 x DP 2 <-> TP 2 x DP 1).
+    losses["offload-tp2"], _ = train("offload", directory, save=os.path.join(directory, "offload-tp2"), mp=2)
+    losses["offload-tp1to2"], _ = train("offload", directory, load=os.path.join(directory, "offload"), mp=2)
+    losses["offload-tp2to1"], _ = train("offload", directory, load=os.path.join(directory, "offload-tp2"))
     losses["offload-torch"], engine = train("offload-torch", directory)
     assert isinstance(engine.engine.basic_optimizer, torch.optim.AdamW)
     from deepspeed.ops.adam import DeepSpeedCPUAdam
@@ -192,6 +202,21 @@ def test_offload_resumes_at_another_data_parallel_size(launched):
     difference = max_difference(losses["offload-dp1to2"], losses["offload"][SAVE_AT:])
     print(f"ZeRO-3 offload resumed at DP 2 from DP 1: max {difference:.2e}")
     assert difference < CPU_ADAM_TOLERANCE
+
+
+@pytest.mark.slow
+def test_offload_resumes_at_another_tensor_parallel_size(launched):
+    """TP 1 x DP 2 -> TP 2 x DP 1 and back: the optimizer state re-cut for the new tensor-parallel ranks
+    (tests/distributed/test_resume_other_size.py), DeepSpeed's CPU Adam stepping it; the reduction order
+    changes, nothing else (bound 1e-4 as above)."""
+    _, losses = launched
+    assert max_difference(losses["offload-tp2"], losses["offload"]) < CPU_ADAM_TOLERANCE
+    for resumed, reference in (("offload-tp1to2", "offload-tp2"), ("offload-tp2to1", "offload")):
+        difference = max_difference(losses[resumed], losses[reference][SAVE_AT:])
+        first = next((SAVE_AT + 1 + i for i, (a, b) in enumerate(zip(losses[resumed], losses[reference][SAVE_AT:]))
+                      if a != b), None)
+        print(f"ZeRO-3 offload {resumed}: first difference at {first}, max {difference:.2e}")
+        assert difference < CPU_ADAM_TOLERANCE, resumed
 
 
 @pytest.mark.slow
