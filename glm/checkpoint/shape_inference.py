@@ -156,12 +156,11 @@ def build_meta_model(info):
 def _add_stored_adapters(model, state_dict):
     """Put LoRA adapters (a run saved with its adapters, not merged) on the meta ``model`` where
     ``state_dict`` has them, so their partition comes from the adapters themselves."""
-    stored = [key for key in state_dict if ".lora." in key]
-    if not stored:
+    from ..model.lora import add_lora, stored_adapter_shape
+    stored = stored_adapter_shape(state_dict)
+    if stored is None:
         return
-    from ..model.lora import add_lora
-    targets = tuple({key.split(".lora.")[0].rsplit(".", 1)[-1] for key in stored})
-    rank = next(state_dict[key].shape[0] for key in stored if key.endswith(".lora.a"))
+    rank, targets = stored
     with torch.device("meta"), skip_init():
         add_lora(model, rank, rank, targets=targets)
 
