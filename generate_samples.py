@@ -25,6 +25,8 @@ from data_utils.tokenizers import configure_tokenizer
 from glm.arguments import build_parser, get_args
 from glm.config import build_config
 from glm.checkpoint import CheckpointError, load_pretrained_weights
+from glm.checkpoint.loading import load_adapter
+from glm.model.lora import settings_from_config
 from glm.generation.blank_filling import fill_text
 from glm.generation.decoding import DecodeConfig, GenerationInputError
 from glm.precision import native_bf16
@@ -86,9 +88,15 @@ def build_generation_model(config, device=None):
         dtype = torch.bfloat16  # CPUs with bf16 instructions; fp16 stays a GPU option
     model = build_model(config, on_meta=bool(path), dtype=dtype, max_memory_length=memory,
                         checkpoint_activations=False, parallel_output=False)
+    say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    if config.adaptation.load_adapter and not path:
+        raise GenerationInputError("--load-adapter puts LoRA adapters on a base model: give the base with "
+                                   "--load-pretrained")
     if path:
-        load_pretrained_weights(model, path, unsafe_unpickle=config.checkpoint.unsafe_unpickle,
-                                log=lambda message: print(message, file=sys.stderr, flush=True))
+        load_pretrained_weights(model, path, unsafe_unpickle=config.checkpoint.unsafe_unpickle, log=say)
+        if config.adaptation.load_adapter:
+            load_adapter(model, config.adaptation.load_adapter, settings_from_config(config),
+                         unsafe_unpickle=config.checkpoint.unsafe_unpickle, log=say)
     else:
         logger.warning("no --load-pretrained/--load given: generating with randomly initialised weights")
     if device is not None:

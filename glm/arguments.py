@@ -577,6 +577,11 @@ def add_finetune_config_args(parser: argparse.ArgumentParser) -> argparse.Argume
                        help="(new) What the best-dev weights of a LoRA run hold: 'merged' (W + alpha/r B A in the "
                             "original checkpoint layout, for change_mp.py, generation and the Hugging Face export) "
                             "or 'adapter' (the trainable tensors only).")
+    group.add_argument("--load-adapter", default=None, metavar="PATH",
+                       help="(new) Put the LoRA adapters saved by another run (--lora-save adapter, or a resumable "
+                            "LoRA checkpoint; a run folder means its best weights) on the --load-pretrained base "
+                            "model, with the rank, alpha and targets the file records (finetune_glm.py: evaluate "
+                            "with --epochs 0 or train on; generate_samples.py).")
     group.add_argument("--prefix-prompt", type=int, default=0,
                        help="Number of prefix prompt tokens placed before the input.")
     group.add_argument("--prompt-init", action="store_true",

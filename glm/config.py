@@ -334,6 +334,7 @@ class AdaptationConfig:
     lora_dropout: float  # --lora-dropout
     lora_targets: str  # --lora-targets
     lora_save: str  # --lora-save
+    load_adapter: Optional[str]  # --load-adapter
 
 
 #: Group name -> its dataclass, in the order :class:`RunConfig` holds them.

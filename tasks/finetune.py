@@ -43,10 +43,12 @@ from torch.utils.data.distributed import DistributedSampler
 
 from glm import mpu
 from glm.checkpoint import load_model_state, load_pretrained_weights, read_model_state_dict
+from glm.checkpoint.loading import checkpoint_holds_adapters, load_adapter
 from glm.checkpoint.io import path_relation, load_checkpoint_file
 from glm.checkpoint.layout import BEST_TAG, resolve_checkpoint
 from glm.checkpoint.saving import save_best_model, update_best_tracker
-from glm.model.lora import add_lora_from_config, has_lora, load_saved_weights, state_dict_to_save
+from glm.model.lora import (SETTINGS_KEY, adapter_settings, add_lora_from_config, has_lora, load_saved_weights,
+                            settings_from_config, state_dict_to_save)
 from glm.training.distributed import barrier, is_rank_0
 from glm.training.run_directory import LOCK_NAME, prepare_run_directory
 
@@ -141,7 +143,41 @@ def load_pretrained(model, path, unsafe_unpickle=False):
     GLM under ``model.`` get the weights of their inner model; the new parts (P-tuning prompt encoder,
     classification layers) keep their initialisation.  Anything else that does not match is an error."""
     return load_pretrained_weights(_glm(model), path, new_parts=("prompt_spell.",), unsafe_unpickle=unsafe_unpickle,
-                                   log=print if is_rank_0() else (lambda *a: None))
+                                   log=_rank_0_print)
+
+
+def _rank_0_print(message):
+    if is_rank_0():
+        print(message, flush=True)
+
+
+def load_lora_weights(config, model):
+    """After ``--load-pretrained``: put the LoRA adapters on ``model`` -- those of ``--load-adapter``
+    (saved by another run), else fresh ones by the ``--lora-*`` flags -- and, when ``--load`` names a
+    checkpoint without adapters (merged weights, a run without LoRA) for a LoRA model, load it as the
+    base first.  Returns ``(merged_base, config)``: whether that happened (the run then starts afresh on
+    those weights instead of resuming: nothing of its optimizer, schedule or position belongs to the
+    adapters), and ``config`` with the ``--lora-*`` settings of loaded adapters filled in (the memory
+    plan and a later adapter save describe them)."""
+    load, unsafe = config.checkpoint.load, config.checkpoint.unsafe_unpickle
+    lora = bool(config.adaptation.lora_rank or config.adaptation.load_adapter)
+    merged_base = bool(load) and lora and not checkpoint_holds_adapters(load, unsafe_unpickle=unsafe)
+    if merged_base:
+        load_model_state(model, load, unsafe_unpickle=unsafe)
+        _rank_0_print(f"--load {load} holds no LoRA adapters (merged weights): loaded as the base weights; the "
+                      "adapters start fresh (B = 0, the model unchanged), and so do the optimizer, the schedule "
+                      "and the iteration count")
+    if config.adaptation.load_adapter:
+        if not (config.task.load_pretrained or merged_base):
+            raise FinetuneError("--load-adapter puts adapters on a base model: give the base with --load-pretrained")
+        load_adapter(model, config.adaptation.load_adapter, settings_from_config(config),
+                     config.adaptation.lora_dropout, unsafe, log=_rank_0_print)
+        loaded = adapter_settings(model)
+        config = config.updated(lora_rank=loaded["rank"], lora_alpha=loaded["alpha"],
+                                lora_targets=",".join(loaded["targets"]))
+    else:
+        add_lora_from_config(model, config)
+    return merged_base, config
 
 
 def evaluation_precision(config, device):
@@ -277,7 +313,10 @@ class _Trainer:
         with self.engine.whole_parameters():  # collective under ZeRO-3
             if mpu.get_data_parallel_rank() == 0:
                 module = state_dict_to_save(self.engine.module, self.config.adaptation.lora_save)
-                save_best_model(self.save_dir, module, iteration, epoch, mp_rank=mpu.get_model_parallel_rank())
+                # An adapter alone says how to rebuild it (--load-adapter reads this).
+                settings = adapter_settings(self.engine.module) if self.config.adaptation.lora_save == "adapter" else None
+                save_best_model(self.save_dir, module, iteration, epoch, mp_rank=mpu.get_model_parallel_rank(),
+                                extra={SETTINGS_KEY: settings} if settings else None)
         barrier()
         if is_rank_0():
             update_best_tracker(self.save_dir, iteration)
@@ -411,14 +450,15 @@ def _finetune(config, task, device, start, save_dir):
     if config.task.load_pretrained:
         # The backbone was built on the meta device (build_task_model): the checkpoint fills it.
         load_pretrained(model, config.task.load_pretrained, config.checkpoint.unsafe_unpickle)
-    # LoRA adapters go on the loaded weights (their A is drawn here, B starts at zero).
-    add_lora_from_config(model, config)
+    # LoRA adapters go on the loaded weights (their A is drawn here, B starts at zero), or come from a file.
+    merged_base, config = load_lora_weights(config, model)
+    resume = bool(config.checkpoint.load) and not merged_base
     model = model.to(device)
     prompt = config.adaptation.continuous_prompt and config.adaptation.prompt_init
     if prompt and getattr(_glm(model), "prompt_spell", None) is not None:
         _glm(model).prompt_spell.init_embedding(_glm(model).word_embeddings, task.prompt_token_ids)
     if not config.training.epochs:
-        if config.checkpoint.load:
+        if resume:
             load_model_state(model, config.checkpoint.load, unsafe_unpickle=config.checkpoint.unsafe_unpickle)
         model.eval()
         return final_evaluation(config, task, model, device)
@@ -426,7 +466,7 @@ def _finetune(config, task, device, start, save_dir):
         raise FinetuneError(f"task {task.name} has no training data; pass --epochs 0 to evaluate only")
     stop = StopRequest(announce=is_rank_0())
     trainer = _Trainer(config, task, model, device, save_dir, stop)
-    start_iteration = trainer.resume() if config.checkpoint.load else 0
+    start_iteration = trainer.resume() if resume else 0
     if is_rank_0():
         print(
             f"finetuning {task.name}: {len(task.train_dataset)} training samples, {trainer.iters_per_epoch} "

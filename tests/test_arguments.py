@@ -112,7 +112,7 @@ def test_new_flags_defaults_and_marking():
     assert new == {"--bf16", "--attention-backend", "--lr-schedule-compat", "--max-nan-steps", "--tensorboard",
                    "--compile", "--corpus-registry", "--unsafe-unpickle", "--no-save-on-interrupt",
                    "--print-config", "--distributed-timeout-minutes", "--lora-rank", "--lora-alpha",
-                   "--lora-dropout", "--lora-targets", "--lora-save"}
+                   "--lora-dropout", "--lora-targets", "--lora-save", "--load-adapter"}
     assert (args.lora_rank, args.lora_alpha, args.lora_dropout, args.lora_save) == (0, None, 0.0, "merged")
 
 

@@ -4,9 +4,12 @@ Reads every ``mp_rank_XX_model_states.pt`` of the checkpoint at ``DIR`` (a save 
 tracker file naming an iteration, ``release`` or ``best``, or a folder holding the files
 directly), re-cuts the ``module`` state dict for ``TARGET_MP`` ranks with the partition the model
 itself declares (:mod:`glm.checkpoint.shape_inference`, :mod:`glm.mpu.partition`), and writes
-``DIR_MP<TARGET_MP>`` in the same layout.  Other top-level keys follow spec 4.4: the keys of
-:data:`PRESERVED_KEYS` are kept, ``mp_world_size`` becomes the target size, everything else
-(the optimizer state above all) is set to ``None`` -- and this is said, not done silently.
+``DIR_MP<TARGET_MP>`` in the same layout.  Other top-level keys follow spec 4.4 and go further: the keys
+of :data:`PRESERVED_KEYS` and :data:`REPLICATED_KEYS` are kept (rank 0's copy), ``mp_world_size``
+becomes the target size, and a ``torch.optim`` state (the plain engine's Adam) is re-cut like the weights
+by :func:`glm.checkpoint.reshard.reshard_optimizer_states`, the code a resume at another size runs.
+Anything else -- an optimizer state of another wrapper above all -- is set to ``None``, and this is
+said, not done silently.
 
 Memory: the source shards are read once; output shards are built and written one rank at a time
 and each full tensor exists only while it is being cut, so the peak stays near the checkpoint
@@ -23,14 +26,26 @@ from .errors import CheckpointError
 from .io import (atomic_torch_save, atomic_write_text, check_output_directory, is_mappable,
                  load_checkpoint_file, release_pages, staged_directory)
 from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, model_file_name, read_tracker, resolve_checkpoint
-from .shape_inference import check_target_size, checkpoint_partitions
+from .reshard import reshard_optimizer_states
+from .shape_inference import check_target_size, checkpoint_model, checkpoint_partitions
+from ..model.glm import glm_get_params_for_weight_decay_optimization
 from ..mpu.partition import merge_shards, shard_tensor
 
 #: Top-level keys copied unchanged into every output shard (the original's preserve list).
 PRESERVED_KEYS = ("lr_scheduler", "skipped_steps", "global_steps", "global_samples", "dp_world_size", "iteration",
                   "client_lr_scheduler", "random_rng_state", "np_rng_state", "torch_rng_state", "cuda_rng_state",
                   "rng_tracker_states")
+#: Training state that is the same on every model-parallel rank (the fp16 loss scaler, the data position,
+#: every data-parallel rank's RNG streams): rank 0's copy serves each rank of the target size, as it does
+#: when a run resumes at another size directly (glm.training.checkpointing).
+REPLICATED_KEYS = ("grad_scaler", "data_state", "rng_states_by_dp_rank")
 MODULE_KEY = "module"
+OPTIMIZER_KEY = "optimizer"
+#: Written beside ``rng_tracker_states`` when those are another model-parallel size's (rank 0's copy: the
+#: model-parallel dropout streams are seeded per rank and do not map onto the ranks of another size).  The
+#: loader then keeps each rank's freshly seeded stream, as a resume at another size does; the original's
+#: tools do not know the key and read the checkpoint as before.
+RNG_TRACKER_SIZE_KEY = "rng_tracker_mp_world_size"
 
 
 def default_output_dir(checkpoint_dir, target_mp):
@@ -62,13 +77,16 @@ def _load_shards(resolved, unsafe_unpickle=False):
     return checkpoints
 
 
-def _other_keys(checkpoint, target_mp):
-    """Non-``module`` keys for an output shard, and the names of the keys whose content is dropped."""
+def _other_keys(checkpoint, source_mp, target_mp):
+    """Keys other than ``module`` for an output shard (``optimizer`` None: the caller fills it in), and
+    the names of the keys whose content is dropped."""
     out, dropped = {}, []
     for key, value in checkpoint.items():
-        if key == MODULE_KEY:
+        if key in (MODULE_KEY, RNG_TRACKER_SIZE_KEY):
             continue
-        if key in PRESERVED_KEYS:
+        if key == OPTIMIZER_KEY:
+            out[key] = None
+        elif key in PRESERVED_KEYS or key in REPLICATED_KEYS:
             out[key] = value
         elif key == "mp_world_size":
             out[key] = target_mp
@@ -76,7 +94,47 @@ def _other_keys(checkpoint, target_mp):
             out[key] = None
             if value is not None and not (hasattr(value, "__len__") and len(value) == 0):
                 dropped.append(key)
+    tracker_size = checkpoint.get(RNG_TRACKER_SIZE_KEY, source_mp)
+    if checkpoint.get("rng_tracker_states") is not None and tracker_size != target_mp:
+        out[RNG_TRACKER_SIZE_KEY] = tracker_size
     return out, dropped
+
+
+def _optimizer_parameter_names(model):
+    """The state-dict names of ``model``'s trainable parameters in the order a run's optimizer numbers
+    them: the weight-decay groups the plain engine builds (glm.training.model_setup.param_groups; empty
+    groups left out), with their sizes."""
+    keys = {id(value): key for key, value in model.state_dict(keep_vars=True).items()}
+    groups = [g["params"] for g in glm_get_params_for_weight_decay_optimization(model) if g["params"]]
+    return [keys[id(param)] for group in groups for param in group], [len(group) for group in groups]
+
+
+def _recuttable_optimizer(checkpoints, shards, mp_size, num_attention_heads):
+    """``(states, names, None)`` when every shard's ``optimizer`` is a ``torch.optim`` state whose
+    parameters are those of the model the shapes describe, in the plain engine's order (checked group by
+    group and against every moment's shape); else ``(None, None, why not)``.  ``(None, None, None)``:
+    the checkpoint holds no optimizer state."""
+    states = [c.get(OPTIMIZER_KEY) for c in checkpoints]
+    if all(s is None or (hasattr(s, "__len__") and len(s) == 0) for s in states):
+        return None, None, None
+    if not all(isinstance(s, dict) and set(s) == {"state", "param_groups"}
+               and all(isinstance(g.get("params"), list) for g in s["param_groups"]) for s in states):
+        return None, None, ("it is not a torch.optim state (another optimizer wrapper wrote it, e.g. the "
+                            "original's FP16_Optimizer or DeepSpeed)")
+    model, _ = checkpoint_model(shards[0], mp_size, num_attention_heads)
+    names, sizes = _optimizer_parameter_names(model)
+    for rank, state in enumerate(states):
+        saved = [len(group["params"]) for group in state["param_groups"]]
+        if saved != sizes:
+            return None, None, (f"its parameter groups hold {saved} parameters where the model the shapes describe "
+                                f"trains {sizes} (a run that froze other parameters)")
+        for index, entry in state["state"].items():
+            weight = shards[rank].get(names[int(index)])
+            for key, value in entry.items():
+                if torch.is_tensor(value) and value.dim() > 0 and (weight is None or value.shape != weight.shape):
+                    return None, None, (f"its entry {index} '{key}' of shape {list(value.shape)} does not match "
+                                        f"the parameter {names[int(index)]} of rank {rank}")
+    return states, names, None
 
 
 def _full_tensor(shards, key, dim, stride):
@@ -140,11 +198,21 @@ def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=
         f" positions, head={info.head}" + (f", prompt spell {info.spell_length} ({info.spell_func})" if info.spell_length else "")
         + ("" if info.num_attention_heads else "; number of attention heads unknown (pass --num-attention-heads "
            "to check that it divides the target size)"))
-    others, dropped = _other_keys(checkpoints[0], target_mp)
+    others, dropped = _other_keys(checkpoints[0], resolved.mp_size, target_mp)
+    optimizer_states, optimizer_names, not_recut = _recuttable_optimizer(checkpoints, shards, resolved.mp_size,
+                                                                         num_attention_heads)
+    if not_recut:
+        dropped.insert(0, f"{OPTIMIZER_KEY} ({not_recut})")
     if dropped:
         log(f"change_mp: NOTE the following state cannot be re-cut and is set to None in the output: "
-            f"{', '.join(dropped)}. The optimizer state is dropped; resume from the output with --no-load-optim "
-            "(optimizer moments restart from zero).")
+            f"{', '.join(dropped)}."
+            + (" Resume from the output with --no-load-optim (optimizer moments restart from zero)."
+               if not_recut else ""))
+    if optimizer_states is not None:
+        log(f"change_mp: optimizer state re-cut like the weights ({len(optimizer_names)} parameters' moments)")
+    if RNG_TRACKER_SIZE_KEY in others:
+        log("change_mp: the model-parallel RNG streams (rng_tracker_states) are rank 0's of size "
+            f"{others[RNG_TRACKER_SIZE_KEY]}; a resume from the output seeds each rank's stream afresh")
     del checkpoints
 
     with staged_directory(output_dir, inputs) as staging:
@@ -153,6 +221,9 @@ def change_model_parallel(checkpoint_dir, target_mp, output_dir=None, overwrite=
         for rank in range(target_mp):
             module = reshard_module(shards, partitions, target_mp, rank, release=rank == target_mp - 1, mapped=mapped)
             state = dict(others)
+            if optimizer_states is not None:
+                state[OPTIMIZER_KEY] = reshard_optimizer_states(optimizer_states, optimizer_names, partitions,
+                                                                target_mp, rank)
             state[MODULE_KEY] = module
             atomic_torch_save(state, os.path.join(tag_dir, model_file_name(rank)))
             del module, state

@@ -1,8 +1,10 @@
 """Loading a checkpoint into a (possibly model-parallel) model: resolving the files, re-cutting for
-this rank's partition when the sizes differ, fitting position tables.  Owns loading model weights;
-the training state (optimizer, RNG, iteration) is restored by ``glm.training.checkpointing``."""
+this rank's partition when the sizes differ, fitting position tables, putting saved LoRA adapters on a
+base model.  Owns loading model weights; the training state (optimizer, RNG, iteration) is restored by
+``glm.training.checkpointing``."""
 
 import logging
+import math
 import os
 import re
 
@@ -13,6 +15,7 @@ from .errors import CheckpointError
 from .io import is_mappable, load_checkpoint_file, release_pages
 from .layout import BEST_TAG, list_model_files, read_tracker, resolve_checkpoint
 from .reshard import partition_map, reshard_tensors
+from ..model.lora import SETTINGS_KEY, add_lora, is_adapter_key, stored_adapter_shape
 
 logger = logging.getLogger(__name__)
 
@@ -188,17 +191,15 @@ def load_pretrained_weights(model, path, new_parts=(), unsafe_unpickle=False, lo
     A finetuning run's folder holds its last epoch (named by the tracker) and its best dev score (tag
     ``best``); the best one is what a user starting from that run means, so it is chosen, and the
     message says how to take the last epoch instead."""
-    tag, note = None, ""
-    best_dir = os.path.join(path, BEST_TAG)
-    if os.path.isdir(best_dir) and list_model_files(best_dir):
-        tag = BEST_TAG
-        last = read_tracker(path)
-        if last is not None and last != BEST_TAG:
-            note = (f" (the best dev checkpoint of that finetuning run; for its last checkpoint, pass "
-                    f"{os.path.join(path, last)})")
+    tag, note = _finetuning_run_tag(path)
     meta = load_model_state(model, path, strict=False, tag=tag, unsafe_unpickle=unsafe_unpickle)
     missing = [k for k in meta["_missing_keys"] if not k.startswith(tuple(new_parts))]
     unexpected = meta["_unexpected_keys"]
+    if any(is_adapter_key(key) for key in unexpected):
+        raise CheckpointError(
+            f"{meta['_resolved'].tag_dir} holds LoRA adapters besides its weights (a LoRA run's resumable "
+            "checkpoint): resume it with --load and the run's --lora-* flags, or put its adapters on a base model "
+            "with --load-pretrained BASE --load-adapter PATH")
     if missing or unexpected:
         model_layers = _layer_numbers(model.state_dict())
         stored_layers = (model_layers - _layer_numbers(missing)) | _layer_numbers(unexpected)
@@ -209,6 +210,89 @@ def load_pretrained_weights(model, path, new_parts=(), unsafe_unpickle=False, lo
             f"the checkpoint {missing[:3]}, {len(unexpected)} checkpoint entries are not in the model "
             f"{unexpected[:3]}; check the model flags (--num-layers, --hidden-size, ...) against the checkpoint")
     log(f"loaded weights from {meta['_resolved'].tag_dir}{note}")
+    return meta
+
+
+def _finetuning_run_tag(path):
+    """``(tag, note)``: ``best`` when ``path`` is a finetuning run's folder with a best dev checkpoint
+    (else None: the tracker decides), and a note saying how to take its last checkpoint instead."""
+    best_dir = os.path.join(path, BEST_TAG)
+    if not (os.path.isdir(best_dir) and list_model_files(best_dir)):
+        return None, ""
+    last = read_tracker(path)
+    if last is None or last == BEST_TAG:
+        return BEST_TAG, ""
+    return BEST_TAG, (f" (the best dev checkpoint of that finetuning run; for its last checkpoint, pass "
+                      f"{os.path.join(path, last)})")
+
+
+def _first_shard(path, tag=None, unsafe_unpickle=False):
+    """``(resolved, rank 0's checkpoint dict)``; the file is mapped, so reading its keys costs no memory."""
+    resolved = resolve_checkpoint(path, tag=tag)
+    return resolved, load_checkpoint_file(resolved.model_file(0), unsafe_unpickle=unsafe_unpickle, mmap=True)
+
+
+def checkpoint_holds_adapters(path, unsafe_unpickle=False):
+    """Whether the checkpoint at ``path`` (as ``--load`` resolves it) holds LoRA adapter entries."""
+    _, first = _first_shard(path, unsafe_unpickle=unsafe_unpickle)
+    return any(is_adapter_key(key) for key in read_model_state_dict(first))
+
+
+def _adapter_settings_to_use(tag_dir, stored, found, requested):
+    """The ``{rank, alpha, targets}`` to build the adapters of ``tag_dir`` with: what the file records
+    (``stored``), else the flags (``requested``); either checked against the adapters' shapes (``found``:
+    rank, targets) and against each other."""
+    rank, targets = found
+    settings = stored or requested
+    if settings is None:
+        raise CheckpointError(
+            f"{tag_dir} does not record how its adapters were built (an adapter file written before the "
+            f"settings were saved with it): pass the run's --lora-rank {rank}, --lora-alpha and --lora-targets "
+            f"{','.join(targets)}")
+    if settings["rank"] != rank or sorted(settings["targets"]) != targets:
+        raise CheckpointError(f"{tag_dir} holds rank-{rank} adapters on {','.join(targets)}, not the rank "
+                              f"{settings['rank']} on {','.join(sorted(settings['targets']))} that "
+                              f"{'it records' if stored else 'the --lora-* flags ask for'}")
+    if stored and requested and (requested["rank"] != stored["rank"]
+                                 or not math.isclose(requested["alpha"], stored["alpha"], rel_tol=1e-9)
+                                 or sorted(requested["targets"]) != sorted(stored["targets"])):
+        raise CheckpointError(f"the --lora-* flags (rank {requested['rank']}, alpha {requested['alpha']:g}, "
+                              f"{','.join(requested['targets'])}) contradict the adapters of {tag_dir} (rank "
+                              f"{stored['rank']}, alpha {stored['alpha']:g}, {','.join(stored['targets'])}); leave "
+                              "them out: --load-adapter takes the settings from the file")
+    return settings
+
+
+def load_adapter(model, path, requested=None, dropout=0.0, unsafe_unpickle=False, log=print):
+    """``--load-adapter PATH``: put the LoRA adapters saved at ``path`` on ``model``, whose base weights
+    are already loaded, and return the checkpoint's other entries.
+
+    ``path`` is a LoRA run's folder (its ``best`` weights are taken, like ``--load-pretrained`` does),
+    a tag folder or a file; what it holds must include adapter entries: an adapter-only save
+    (``--lora-save adapter``) or a resumable checkpoint.  Every entry of the file is loaded (the
+    adapters, and the heads or prompt encoder an adapter save holds too), re-cut when it was written at
+    another model-parallel size.  The adapters are built with the rank, alpha and targets the file
+    records (``requested``, the ``--lora-*`` flags, serve files that record none and must agree with
+    those that do) and ``dropout``."""
+    tag, note = _finetuning_run_tag(path)
+    resolved, first = _first_shard(path, tag, unsafe_unpickle)
+    found = stored_adapter_shape(read_model_state_dict(first))
+    if found is None:
+        raise CheckpointError(f"{resolved.tag_dir} holds no LoRA adapters (merged or plain weights): load it "
+                              "as the model's weights with --load-pretrained instead of --load-adapter")
+    settings = _adapter_settings_to_use(resolved.tag_dir, first.get(SETTINGS_KEY), found, requested)
+    del first
+    # A's random draw is overwritten from the file: it must not shift the run's random streams (sampling).
+    with torch.random.fork_rng(devices=[]):
+        add_lora(model, settings["rank"], settings["alpha"], dropout, tuple(settings["targets"]))
+    meta = load_model_state(model, path, strict=False, tag=tag, unsafe_unpickle=unsafe_unpickle)
+    missing = [key for key in meta["_missing_keys"] if is_adapter_key(key)]
+    if missing or meta["_unexpected_keys"]:
+        raise CheckpointError(
+            f"{resolved.tag_dir} does not fit the model: adapters missing {missing[:3]}, entries the model does "
+            f"not have {meta['_unexpected_keys'][:3]} (a head or prompt encoder of another task?)")
+    log(f"loaded LoRA adapters (rank {settings['rank']}, alpha {settings['alpha']:g}, on "
+        f"{','.join(settings['targets'])}) from {resolved.tag_dir}{note}")
     return meta
 
 

@@ -31,14 +31,14 @@ def update_tracker_files(save_dir, tag):
 BEST_TRACKER_FILENAME = "best_checkpointed_iteration.txt"
 
 
-def save_best_model(save_dir, state_dict, iteration, epoch, mp_rank=0):
+def save_best_model(save_dir, state_dict, iteration, epoch, mp_rank=0, extra=None):
     """Write a finetuning run's best model, weights only, in the original layout:
-    ``<save_dir>/best/mp_rank_XX_model_states.pt`` = ``{module, iteration, epoch}``.  The resume
-    trackers are left alone (they keep naming the last resumable checkpoint).  Call it on one
-    data-parallel rank of each model-parallel rank, synchronise, then let one rank call
-    :func:`update_best_tracker`."""
-    return save_model_checkpoint(save_dir, BEST_TAG, {"module": state_dict, "iteration": iteration, "epoch": epoch},
-                                 mp_rank=mp_rank, update_tracker=False)
+    ``<save_dir>/best/mp_rank_XX_model_states.pt`` = ``{module, iteration, epoch}`` and the entries of
+    ``extra`` (an adapter-only save records its LoRA settings).  The resume trackers are left alone
+    (they keep naming the last resumable checkpoint).  Call it on one data-parallel rank of each
+    model-parallel rank, synchronise, then let one rank call :func:`update_best_tracker`."""
+    state = {"module": state_dict, "iteration": iteration, "epoch": epoch, **(extra or {})}
+    return save_model_checkpoint(save_dir, BEST_TAG, state, mp_rank=mp_rank, update_tracker=False)
 
 
 def update_best_tracker(save_dir, iteration):

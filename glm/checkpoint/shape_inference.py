@@ -156,23 +156,29 @@ def build_meta_model(info):
 def _add_stored_adapters(model, state_dict):
     """Put LoRA adapters (a run saved with its adapters, not merged) on the meta ``model`` where
     ``state_dict`` has them, so their partition comes from the adapters themselves."""
-    stored = [key for key in state_dict if ".lora." in key]
-    if not stored:
+    from ..model.lora import add_lora, stored_adapter_shape
+    stored = stored_adapter_shape(state_dict)
+    if stored is None:
         return
-    from ..model.lora import add_lora
-    targets = tuple({key.split(".lora.")[0].rsplit(".", 1)[-1] for key in stored})
-    rank = next(state_dict[key].shape[0] for key in stored if key.endswith(".lora.a"))
+    rank, targets = stored
     with torch.device("meta"), skip_init():
         add_lora(model, rank, rank, targets=targets)
+
+
+def checkpoint_model(state_dict, mp_size=1, num_attention_heads=None):
+    """``(model, info)``: the unsplit model (head wrapper and stored LoRA adapters included) that the
+    shapes of ``state_dict`` (one shard of ``mp_size``) describe, on the ``meta`` device."""
+    info = infer_model(state_dict, mp_size, num_attention_heads)
+    model = build_meta_model(info)
+    _add_stored_adapters(model, state_dict)
+    return model, info
 
 
 def checkpoint_partitions(state_dict, mp_size=1, num_attention_heads=None):
     """``(partitions, info)``: ``{key: (dim, stride)}`` for every key of ``state_dict`` (one shard of
     ``mp_size``), decided by the model the shapes describe.  Keys the model does not have are an
     error: guessing their partition is how the original mis-split heads."""
-    info = infer_model(state_dict, mp_size, num_attention_heads)
-    model = build_meta_model(info)
-    _add_stored_adapters(model, state_dict)
+    model, info = checkpoint_model(state_dict, mp_size, num_attention_heads)
     partitions = partition_map(model)
     unknown = [k for k in state_dict if k not in partitions]
     if unknown:

@@ -13,6 +13,10 @@ from ..mpu.lora import LoRA, lora_layers, merge_lora
 #: The parallel layers of a transformer layer that can take an adapter.
 LORA_TARGETS = ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
 SAVE_MODES = ("merged", "adapter")
+#: Every adapter tensor's state-dict key holds this (the adapter sits at ``<layer>.lora``).
+ADAPTER_KEY_MARK = ".lora."
+#: The checkpoint entry where an adapter-only save records how its adapters were built.
+SETTINGS_KEY = "lora"
 
 
 def parse_targets(text):
@@ -44,13 +48,48 @@ def add_lora(model, rank, alpha, dropout=0.0, targets=LORA_TARGETS):
     return adapted
 
 
+def settings_from_config(config):
+    """``{rank, alpha, targets}`` of the ``--lora-*`` flags (alpha defaults to the rank); None without
+    ``--lora-rank``."""
+    rank = config.adaptation.lora_rank
+    if not rank:
+        return None
+    alpha = config.adaptation.lora_alpha if config.adaptation.lora_alpha is not None else rank
+    return {"rank": rank, "alpha": float(alpha), "targets": list(parse_targets(config.adaptation.lora_targets))}
+
+
 def add_lora_from_config(model, config):
     """:func:`add_lora` with the flags; a no-op without ``--lora-rank``."""
-    if not config.adaptation.lora_rank:
+    settings = settings_from_config(config)
+    if settings is None:
         return []
-    alpha = config.adaptation.lora_alpha if config.adaptation.lora_alpha is not None else config.adaptation.lora_rank
-    return add_lora(model, config.adaptation.lora_rank, alpha, config.adaptation.lora_dropout,
-                    parse_targets(config.adaptation.lora_targets))
+    return add_lora(model, settings["rank"], settings["alpha"], config.adaptation.lora_dropout, settings["targets"])
+
+
+def adapter_settings(model):
+    """``{rank, alpha, targets}`` of the adapters on ``model`` (what an adapter-only save records);
+    None without adapters."""
+    layers = lora_layers(model)
+    if not layers:
+        return None
+    lora = layers[0][1].lora
+    return {"rank": lora.rank, "alpha": lora.scaling * lora.rank,
+            "targets": sorted({name.rsplit(".", 1)[-1] for name, _ in layers})}
+
+
+def is_adapter_key(key):
+    return ADAPTER_KEY_MARK in key
+
+
+def stored_adapter_shape(state_dict):
+    """``(rank, targets)`` of the adapters in ``state_dict`` (their A's rows and the layers they sit
+    on); None when it holds none."""
+    keys = [key for key in state_dict if is_adapter_key(key)]
+    if not keys:
+        return None
+    targets = sorted({key.split(ADAPTER_KEY_MARK)[0].rsplit(".", 1)[-1] for key in keys})
+    rank = next(state_dict[key].shape[0] for key in keys if key.endswith(ADAPTER_KEY_MARK + "a"))
+    return rank, targets
 
 
 def has_lora(model):
@@ -109,5 +148,7 @@ def load_saved_weights(model, state_dict):
     return model
 
 
-__all__ = ["LORA_TARGETS", "SAVE_MODES", "add_lora", "add_lora_from_config", "adapter_state_dict", "has_lora",
-           "load_saved_weights", "merge_lora", "merged_state_dict", "parse_targets", "state_dict_to_save"]
+__all__ = ["ADAPTER_KEY_MARK", "LORA_TARGETS", "SAVE_MODES", "SETTINGS_KEY", "adapter_settings", "add_lora",
+           "add_lora_from_config", "adapter_state_dict", "has_lora", "is_adapter_key", "load_saved_weights",
+           "merge_lora", "merged_state_dict", "parse_targets", "settings_from_config", "state_dict_to_save",
+           "stored_adapter_shape"]

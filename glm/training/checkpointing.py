@@ -31,6 +31,7 @@ import torch.distributed as dist
 from .. import mpu
 from ..checkpoint import (CheckpointError, atomic_torch_save, check_checkpoint_globals, load_model_state,
                           model_file_name, resolve_checkpoint)
+from ..checkpoint.change_mp import RNG_TRACKER_SIZE_KEY
 from ..checkpoint.io import load_checkpoint_file
 from ..checkpoint.layout import TRACKER_FILENAME, read_tracker
 from ..checkpoint.reshard import optimizer_parameter_names, partition_map, reshard_optimizer_states
@@ -90,7 +91,8 @@ def _rng_state_for_this_rank(meta):
             logger.info("the checkpoint holds no RNG states for data-parallel size %d; every rank continues the "
                         "streams of data-parallel rank 0", world)
         state = {key: meta.get(key) for key in RNG_KEYS}
-    saved_mp = meta.get("mp_world_size")
+    # change_mp.py output names the size its (rank 0's) model-parallel streams come from.
+    saved_mp = meta.get(RNG_TRACKER_SIZE_KEY) or meta.get("mp_world_size")
     if saved_mp is not None and saved_mp != mpu.get_model_parallel_world_size():
         # The model-parallel stream is seeded per model-parallel rank (seed + 2718 + rank); at another
         # size the saved ones do not map onto the ranks, so each rank keeps its freshly seeded stream

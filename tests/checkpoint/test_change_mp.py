@@ -227,8 +227,10 @@ def test_refuses_non_checkpoints_and_existing_output(reference_dir, tmp_path, ca
 def test_cli_reports_dropped_optimizer(tmp_path):
     model = tiny_glm(vocab=64, hidden=32, heads=4)
     src = str(tmp_path / "run")
+    # The original's FP16_Optimizer layout: not a torch.optim state, so it cannot be re-cut.
+    fp16_optimizer = {"loss_scaler": 1024.0, "dynamic_loss_scale": True, "optimizer_state_dict": {}}
     save_model_checkpoint(src, "release", {"module": model.state_dict(), "iteration": 3,
-                                            "optimizer": {"state": {}, "param_groups": [{"lr": 1.0}]}})
+                                            "optimizer": fp16_optimizer})
     env = dict(os.environ, PYTHONPATH=ROOT)
     result = subprocess.run([sys.executable, os.path.join(ROOT, "change_mp.py"), src, "2"], capture_output=True,
                             text=True, env=env, cwd=ROOT, check=True)

@@ -5,14 +5,18 @@ tests/distributed/test_resume_other_size.py."""
 import torch
 
 from glm.checkpoint.reshard import optimizer_parameter_names, partition_map, reshard_optimizer_states
+from glm.model.lora import add_lora
 from glm.mpu.partition import shard_tensor
 from glm.training.model_setup import param_groups
 from tests.helpers import glm_batch, tiny_glm
 
 
-def trained_adam():
+def trained_adam(lora_rank=0):
+    """A tiny GLM and its AdamW after two updates; with ``lora_rank``, adapters on a frozen backbone."""
     torch.manual_seed(0)
     model = tiny_glm()
+    if lora_rank:
+        add_lora(model, lora_rank, 2 * lora_rank)
     optimizer = torch.optim.AdamW(param_groups(model), lr=1e-3, weight_decay=0.1)
     ids, positions, sep = glm_batch()
     for _ in range(2):

@@ -10,9 +10,12 @@ import pytest
 import torch
 
 import finetune_glm
+from glm.checkpoint import CheckpointError
 from glm.checkpoint.change_mp import change_model_parallel
 from glm.checkpoint.io import load_checkpoint_file
+from glm.model.lora import LORA_TARGETS
 from tests.distributed.launcher import run_distributed
+from tests.helpers import glm_batch
 from tests.tasks.conftest import TINY_BERT_GLM
 from tests.tasks.test_superglue_finetune import write_copa, write_rte
 
@@ -131,3 +134,230 @@ def test_two_tensor_parallel_ranks_train_like_one_and_the_result_reshards(data, 
     assert (tmp_path / "hf" / "config.json").exists()
     plain = torch.load(str(tmp_path / "hf" / "pytorch_model.bin"), weights_only=True)
     assert not any("lora" in k for k in plain)
+
+
+# -- loading: merged weights under --lora-rank, adapter files through --load-adapter --------------------
+
+def eval_argv(data, out, name, *weights):
+    """Evaluate RTE (cloze, dev included) with the given weight flags, no training."""
+    return TINY_BERT_GLM + ["--finetune", "--task", "rte", "--data-dir", str(data), "--seq-length", "64",
+                            "--summary-dir", str(out), "--experiment-name", name, "--overwrite", "--log-interval",
+                            "1000", "--epochs", "0", "--batch-size", "2", "--eval-valid", "--cloze-eval", *FIT,
+                            *weights]
+
+
+@pytest.fixture(scope="module")
+def lora_runs(data, tiny_pretrained, tmp_path_factory):
+    """The same LoRA finetune (one epoch, a resumable checkpoint at its end, so the best weights are
+    those of the resumable checkpoint) saved merged and adapter-only: ``{"merged": folder, "adapter":
+    folder}`` (``<folder>/rte``) and the evaluation of the merged best (``"merged_dev"``)."""
+    root = tmp_path_factory.mktemp("lora_runs")
+    runs = {}
+    for mode in ("merged", "adapter"):
+        finetune_glm.main(superglue_argv("rte", data["rte"], root / mode, tiny_pretrained, "--cloze-eval",
+                                         "--lora-save", mode, "--save-epoch", "1", "--epochs", "1"))
+        runs[mode] = root / mode / "save" / "rte"
+    runs["merged_dev"] = finetune_glm.main(eval_argv(data["rte"], root, "merged-eval", "--load-pretrained",
+                                                     str(runs["merged"] / "best")))["dev"]
+    return runs
+
+
+def _finetuned_model(*weights):
+    """The model finetune_glm.py evaluates for these weight flags, built by the same steps (load the
+    pretrained weights, then the LoRA weights, then --load unless it was taken as the base)."""
+    from data_utils.tokenizers import configure_tokenizer
+    from glm.checkpoint import load_model_state
+    from glm.training.model_setup import build_model
+    from tasks.finetune import load_lora_weights, load_pretrained
+    from tests.helpers import parse_config
+    _, cfg = configure_tokenizer(parse_config(TINY_BERT_GLM + ["--seq-length", "64", *FIT, *weights]))
+    model = build_model(cfg, on_meta=bool(cfg.task.load_pretrained))
+    if cfg.task.load_pretrained:
+        load_pretrained(model, cfg.task.load_pretrained)
+    merged_base, cfg = load_lora_weights(cfg, model)
+    if not merged_base and cfg.checkpoint.load:
+        load_model_state(model, cfg.checkpoint.load)
+    return model.eval()
+
+
+def _outputs(model):
+    ids, positions, sep = glm_batch(batch=2, length=16, vocab=30592, max_seq=128, seed=4)
+    with torch.no_grad():
+        return model(ids, positions, sep)[0]
+
+
+@pytest.mark.slow
+def test_load_of_merged_weights_under_lora_rank_starts_fresh_adapters(lora_runs, data, tmp_path, capsys):
+    merged_best = str(lora_runs["merged"] / "best")
+    # The merged weights are the base, the fresh adapters (B = 0) change nothing: bit for bit.
+    reference = _outputs(_finetuned_model("--load-pretrained", merged_best))
+    assert torch.equal(_outputs(_finetuned_model(*LORA, "--load", merged_best)), reference)
+    dev = finetune_glm.main(eval_argv(data["rte"], tmp_path, "eval", *LORA, "--load", merged_best))["dev"]
+    assert "holds no LoRA adapters (merged weights): loaded as the base weights" in capsys.readouterr().out
+    assert dev == lora_runs["merged_dev"]
+    # Training: the same base, new adapters from iteration 0; the frozen base is what --load held.
+    argv = superglue_argv("rte", data["rte"], tmp_path, merged_best, "--cloze-eval", "--epochs", "1", "--save-epoch",
+                          "1")
+    argv[argv.index("--load-pretrained")] = "--load"
+    finetune_glm.main(argv)
+    printed = capsys.readouterr().out
+    assert "holds no LoRA adapters" in printed and "resumed" not in printed
+    resumable = [p for p in (tmp_path / "save" / "rte").glob("*/mp_rank_00_model_states.pt") if p.parent.name != "best"]
+    (saved,) = resumable
+    module = load_checkpoint_file(str(saved))["module"]
+    base = load_checkpoint_file(os.path.join(merged_best, "mp_rank_00_model_states.pt"))["module"]
+    assert any(".lora." in k for k in module)
+    for key, value in base.items():
+        assert torch.equal(module[key], value), key
+
+
+@pytest.mark.slow
+def test_load_of_a_checkpoint_with_adapters_still_loads_them(lora_runs, data, tiny_pretrained, tmp_path, capsys):
+    """The resumable checkpoint (base + adapters, the tracker's) is the merged best of the same epoch."""
+    run = str(lora_runs["merged"])
+    reference = _outputs(_finetuned_model("--load-pretrained", str(lora_runs["merged"] / "best")))
+    adapted = _outputs(_finetuned_model(*LORA, "--load", run))
+    assert (adapted - _outputs(_finetuned_model("--load-pretrained", str(tiny_pretrained)))).abs().max() > 1e-3
+    torch.testing.assert_close(adapted, reference, rtol=1e-5, atol=1e-5)
+    dev = finetune_glm.main(eval_argv(data["rte"], tmp_path, "eval", *LORA, "--load", run))["dev"]
+    assert "holds no LoRA adapters" not in capsys.readouterr().out
+    assert dev == lora_runs["merged_dev"]
+    # As pretrained weights such a checkpoint is refused with the two ways to use it.
+    tag = (lora_runs["merged"] / "latest_checkpointed_iteration.txt").read_text().strip()
+    with pytest.raises(CheckpointError, match="holds LoRA adapters besides its weights.*--load-adapter"):
+        _finetuned_model(*LORA, "--load-pretrained", os.path.join(run, tag))
+
+
+@pytest.mark.slow
+def test_load_adapter_evaluates_like_the_merged_model(lora_runs, data, tiny_pretrained, tmp_path, capsys):
+    adapter_file = load_checkpoint_file(str(lora_runs["adapter"] / "best" / "mp_rank_00_model_states.pt"))
+    assert adapter_file["lora"] == {"rank": 4, "alpha": 8.0, "targets": sorted(LORA_TARGETS)}
+    # The settings come from the file: no --lora-* flags needed.
+    adapted = _outputs(_finetuned_model("--load-pretrained", str(tiny_pretrained), "--load-adapter",
+                                        str(lora_runs["adapter"])))
+    merged = _outputs(_finetuned_model("--load-pretrained", str(lora_runs["merged"] / "best")))
+    base = _outputs(_finetuned_model("--load-pretrained", str(tiny_pretrained)))
+    assert (merged - base).abs().max() > 1e-3  # the adapters matter
+    # W x + s B (A x) against (W + s B A) x: the same up to float32 rounding.
+    torch.testing.assert_close(adapted, merged, rtol=1e-5, atol=1e-5)
+    dev = finetune_glm.main(eval_argv(data["rte"], tmp_path, "eval", "--load-pretrained", str(tiny_pretrained),
+                                      "--load-adapter", str(lora_runs["adapter"])))["dev"]
+    assert "loaded LoRA adapters (rank 4, alpha 8, on " in capsys.readouterr().out
+    assert dev == lora_runs["merged_dev"]
+    # Training on from the loaded adapters: the run knows their settings (its adapter save records them).
+    argv = superglue_argv("rte", data["rte"], tmp_path / "on", tiny_pretrained, "--cloze-eval", "--epochs", "1",
+                          "--lora-save", "adapter", "--load-adapter", str(lora_runs["adapter"]))
+    start = argv.index(LORA[0])
+    del argv[start:start + len(LORA)]  # no --lora-* flags: the settings come from the file
+    finetune_glm.main(argv)
+    trained_on = load_checkpoint_file(str(tmp_path / "on" / "save" / "rte" / "best" / "mp_rank_00_model_states.pt"))
+    assert trained_on["lora"] == adapter_file["lora"] and set(trained_on["module"]) == set(adapter_file["module"])
+    # Flags that contradict the file are refused rather than silently overridden.
+    with pytest.raises(CheckpointError, match="contradict"):
+        finetune_glm.main(eval_argv(data["rte"], tmp_path, "eval2", "--load-pretrained", str(tiny_pretrained),
+                                    "--lora-rank", "4", "--lora-alpha", "16", "--load-adapter", str(lora_runs["adapter"])))
+
+
+def _generation_model(*weights):
+    from data_utils.tokenizers import configure_tokenizer
+    from generate_samples import build_generation_model, parse_args
+    cfg, _ = parse_args(TINY_BERT_GLM + ["--seq-length", "64", *weights])
+    _, cfg = configure_tokenizer(cfg)
+    return build_generation_model(cfg, "cpu")
+
+
+@pytest.mark.slow
+def test_load_adapter_generates_like_the_merged_model(lora_runs, tiny_pretrained, tmp_path):
+    adapted = _generation_model("--load-pretrained", str(tiny_pretrained), "--load-adapter", str(lora_runs["adapter"]))
+    merged = _generation_model("--load-pretrained", str(lora_runs["merged"] / "best"))
+    base = _generation_model("--load-pretrained", str(tiny_pretrained))
+    out_adapted, out_merged, out_base = (_outputs(m) for m in (adapted, merged, base))
+    assert (out_merged - out_base).abs().max() > 1e-3  # the adapters matter
+    # W x + s B (A x) against (W + s B A) x: the same up to float32 rounding.
+    torch.testing.assert_close(out_adapted, out_merged, rtol=1e-5, atol=1e-5)
+    # The program itself, greedy decoding: the same text.
+    import generate_samples
+    contexts = tmp_path / "contexts.txt"
+    contexts.write_text("the river of the city is [MASK] and the king spoke .\n")
+    outputs = []
+    for name, weights in (("adapted", ["--load-pretrained", str(tiny_pretrained), "--load-adapter",
+                                       str(lora_runs["adapter"])]),
+                          ("merged", ["--load-pretrained", str(lora_runs["merged"] / "best")])):
+        output = tmp_path / f"{name}.jsonl"
+        assert generate_samples.main(TINY_BERT_GLM + ["--seq-length", "64", "--out-seq-length", "24", "--top-k", "1",
+                                                      "--device", "cpu", "--input-file", str(contexts),
+                                                      "--output-file", str(output), *weights]) == 0
+        outputs.append(output.read_text())
+    assert outputs[0] == outputs[1] and "glm_output" in outputs[0]
+
+
+# -- LoRA under DeepSpeed ZeRO -----------------------------------------------------------------------------
+
+ZERO_STEPS = 6
+#: fp32 on both engines, the same AdamW, the same clipping: DeepSpeed's flattened buffers may only change
+#: the order of the gradient-norm reduction, so the losses and weights must agree to float32 rounding.
+#: Observed: 0 (bit for bit) for ZeRO-1 and ZeRO-2 on one rank and ZeRO-2 on two (the printout).
+ZERO_TOLERANCE = 1e-5
+
+
+def _lora_engine(cfg):
+    from glm.learning_rates import get_learning_rate_scheduler
+    from glm.model.lora import add_lora_from_config
+    from glm.training.engines import build_engine
+    from glm.training.model_setup import build_model, build_optimizer
+    from glm.training.seed import set_random_seed
+    set_random_seed(cfg.training.seed)
+    model = build_model(cfg, torch.device("cpu"))
+    add_lora_from_config(model, cfg)
+    return build_engine(cfg, model, lambda m: build_optimizer(cfg, m), lambda opt: get_learning_rate_scheduler(opt, cfg),
+                        torch.device("cpu"))
+
+
+def _train_lora(engine, rank, world):
+    from glm.training.losses import language_model_loss
+    from tests.training.synthetic import SyntheticLoader
+    before = {k: v.detach().clone() for k, v in engine.module.state_dict().items()}
+    batches = iter(SyntheticLoader(2, rank, world, fixed_sep=12))
+    losses = [engine.train_batch([next(batches)], language_model_loss).loss for _ in range(ZERO_STEPS)]
+    after = {k: v.detach().clone() for k, v in engine.module.state_dict().items()}
+    return losses, before, after
+
+
+def _zero_lora_worker(rank, world, folder, stage):
+    import json as json_module
+
+    from glm import mpu
+    from tests.distributed.test_engines_distributed import NO_DROPOUT
+    from tests.training.synthetic import tiny_config
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    mpu.initialize_model_parallel(1)
+    flags = (*NO_DROPOUT, "--batch-size", "2", *LORA, "--lr", "1e-2", "--weight-decay", "0.1", "--clip-grad", "0.5")
+    plain_losses, _, plain = _train_lora(_lora_engine(tiny_config(*flags)), rank, world)
+    config = {"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "gradient_clipping": 0.5,
+              "zero_optimization": {"stage": stage}, "zero_allow_untested_optimizer": True, "steps_per_print": 10 ** 9}
+    path = os.path.join(folder, f"zero{stage}-rank{rank}.json")
+    with open(path, "w") as f:
+        json_module.dump(config, f)
+    engine = _lora_engine(tiny_config(*flags, "--deepspeed", "--deepspeed_config", path))
+    trainable = {name for name, p in engine.module.named_parameters() if p.requires_grad}
+    assert trainable and all(".lora." in name for name in trainable), trainable
+    # DeepSpeed's optimizer holds the adapters' fp32 partitions and nothing of the frozen backbone.
+    held = sum(flat.numel() for flat in engine.optimizer.single_partition_of_fp32_groups)
+    adapters = sum(p.numel() for p in engine.module.parameters() if p.requires_grad)
+    groups = len(engine.optimizer.single_partition_of_fp32_groups)
+    assert adapters <= held * world < adapters + 64 * groups * world, (held, adapters)
+    losses, before, after = _train_lora(engine, rank, world)
+    changed = {k for k in after if not torch.equal(before[k], after[k])}
+    assert changed == {k for k in after if ".lora." in k}, changed
+    loss_difference = max(abs(a - b) for a, b in zip(losses, plain_losses))
+    weight_difference = max((after[k] - plain[k]).abs().max().item() for k in after)
+    print(f"LoRA ZeRO-{stage} on {world} rank(s) vs plain engine over {ZERO_STEPS} updates: max |loss difference| "
+          f"{loss_difference:.2e}, max |weight difference| {weight_difference:.2e}; losses {plain_losses}")
+    assert loss_difference < ZERO_TOLERANCE and weight_difference < ZERO_TOLERANCE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage,world", [(1, 1), (2, 1), (2, 2)])
+def test_lora_under_deepspeed_zero_trains_only_adapters_like_the_plain_engine(stage, world, tmp_path):
+    pytest.importorskip("deepspeed")
+    run_distributed(_zero_lora_worker, world, str(tmp_path), stage)
