@@ -23,7 +23,7 @@ import sys
 
 from glm.arguments import get_args
 from glm.config import build_config
-from glm.memory import PADDED_VOCAB, Devices, format_plan, parse_size, plan, smallest_layout
+from glm.memory import PADDED_VOCAB, Devices, Workload, format_plan, parse_size, plan, smallest_layout
 
 
 def model_args(shell_config):
@@ -48,6 +48,9 @@ def build_parser():
     parser.add_argument("--projected-fraction", type=float, default=None,
                         help="share of positions the loss projects onto the vocabulary (default: 0.2, or the "
                              "target share of a seq2seq task)")
+    parser.add_argument("--choices", type=int, default=1,
+                        help="sequences per sample: the choices of a multiple-choice task (COPA 2, ReCoRD its "
+                             "largest number of entities); finetuning runs read it off their samples")
     parser.add_argument("--fit", action="store_true", help="print the smallest layout that fits")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     # Read here too because the GLM parser caps it at the world size of this (single) process.
@@ -72,14 +75,15 @@ def main(argv=None):
     config = make_config(rest, options.gpus, options.tensor_parallel)
     devices = Devices(options.gpus, parse_size(options.gpu_memory) if options.gpu_memory else None,
                       parse_size(options.host_memory) if options.host_memory else None)
-    result = plan(config, devices, mode=options.mode, projected_fraction=options.projected_fraction)
+    workload = Workload(sequences_per_sample=options.choices)
+    result = plan(config, devices, mode=options.mode, projected_fraction=options.projected_fraction, workload=workload)
     if options.json:
         print(json.dumps(dict(vars(result), fits=result.fits, layout=result.layout()), indent=1, sort_keys=True))
     else:
         print(format_plan(result))
     if options.fit:
         updates, fitting = smallest_layout(config, devices, mode=options.mode,
-                                           projected_fraction=options.projected_fraction)
+                                           projected_fraction=options.projected_fraction, workload=workload)
         if fitting is None:
             print(f"\nno layout of {options.gpus} device(s) fits; add devices or lower --batch-size / --seq-length")
             return 1

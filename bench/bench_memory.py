@@ -11,6 +11,7 @@ configuration is printed next to it with the relative error.
 """
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -54,6 +55,15 @@ TWO_RANKS = [
     (4, 512, 8, 256, 4, "zero3", ()),
     (4, 512, 8, 64, 1, "plain", ()),
 ]
+# The finetuning heads (one rank, plain engine): (shape, head, choices per sample).  A multi-token cloze or
+# multiple-choice classification sample runs one sequence per choice; the plan reads that, and what the
+# head projects onto the vocabulary, off the task's samples (tasks.finetune.memory_workload).
+HEADS = [
+    ((4, 512, 8, 256, 2, "plain", ()), "multi-token-cloze", 4),
+    ((4, 512, 8, 256, 4, "plain", ()), "single-token-cloze", 1),
+    ((4, 512, 8, 256, 2, "plain", ()), "classification", 4),
+]
+HEAD_ANSWER_TOKENS = 8  # the answer span of a multi-token cloze sequence
 # More ZeRO-3 points (one rank): its working set and buffers, at other shapes than SHAPES' one.
 ZERO3_MORE = [
     (2, 256, 4, 128, 4, "zero3", ()),
@@ -79,9 +89,12 @@ def deepspeed_json(engine, batch, extra=()):
     return json_config
 
 
-def shape_config(shape):
+def shape_config(shape, head=None):
     from bench.common import glm_config
     layers, hidden, heads, seq, batch, engine, extra = shape
+    if head in ("multi-token-cloze", "single-token-cloze"):
+        extra = (*extra, "--cloze-eval")
+    shape = (layers, hidden, heads, seq, batch, engine, extra)
     updates = dict(vocab_size=VOCAB)
     if engine.startswith("zero"):
         updates["deepspeed_config_dict"] = deepspeed_json(engine, batch, extra)
@@ -96,9 +109,42 @@ def _status(field):
     raise KeyError(field)
 
 
-def child(shape, rank=0, world_size=1, rendezvous=None):
+def head_batches(head, batch, choices, seq, generator):
+    """Synthetic micro-batches of a finetuning ``head`` (``choices`` sequences per sample), the samples
+    :func:`tasks.finetune.memory_workload` reads, and the forward function the engine steps."""
+    import torch
+
+    from glm.training.losses import choice_loss
+
+    shape = (batch, choices, seq) if choices > 1 else (batch, seq)
+    sep = int(seq * (1 - PROJECTED_FRACTION))
+    positions = torch.stack([torch.arange(seq).expand(*shape), torch.zeros(*shape, dtype=torch.long)], -2)
+    fields = {"text": torch.randint(0, VOCAB, shape, generator=generator), "position": positions,
+              "mask": torch.full(shape[:-1], sep), "label": torch.randint(0, max(choices, 2), (batch,), generator=generator)}
+    if head == "multi-token-cloze":
+        fields["target"] = torch.randint(0, VOCAB, shape, generator=generator)
+        fields["logit_mask"] = torch.zeros(shape)
+        fields["logit_mask"][..., sep:sep + HEAD_ANSWER_TOKENS] = 1.0
+    elif head == "single-token-cloze":
+        fields["target"] = torch.randint(0, VOCAB, (batch, 2), generator=generator)
+
+    def forward(model, b):
+        inputs = [b["text"], b["position"], b["mask"]]
+        if head == "multi-token-cloze":
+            inputs += [b["target"], b["logit_mask"]]
+        elif head == "single-token-cloze":
+            inputs += [b["target"]]
+        scores = model(*inputs)[0]
+        return choice_loss(scores, b["label"]), {}
+
+    samples = [{key: value[0] for key, value in fields.items()}]
+    return [fields], samples, forward
+
+
+def child(shape, rank=0, world_size=1, rendezvous=None, head=None, choices=1):
     """Run three steps of ``shape`` in this process (rank ``rank`` of ``world_size`` data-parallel
-    ranks meeting through the file ``rendezvous``); print ``{"measured": bytes}``."""
+    ranks meeting through the file ``rendezvous``; ``head``: a finetuning head with ``choices``
+    sequences per sample instead of the language model); print ``{"measured": bytes}``."""
     import torch
     import torch.distributed as dist
 
@@ -142,17 +188,29 @@ def child(shape, rank=0, world_size=1, rendezvous=None):
     baseline = _status("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current resident set
-    model = build_model(config, device)
-    add_lora_from_config(model, config)  # --lora-rank: adapters on, backbone frozen (a no-op without it)
+    forward = language_model_loss
+    if head:
+        from glm.training.model_setup import build_task_model
+        from tasks.finetune import memory_workload
+        config = shape_config(shape, head)
+        batches, samples, forward = head_batches(head, batch, choices, seq, generator)
+        model = build_task_model(config, device, "multiple_choice", head == "multi-token-cloze", 2).to(device)
+        workload = memory_workload(model, samples)
+    else:
+        model = build_model(config, device)
+        add_lora_from_config(model, config)  # --lora-rank: adapters on, backbone frozen (a no-op without it)
+        workload = None
     run = build_engine(config, model, lambda m: build_optimizer(config, m), lambda optimizer: None, device)
     for _ in range(3):
-        run.train_batch(batches, language_model_loss)
-    print(json.dumps({"measured": _status("VmHWM") - baseline, "baseline": baseline}))
+        run.train_batch(batches, forward)
+    print(json.dumps({"measured": _status("VmHWM") - baseline, "baseline": baseline,
+                      "workload": workload and dataclasses.asdict(workload)}))
 
 
-def measure(shape, ranks=1, timeout=900):
+def measure(shape, ranks=1, timeout=900, head=None, choices=1):
     """The measured peak (bytes above the import baseline) of ``shape``, from fresh processes: with
-    ``ranks`` data-parallel ranks, the largest of their peaks."""
+    ``ranks`` data-parallel ranks, the largest of their peaks (with a ``head``: ``(peak, workload)``,
+    the workload the finetuning driver would plan with)."""
     # glibc's malloc raises its mmap threshold as large blocks are freed and then keeps freed blocks in
     # its heap, so the resident set would count memory the run no longer holds; a fixed threshold makes
     # every tensor-sized block its own mapping, returned on free, as a GPU allocator's figure would be.
@@ -161,6 +219,8 @@ def measure(shape, ranks=1, timeout=900):
     with tempfile.TemporaryDirectory() as scratch:
         rendezvous = os.path.join(scratch, "rendezvous")
         command = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(shape)]
+        if head:
+            command += ["--head", head, "--choices", str(choices)]
         processes = [subprocess.Popen(command + ["--rank", str(rank), "--ranks", str(ranks), "--rendezvous",
                                                  rendezvous], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True, env=env, cwd=ROOT) for rank in range(ranks)]
@@ -169,13 +229,17 @@ def measure(shape, ranks=1, timeout=900):
             stdout, stderr = process.communicate(timeout=timeout)
             if process.returncode != 0:
                 raise RuntimeError(f"shape {shape} ({ranks} ranks) failed:\n{stderr[-3000:]}")
-            line = [l for l in stdout.splitlines() if l.startswith("{")][-1]
-            peaks.append(json.loads(line)["measured"])
-    return max(peaks)
+            report = json.loads([l for l in stdout.splitlines() if l.startswith("{")][-1])
+            peaks.append(report["measured"])
+    return (max(peaks), report["workload"]) if head else max(peaks)
 
 
-def predicted(shape, ranks=1):
-    from glm.memory import Devices, plan
+def predicted(shape, ranks=1, head=None, workload=None):
+    """The plan of ``shape``; with a ``head``, of that finetuning run (``workload``: the dict
+    :func:`measure` returns, read off the samples by the finetuning driver's own function)."""
+    from glm.memory import Devices, Workload, plan
+    if head:
+        return plan(shape_config(shape, head), Devices(ranks), workload=Workload(**workload))
     return plan(shape_config(shape), Devices(ranks), projected_fraction=PROJECTED_FRACTION)
 
 
@@ -238,14 +302,18 @@ def main():
     parser.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--ranks", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--rendezvous", help=argparse.SUPPRESS)
+    parser.add_argument("--head", help=argparse.SUPPRESS)
+    parser.add_argument("--choices", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="only the small shapes the test pins")
-    parser.add_argument("--only", choices=("one-rank", "two-ranks", "zero3"),
-                        help="one group of the table: the one-rank shapes, the two-rank shapes, or the extra ZeRO-3 points")
+    parser.add_argument("--only", choices=("one-rank", "two-ranks", "zero3", "heads"),
+                        help="one group of the table: the one-rank shapes, the two-rank shapes, the extra ZeRO-3 "
+                             "points, or the finetuning heads")
     parser.add_argument("--docs-table", action="store_true",
                         help="print docs/memory.md's table of the released models (planned, nothing measured)")
     options = parser.parse_args()
     if options.child:
-        child(tuple(json.loads(options.child)), options.rank, options.ranks, options.rendezvous)
+        child(tuple(json.loads(options.child)), options.rank, options.ranks, options.rendezvous, options.head,
+              options.choices)
         return
     if options.docs_table:
         print("Without CPU offload:\n")
@@ -255,16 +323,23 @@ def main():
         return
     from bench.common import machine, print_table
     if options.quick:
-        runs = [(shape, 1) for shape in QUICK]
+        runs = [(shape, 1, None, 1) for shape in QUICK]
     else:
-        groups = {"one-rank": [(shape, 1) for shape in SHAPES], "two-ranks": [(shape, 2) for shape in TWO_RANKS],
-                  "zero3": [(shape, 1) for shape in ZERO3_MORE]}
+        groups = {"one-rank": [(shape, 1, None, 1) for shape in SHAPES],
+                  "two-ranks": [(shape, 2, None, 1) for shape in TWO_RANKS],
+                  "zero3": [(shape, 1, None, 1) for shape in ZERO3_MORE],
+                  "heads": [(shape, 1, head, choices) for shape, head, choices in HEADS]}
         runs = [run for name, group in groups.items() if options.only in (None, name) for run in group]
     rows = []
-    for shape, ranks in runs:
-        measured = measure(tuple(shape), ranks)
-        plan = predicted(shape, ranks)
+    for shape, ranks, head, choices in runs:
+        if head:
+            measured, workload = measure(tuple(shape), ranks, head=head, choices=choices)
+            plan = predicted(shape, ranks, head, workload)
+        else:
+            measured, plan = measure(tuple(shape), ranks), predicted(shape, ranks)
         name, engine = describe(shape)
+        if head:
+            engine = f"{head}" + (f", {choices} choices" if choices > 1 else "")
         rows.append((name, engine, str(ranks), f"{plan.total / 2 ** 20:.0f}", f"{measured / 2 ** 20:.0f}",
                      f"{100 * (plan.total - measured) / measured:+.1f}%"))
         print(rows[-1], flush=True)

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-__all__ = ["GiB", "parse_size", "format_size", "Devices", "MemoryPlan", "plan", "smallest_layout",
+__all__ = ["GiB", "parse_size", "format_size", "Devices", "MemoryPlan", "Workload", "PRETRAINING", "plan", "smallest_layout",
            "layout_updates", "format_plan", "format_plan_line", "parameter_counts", "PADDED_VOCAB"]
 
 GiB = 2 ** 30
@@ -240,14 +240,31 @@ def default_projected_fraction(config) -> float:
     return 0.2
 
 
+@dataclass(frozen=True)
+class Workload:
+    """What one sample of a finetuning task computes, where it differs from pretraining (which the
+    defaults describe): ``sequences_per_sample``, one sequence per choice of a multiple-choice task;
+    ``projected_fraction``, the share of each sequence's positions projected onto the vocabulary (a
+    single-token cloze: one; a classification head: none; None: :func:`default_projected_fraction`);
+    ``whole_vocabulary``, the cloze heads gather the full vocabulary's logits on every tensor-parallel
+    rank.  The finetuning driver reads it off its task's samples (``tasks.finetune.memory_workload``)."""
+    sequences_per_sample: float = 1.0
+    projected_fraction: Optional[float] = None
+    whole_vocabulary: bool = False
+
+
+PRETRAINING = Workload()
+
+
 def plan(config, devices: Devices = Devices(), *, mode: str = "train",
-         projected_fraction: Optional[float] = None) -> MemoryPlan:
+         projected_fraction: Optional[float] = None, workload: Workload = PRETRAINING) -> MemoryPlan:
     """The memory plan of ``config`` on ``devices`` (``mode``: ``"train"`` or ``"inference"``).
 
     ``devices.count`` is the job's number of devices; ``devices.host_memory`` is compared with what
     offload puts on the hosts, all ranks together (one node, or divide by your nodes): data parallelism is ``count`` over the
     tensor-parallel size (``--model-parallel-size``).  ``projected_fraction``: the share of positions
-    the loss projects onto the vocabulary (default :func:`default_projected_fraction`)."""
+    the loss projects onto the vocabulary (default: the workload's, else :func:`default_projected_fraction`);
+    ``workload``: a finetuning task's sequences per sample and heads (:class:`Workload`)."""
     if mode not in ("train", "inference"):
         raise ValueError(f"mode must be 'train' or 'inference', got {mode!r}")
     m, training = config.model, config.training
@@ -267,11 +284,12 @@ def plan(config, devices: Devices = Devices(), *, mode: str = "train",
     h, layers = m.hidden_size, m.num_layers
     inner = m.intermediate_size or 4 * h
     batch, seq = training.batch_size, config.data.seq_length
-    tokens = batch * seq
     training_run = mode == "train"
     if not training_run:
         batch = config.evaluation.eval_batch_size or batch
-        tokens = batch * seq
+    samples = batch
+    batch = batch * workload.sequences_per_sample   # sequences, not samples, from here on
+    tokens = batch * seq
 
     # -- parameters, gradients, optimizer state -------------------------------------------------------
     # DeepSpeed casts the whole model to fp16/bf16 and keeps an fp32 master copy of what trains in its
@@ -333,9 +351,10 @@ def plan(config, devices: Devices = Devices(), *, mode: str = "train",
     activations += tokens * h * 4 * act_bytes
 
     # -- temporaries ----------------------------------------------------------------------------------
-    fraction = default_projected_fraction(config) if projected_fraction is None else projected_fraction
+    fraction = next(f for f in (projected_fraction, workload.projected_fraction, default_projected_fraction(config))
+                    if f is not None)
     projected = tokens * fraction if training_run else batch  # inference: the last position of each sample
-    vocab_rank = m.vocab_size / tp
+    vocab_rank = m.vocab_size / (1 if workload.whole_vocabulary else tp)
     loss_temporaries = projected * vocab_rank * 4 * (_LOSS_COPIES if training_run else 1)
     temporary = loss_temporaries
     if engine == "plain" and half and training_run:
@@ -380,7 +399,7 @@ def plan(config, devices: Devices = Devices(), *, mode: str = "train",
         temporary=temporary + allreduce + held_buffers, total=total, host=host, device_memory=devices.memory,
         host_memory=devices.host_memory, mode=mode, precision=precision, engine=engine, zero_stage=stage,
         offload_optimizer=offload_optimizer, offload_param=offload_param, tensor_parallel=tp,
-        data_parallel=dp, micro_batch=batch, seq_length=seq,
+        data_parallel=dp, micro_batch=samples, seq_length=seq,
         checkpoint_activations=bool(training_run and training.checkpoint_activations),
         parameters_total=int(counts["total"]), trainable_total=int(counts["trainable"]))
 
@@ -435,7 +454,8 @@ def candidate_layouts(config, devices: Devices) -> List[Dict[str, Any]]:
 
 
 def smallest_layout(config, devices: Devices, *, mode: str = "train",
-                    projected_fraction: Optional[float] = None, allow_offload: bool = True):
+                    projected_fraction: Optional[float] = None, allow_offload: bool = True,
+                    workload: Workload = PRETRAINING):
     """``(updates, plan)`` of the first layout of :func:`candidate_layouts` that fits ``devices``
     (``updates`` for ``RunConfig.updated``), or ``(None, None)`` when none does; ``allow_offload``
     False leaves the CPU-offload layouts out."""
@@ -449,7 +469,8 @@ def smallest_layout(config, devices: Devices, *, mode: str = "train",
         updates = layout_updates(config, tensor_parallel=layout["tensor_parallel"],
                                  zero_stage=layout["zero_stage"], offload=layout["offload"],
                                  checkpoint=layout["checkpoint"])
-        candidate = plan(config.updated(**updates), devices, mode=mode, projected_fraction=projected_fraction)
+        candidate = plan(config.updated(**updates), devices, mode=mode, projected_fraction=projected_fraction,
+                         workload=workload)
         if candidate.fits:
             return updates, candidate
     return None, None

@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from typing import Any, Callable, Optional
@@ -207,6 +208,32 @@ def make_train_loader(config, task):
                       collate_fn=task.collate_fn, num_workers=config.data.num_workers)
 
 
+def memory_workload(model, dataset):
+    """What one training sample of this task computes, for the memory plan (:class:`glm.memory.Workload`):
+    a multiple-choice sample runs one sequence per choice; the multi-token cloze head projects only the
+    answer tokens onto the vocabulary, the single-token one the ``sop`` position, a classification head
+    nothing; the cloze heads gather the whole vocabulary on every tensor-parallel rank.  Read off the
+    dataset's first and last samples (SuperGLUE datasets sort their examples by the number of choices,
+    so the last has the most).  A generative task (seq2seq, language modelling) and the fast multi-token
+    head (an encoder pass plus short decoder passes) keep the pretraining defaults."""
+    from glm.memory import PRETRAINING, Workload
+    from glm.model import GLMForMultiTokenCloze, GLMForSequenceClassification, GLMForSingleTokenCloze
+
+    if not isinstance(model, (GLMForMultiTokenCloze, GLMForSingleTokenCloze, GLMForSequenceClassification)) \
+            or len(dataset) == 0:
+        return PRETRAINING
+    samples = [dataset[0], dataset[len(dataset) - 1]]
+    shapes = [tuple(torch.as_tensor(sample["text"]).shape) for sample in samples]
+    sequences = max(math.prod(shape[:-1]) for shape in shapes)
+    length = shapes[0][-1]
+    if isinstance(model, GLMForSequenceClassification):
+        return Workload(sequences_per_sample=sequences, projected_fraction=0.0)
+    if isinstance(model, GLMForSingleTokenCloze):
+        return Workload(sequences_per_sample=sequences, projected_fraction=1 / length, whole_vocabulary=True)
+    answer = max(float((torch.as_tensor(sample["logit_mask"]) != 0).float().mean()) for sample in samples)
+    return Workload(sequences_per_sample=sequences, projected_fraction=answer, whole_vocabulary=True)
+
+
 def make_eval_loader(config, dataset, collate_fn):
     sampler = DistributedSampler(dataset, num_replicas=mpu.get_data_parallel_world_size(),
                                  rank=mpu.get_data_parallel_rank(), shuffle=False)
@@ -262,6 +289,7 @@ class _Trainer:
         self.writer = make_summary_writer(config.logging.tensorboard, config.logging.summary_dir, config.logging.experiment_name) \
             if is_rank_0() else None
         logger = run_logger(config, _glm(self.engine.module).config, device, self.writer, train_iters=train_iters,
+                            workload=memory_workload(model, task.train_dataset),
                             log_dir=save_dir)
         # Checkpoints are saved at epoch ends (--save-epoch), not every --save-interval steps; the core
         # saves mid-epoch only where a stop request ends the run.

@@ -15,7 +15,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from ..memory import Devices, format_plan_line, plan
+from ..memory import PRETRAINING, Devices, format_plan_line, plan
 from ..model import executed_flops, flops_per_token
 from .engines import autocast_dtype
 
@@ -61,13 +61,13 @@ def _measured_matmul_peak(device, dtype):
     return peak, f"measured {dtype} matmul {peak / 1e9:.0f} GFLOP/s (fastest of 5)"
 
 
-def run_logger(config, model_config, device, writer=None, *, train_iters, log_dir=None):
+def run_logger(config, model_config, device, writer=None, *, train_iters, log_dir=None, workload=PRETRAINING):
     """The :class:`TrainingLogger` of the run ``config`` describes (both entry points start their runs
-    with it): its memory plan (``glm.memory``) is printed on rank 0 and its peak set beside the
-    measured one of the first report.  MFU is counted against the peak of ``device`` in the run's
+    with it): its memory plan (``glm.memory``; ``workload``: what a finetuning task's sample computes)
+    is printed on rank 0 and its peak set beside the measured one of the first report.  MFU is counted against the peak of ``device`` in the run's
     compute dtype (:func:`device_peak_flops`, its label in ``peak_label``), FLOPs per device over
     every rank of the job."""
-    memory_plan = run_memory_plan(config, device)
+    memory_plan = run_memory_plan(config, device, workload)
     if memory_plan is not None and (not dist.is_initialized() or dist.get_rank() == 0):
         print(format_plan_line(memory_plan), flush=True)
     peak, peak_label = device_peak_flops(device, autocast_dtype(config) or torch.float32)
@@ -77,12 +77,12 @@ def run_logger(config, model_config, device, writer=None, *, train_iters, log_di
                           planned_peak=memory_plan.total if memory_plan else None)
 
 
-def run_memory_plan(config, device):
+def run_memory_plan(config, device, workload=PRETRAINING):
     """The memory plan of the run ``config`` describes on this job's devices; None where the plan
     cannot be made (it never stops a run)."""
     world = dist.get_world_size() if dist.is_initialized() else 1
     try:
-        return plan(config, Devices(world, device_memory(device)))
+        return plan(config, Devices(world, device_memory(device)), workload=workload)
     except (ValueError, KeyError, ZeroDivisionError) as error:
         logging.getLogger(__name__).warning("no memory plan: %s", error)
         return None
