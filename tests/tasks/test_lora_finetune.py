@@ -296,7 +296,7 @@ def test_load_adapter_generates_like_the_merged_model(lora_runs, tiny_pretrained
 ZERO_STEPS = 6
 #: fp32 on both engines, the same AdamW, the same clipping: DeepSpeed's flattened buffers may only change
 #: the order of the gradient-norm reduction, so the losses and weights must agree to float32 rounding.
-#: Observed: 0 (bit for bit) for ZeRO-1 and ZeRO-2 on one rank and ZeRO-2 on two (the printout).
+#: Observed: 0 (bit for bit) for ZeRO-1, 2 and 3 on one rank and ZeRO-2 and 3 on two (the printout).
 ZERO_TOLERANCE = 1e-5
 
 
@@ -316,14 +316,26 @@ def _lora_engine(cfg):
 def _train_lora(engine, rank, world):
     from glm.training.losses import language_model_loss
     from tests.training.synthetic import SyntheticLoader
-    before = {k: v.detach().clone() for k, v in engine.module.state_dict().items()}
+
+    def weights():
+        with engine.whole_parameters():  # ZeRO-3 keeps partitions only
+            return {k: v.detach().clone() for k, v in engine.module.state_dict().items()}
+
+    before = weights()
     batches = iter(SyntheticLoader(2, rank, world, fixed_sep=12))
     losses = [engine.train_batch([next(batches)], language_model_loss).loss for _ in range(ZERO_STEPS)]
-    after = {k: v.detach().clone() for k, v in engine.module.state_dict().items()}
-    return losses, before, after
+    return losses, before, weights()
 
 
-def _zero_lora_worker(rank, world, folder, stage):
+def _optimizer_fp32_elements(optimizer):
+    """The fp32 master elements DeepSpeed's ZeRO optimizer holds on this rank."""
+    flats = getattr(optimizer, "single_partition_of_fp32_groups", None)   # ZeRO-1/2
+    if flats is None:
+        flats = optimizer.fp32_partitioned_groups_flat                     # ZeRO-3
+    return sum(flat.numel() for flat in flats), len(flats)
+
+
+def _zero_lora_worker(rank, world, folder, stages):
     import json as json_module
 
     from glm import mpu
@@ -333,31 +345,34 @@ def _zero_lora_worker(rank, world, folder, stage):
     mpu.initialize_model_parallel(1)
     flags = (*NO_DROPOUT, "--batch-size", "2", *LORA, "--lr", "1e-2", "--weight-decay", "0.1", "--clip-grad", "0.5")
     plain_losses, _, plain = _train_lora(_lora_engine(tiny_config(*flags)), rank, world)
-    config = {"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "gradient_clipping": 0.5,
-              "zero_optimization": {"stage": stage}, "zero_allow_untested_optimizer": True, "steps_per_print": 10 ** 9}
-    path = os.path.join(folder, f"zero{stage}-rank{rank}.json")
-    with open(path, "w") as f:
-        json_module.dump(config, f)
-    engine = _lora_engine(tiny_config(*flags, "--deepspeed", "--deepspeed_config", path))
-    trainable = {name for name, p in engine.module.named_parameters() if p.requires_grad}
-    assert trainable and all(".lora." in name for name in trainable), trainable
-    # DeepSpeed's optimizer holds the adapters' fp32 partitions and nothing of the frozen backbone.
-    held = sum(flat.numel() for flat in engine.optimizer.single_partition_of_fp32_groups)
-    adapters = sum(p.numel() for p in engine.module.parameters() if p.requires_grad)
-    groups = len(engine.optimizer.single_partition_of_fp32_groups)
-    assert adapters <= held * world < adapters + 64 * groups * world, (held, adapters)
-    losses, before, after = _train_lora(engine, rank, world)
-    changed = {k for k in after if not torch.equal(before[k], after[k])}
-    assert changed == {k for k in after if ".lora." in k}, changed
-    loss_difference = max(abs(a - b) for a, b in zip(losses, plain_losses))
-    weight_difference = max((after[k] - plain[k]).abs().max().item() for k in after)
-    print(f"LoRA ZeRO-{stage} on {world} rank(s) vs plain engine over {ZERO_STEPS} updates: max |loss difference| "
-          f"{loss_difference:.2e}, max |weight difference| {weight_difference:.2e}; losses {plain_losses}")
-    assert loss_difference < ZERO_TOLERANCE and weight_difference < ZERO_TOLERANCE
+    for stage in stages:
+        config = {"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "gradient_clipping": 0.5,
+                  "zero_optimization": {"stage": stage}, "zero_allow_untested_optimizer": True,
+                  "steps_per_print": 10 ** 9}
+        path = os.path.join(folder, f"zero{stage}-rank{rank}.json")
+        with open(path, "w") as f:
+            json_module.dump(config, f)
+        engine = _lora_engine(tiny_config(*flags, "--deepspeed", "--deepspeed_config", path))
+        trainable = {name for name, p in engine.module.named_parameters() if p.requires_grad}
+        assert trainable and all(".lora." in name for name in trainable), trainable
+        # DeepSpeed's optimizer holds the adapters' fp32 partitions and nothing of the frozen backbone.
+        held, groups = _optimizer_fp32_elements(engine.optimizer)
+        adapters = sum(p.ds_numel if hasattr(p, "ds_numel") else p.numel()
+                       for p in engine.module.parameters() if p.requires_grad)
+        assert adapters <= held * world < adapters + 64 * groups * world, (stage, held, adapters)
+        losses, before, after = _train_lora(engine, rank, world)
+        changed = {k for k in after if not torch.equal(before[k], after[k])}
+        assert changed == {k for k in after if ".lora." in k}, (stage, changed)
+        loss_difference = max(abs(a - b) for a, b in zip(losses, plain_losses))
+        weight_difference = max((after[k] - plain[k]).abs().max().item() for k in after)
+        print(f"LoRA ZeRO-{stage} on {world} rank(s) vs plain engine over {ZERO_STEPS} updates: max |loss "
+              f"difference| {loss_difference:.2e}, max |weight difference| {weight_difference:.2e}")
+        assert loss_difference < ZERO_TOLERANCE and weight_difference < ZERO_TOLERANCE, stage
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage,world", [(1, 1), (2, 1), (2, 2)])
-def test_lora_under_deepspeed_zero_trains_only_adapters_like_the_plain_engine(stage, world, tmp_path):
+@pytest.mark.parametrize("world,stages", [(1, (1, 2, 3)), (2, (2, 3))], ids=["one-rank", "two-ranks"])
+def test_lora_under_deepspeed_zero_trains_only_adapters_like_the_plain_engine(world, stages, tmp_path):
+    """ZeRO-1, 2 and 3 (one rank; ZeRO-2 and 3 also on two) against the plain engine, in one launch each."""
     pytest.importorskip("deepspeed")
-    run_distributed(_zero_lora_worker, world, str(tmp_path), stage)
+    run_distributed(_zero_lora_worker, world, str(tmp_path), stages)
