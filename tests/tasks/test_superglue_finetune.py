@@ -284,3 +284,45 @@ def test_non_finite_losses_stop_the_run(pretrained, tmp_path):
     with pytest.raises(TrainingDiverged, match="NaN/inf for 2 consecutive steps"):
         finetune("rte", folder, tmp_path / "out", pretrained, "--epochs", "2", "--batch-size", "2", "--lr", "1e30",
                  "--warmup", "0", "--max-nan-steps", "2", "--clip-grad", "0")
+
+
+def _two_rank_finetune_worker(rank, world, runs):
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank))
+    for argv in runs:
+        finetune_glm.main(argv)
+
+
+@pytest.mark.slow
+def test_zero3_offload_finetunes_on_two_ranks_like_the_plain_engine(pretrained, tmp_path):
+    """ZeRO-3 with CPU offload on two data-parallel ranks (each holding half of every parameter and of the
+    optimizer state) logs the two-rank plain engine's losses and saves the same whole best model."""
+    pytest.importorskip("deepspeed")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_rte(folder)
+    config = tmp_path / "ds.json"
+    config.write_text(json.dumps({"train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1,
+                                  "zero_optimization": ZERO3_OFFLOAD, "zero_allow_untested_optimizer": True,
+                                  "gradient_clipping": 1.0, "steps_per_print": 10 ** 9}))
+    common = ["--epochs", "3", "--batch-size", "1", "--log-interval", "1", "--hidden-dropout", "0",
+              "--attention-dropout", "0", "--lr", "1e-3"]
+
+    def argv(name, *extra):
+        return MODEL + ["--finetune", "--cloze-eval", "--task", "rte", "--data-dir", str(folder), "--seq-length", "64",
+                        "--load-pretrained", str(pretrained), "--summary-dir", str(tmp_path / name),
+                        "--experiment-name", "rte", "--overwrite", "--save", str(tmp_path / f"{name}_save"),
+                        *common, *extra]
+
+    run_distributed(_two_rank_finetune_worker, 2,
+                    [argv("plain"), argv("ds", "--deepspeed", "--deepspeed_config", str(config))])
+    plain, deepspeed = _log(tmp_path / "plain_save"), _log(tmp_path / "ds_save")
+    assert [r["iteration"] for r in deepspeed] == [r["iteration"] for r in plain] and len(plain) >= 6
+    difference = max(abs(a["loss"] - b["loss"]) for a, b in zip(plain, deepspeed))
+    print(f"ZeRO-3 offload finetuning on two ranks vs the plain engine: {len(plain)} updates, max {difference:.2e}")
+    assert difference < 1e-4
+    from glm.checkpoint.io import load_checkpoint_file
+    best = {name: load_checkpoint_file(str(tmp_path / name / "rte" / "best" / "mp_rank_00_model_states.pt"))["module"]
+            for name in ("plain_save", "ds_save")}
+    assert best["ds_save"].keys() == best["plain_save"].keys()
+    for key, value in best["plain_save"].items():
+        torch.testing.assert_close(best["ds_save"][key].float(), value.float(), rtol=0, atol=1e-4, msg=key)
