@@ -1,6 +1,7 @@
 """Every shell config parses into valid flags; missing path variables are named in the error."""
 
 import json
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -133,3 +134,22 @@ def test_multichoice_launcher_fits_seq_length_to_the_model(tmp_path, positions, 
     assert out.returncode == 0, out.stderr
     argv = out.stdout.split()
     assert argv[argv.index("--seq-length") + 1] == expected and "--overwrite" not in argv
+
+
+def test_the_test_script_names_a_stale_extension_build_lock(tmp_path):
+    """scripts/test.sh warns about a DeepSpeed JIT-build lock left by an interrupted run (every later build
+    would wait on it); its check is run here on its own, without installing or running the suite."""
+    import subprocess
+    script = (ROOT / "scripts" / "test.sh").read_text()
+    check = script[script.index("EXTENSIONS="):script.index("\nfi\n") + 4]
+    (tmp_path / "cpu_adam").mkdir()
+    old, fresh = tmp_path / "cpu_adam" / "lock", tmp_path / "fresh_lock_dir" / "lock"
+    fresh.parent.mkdir()
+    old.touch()
+    fresh.touch()
+    os.utime(old, (old.stat().st_atime - 7200, old.stat().st_mtime - 7200))
+    out = subprocess.run(["bash", "-c", check], env=dict(os.environ, TORCH_EXTENSIONS_DIR=str(tmp_path)),
+                         capture_output=True, text=True)
+    assert out.returncode == 0
+    assert str(old) in out.stderr and "interrupted build" in out.stderr
+    assert str(fresh) not in out.stderr
