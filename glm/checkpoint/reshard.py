@@ -68,8 +68,13 @@ def optimizer_parameter_names(optimizer, module):
     """Names of ``optimizer``'s parameters in the order its ``state_dict()`` numbers them (group by
     group).  The order depends only on the model's structure, so it is the same at every model-parallel
     size: index ``i`` of a checkpoint's optimizer state is the parameter ``names[i]``."""
+    return parameter_names([group["params"] for group in optimizer.param_groups], module)
+
+
+def parameter_names(groups, module):
+    """Names of the parameters of ``module`` listed in ``groups`` (lists of parameters), group by group."""
     names = {id(param): name for name, param in module.named_parameters()}
-    return [names[id(param)] for group in optimizer.param_groups for param in group["params"]]
+    return [names[id(param)] for group in groups for param in group]
 
 
 def reshard_optimizer_states(states, names, partitions, world_size, rank):
@@ -93,3 +98,32 @@ def _reshard_value(values, dim, stride, world_size, rank):
     if torch.is_tensor(values[0]) and values[0].dim() > 0:
         return reshard_tensors(values, dim, stride, world_size, rank)
     return values[0]
+
+
+#: The keys of DeepSpeed's fp16/bf16 optimizer wrapper without ZeRO (``FP16_UnfusedOptimizer.state_dict()``)
+#: that hold per-parameter tensors: the wrapped ``torch.optim`` state and the fp32 master copies.
+WRAPPED_OPTIMIZER_KEY = "optimizer_state_dict"
+MASTER_WEIGHTS_KEY = "fp32_groups"
+
+
+def reshard_master_weight_optimizer_states(states, names, partitions, world_size, rank):
+    """The same for DeepSpeed's fp16/bf16 optimizer wrapper without ZeRO, whose state holds the
+    ``torch.optim`` state it steps (``optimizer_state_dict``, numbered like ``names``) and every
+    parameter's fp32 master copy (``fp32_groups``: one list per group, in the same order).  Both are
+    re-cut by the weights' partition rules; the loss scaler's entries are copied."""
+    resharded = dict(states[0])
+    resharded[WRAPPED_OPTIMIZER_KEY] = reshard_optimizer_states([s[WRAPPED_OPTIMIZER_KEY] for s in states], names,
+                                                                partitions, world_size, rank)
+    groups, index = [], 0
+    for group_index, group in enumerate(states[0][MASTER_WEIGHTS_KEY]):
+        resharded_group = []
+        for position in range(len(group)):
+            dim, stride = partitions.get(names[index], (None, 1))
+            shards = [s[MASTER_WEIGHTS_KEY][group_index][position] for s in states]
+            resharded_group.append(reshard_tensors(shards, dim, stride, world_size, rank))
+            index += 1
+        groups.append(resharded_group)
+    if index != len(names):
+        raise ValueError(f"the checkpoint holds {index} fp32 master weights, the model {len(names)} parameters")
+    resharded[MASTER_WEIGHTS_KEY] = groups
+    return resharded
