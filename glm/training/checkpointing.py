@@ -34,9 +34,10 @@ from ..checkpoint import (CheckpointError, atomic_torch_save, check_checkpoint_g
 from ..checkpoint.change_mp import RNG_TRACKER_SIZE_KEY
 from ..checkpoint.io import load_checkpoint_file
 from ..checkpoint.layout import TRACKER_FILENAME, read_tracker
-from ..checkpoint.reshard import (MASTER_WEIGHTS_KEY, WRAPPED_OPTIMIZER_KEY, optimizer_parameter_names,
-                                  parameter_names, partition_map, reshard_master_weight_optimizer_states,
-                                  reshard_optimizer_states)
+from ..checkpoint.reshard import (FLAT_MASTER_WEIGHTS_KEY, MASTER_WEIGHTS_KEY, WRAPPED_OPTIMIZER_KEY,
+                                  optimizer_parameter_names, parameter_names, partition_map,
+                                  reshard_flat_master_weight_optimizer_states,
+                                  reshard_master_weight_optimizer_states, reshard_optimizer_states, shard_shape)
 from ..checkpoint.saving import update_tracker_files
 from ..checkpoint.zero import (convert_to_universal, convert_to_universal_at_model_parallel_size,
                                zero_data_parallel_size)
@@ -238,15 +239,22 @@ def _resharded_optimizer_state(config, engine, resolved):
     if all(set(state) == {"state", "param_groups"} for state in states):
         return reshard_optimizer_states(states, optimizer_parameter_names(engine.optimizer, engine.module),
                                         partitions, world, rank)
-    master_groups = getattr(engine.optimizer, "fp16_groups", None)  # the module's parameters, in the groups' order
-    if master_groups is not None and all(MASTER_WEIGHTS_KEY in state and WRAPPED_OPTIMIZER_KEY in state
-                                         for state in states):
-        return reshard_master_weight_optimizer_states(states, parameter_names(master_groups, engine.module),
-                                                      partitions, world, rank)
+    # DeepSpeed's fp16/bf16 optimizer wrappers: fp16_groups are the module's parameters, in the groups' order.
+    master_groups = getattr(engine.optimizer, "fp16_groups", None)
+    if master_groups is not None and all(WRAPPED_OPTIMIZER_KEY in state for state in states):
+        names = parameter_names(master_groups, engine.module)
+        if all(MASTER_WEIGHTS_KEY in state for state in states):
+            return reshard_master_weight_optimizer_states(states, names, partitions, world, rank)
+        if all(FLAT_MASTER_WEIGHTS_KEY in state for state in states):
+            # Flat groups: cut by the parameters' shapes at the checkpoint's size, derived from this rank's.
+            new_shapes = {name: tuple(param.shape) for name, param in engine.module.named_parameters()}
+            saved_shapes = {name: shard_shape(shape, partitions.get(name, (None, 1))[0], world, resolved.mp_size)
+                            for name, shape in new_shapes.items()}
+            return reshard_flat_master_weight_optimizer_states(states, names, [len(group) for group in master_groups],
+                                                               saved_shapes, new_shapes, partitions, world, rank)
     raise CheckpointError(
         f"{resolved.tag_dir}: its optimizer state (keys {sorted(states[0])}) is neither a torch.optim state nor that "
-        "of DeepSpeed's fp16/bf16 optimizer with one fp32 master tensor per parameter (DeepSpeed's fused fp16 "
-        "optimizer keeps flat groups), so it cannot be re-cut for model-parallel size "
+        "of DeepSpeed's fp16/bf16 optimizer, so it cannot be re-cut for model-parallel size "
         f"{mpu.get_model_parallel_world_size()}; resume with --no-load-optim to start a fresh optimizer")
 
 
