@@ -362,9 +362,8 @@ def _repair_zero3_universal_load(zero_optimizer, groups_before, universal_dir, u
 def _restart_zero_optimizer_state(zero_optimizer):
     """--no-load-optim through DeepSpeed's universal load, which brings Adam's moments and step in with
     the fp32 weights (ZeRO-1/2 always; ZeRO-3 loads weights alone only from native ZeRO files, of the
-    checkpoint's own sizes).  They are zeroed in place
-    (the tensors DeepSpeed links to its parameters stay the same): a fresh Adam, whose first update
-    starts from zero moments at step 0 exactly as a newly built one does."""
+    checkpoint's own sizes).  They are zeroed in place (the tensors DeepSpeed links to its parameters stay
+    the same): a fresh Adam, whose first update starts from zero moments at step 0 as a new one does."""
     for state in zero_optimizer.optimizer.state.values():
         for key, value in state.items():
             if torch.is_tensor(value):
@@ -381,9 +380,12 @@ def _load_deepspeed(config, engine, resolved):
     other_mp = resolved.mp_size != mpu.get_model_parallel_world_size()
     if other_mp and saved_dp == 0:
         return _load_deepspeed_without_zero_at_other_model_parallel_size(config, engine, resolved)
-    # At another model-parallel size the weights come from the universal form too (the ZeRO files hold
-    # them cut for the old size), with or without the optimizer state.
-    repartition = other_mp or (not config.checkpoint.no_load_optim and saved_dp not in (0, mpu.get_data_parallel_world_size()))
+    # The optimizer state at another size comes from the universal form; so do the weights at another
+    # model-parallel size (the ZeRO files hold them cut for the old one) and ZeRO-3's at another data-parallel
+    # size (partitioned too), with or without the optimizer state.
+    other_dp = saved_dp not in (0, mpu.get_data_parallel_world_size())
+    repartition = other_mp or (other_dp and (not config.checkpoint.no_load_optim
+                                             or engine.engine.zero_optimization_partition_weights()))
     load_dir, tag, temporary = (_universal_checkpoint(config, resolved, saved_dp, partition_map(engine.module))
                                 if repartition else (resolved.load_dir, resolved.tag, None))
     try:

@@ -10,7 +10,7 @@ Three launches serve every check (the engines are built one after another inside
    in the same precision; ZeRO-1 in bf16 resumed at another tensor-parallel size both ways;
 3. one process: each engine resumed from its data-parallel-2 checkpoint and from its tensor-parallel-2
    checkpoint (TP 2 -> 1), and resumed from its tensor-parallel-2 checkpoint with --no-load-optim (ZeRO-1
-   also with --no-deepspeed-load).
+   also with --no-deepspeed-load; the plain engine and ZeRO-3 from their data-parallel-2 ones too).
 
 ZeRO-0 (DeepSpeed without ZeRO) runs every size of launches 1-3 in fp32, bf16 and fp16.
 
@@ -159,6 +159,9 @@ def _one_process(rank, world, directory, resume):
         for kind in ("plain", *FRESH_OPTIMIZER_ENGINES):
             _record(directory, f"{kind}-tp2to1-{FRESH}",
                     train(kind, 1, 1, directory, load=f"{directory}/{kind}-tp2", no_load_optim=True))
+        for kind in ("plain", "zero3"):  # ZeRO-3's weights are partitioned over the data-parallel ranks too
+            _record(directory, f"{kind}-dp2to1-{FRESH}",
+                    train(kind, 1, 1, directory, load=f"{directory}/{kind}-dp2", no_load_optim=True))
         _record(directory, f"zero1-tp2to1-{FRESH}-{PLAIN_LOADER}",
                 train("zero1", 1, 1, directory, load=f"{directory}/zero1-tp2", no_load_optim=True,
                       no_deepspeed_load=True))
@@ -382,6 +385,18 @@ def test_zero_at_another_tensor_parallel_size_with_a_fresh_optimizer(runs, kind)
     assert resumed[-1] < resumed[0] - 0.02  # it keeps learning
     # A fresh Adam is not the uninterrupted run: its first update already takes another step.
     assert max_difference(resumed, runs[f"{kind}-dp1"][SAVE_AT:]) > 10 * FP32_TOLERANCE
+
+
+@pytest.mark.slow
+def test_zero3_at_another_data_parallel_size_with_a_fresh_optimizer(runs):
+    """ZeRO-3 at another data-parallel size with --no-load-optim: its partitioned weights gathered through
+    the universal form, Adam restarting, as the plain engine's --no-load-optim resume."""
+    resumed, reference = runs[f"zero3-dp2to1-{FRESH}"], runs[f"plain-dp2to1-{FRESH}"]
+    difference = max_difference(resumed, reference)
+    print(f"zero3 DP 2 -> 1, --no-load-optim: first difference at {first_difference(resumed, reference)}, "
+          f"max {difference:.2e}")
+    assert difference < FP32_TOLERANCE
+    assert max_difference(resumed, runs["zero3-dp1"][SAVE_AT:]) > 10 * FP32_TOLERANCE
 
 
 def _same_size_four_ranks(rank, world, directory):
