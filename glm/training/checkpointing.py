@@ -34,7 +34,10 @@ from ..checkpoint import (CheckpointError, atomic_torch_save, check_checkpoint_g
 from ..checkpoint.change_mp import RNG_TRACKER_SIZE_KEY
 from ..checkpoint.io import load_checkpoint_file
 from ..checkpoint.layout import TRACKER_FILENAME, read_tracker
-from ..checkpoint.reshard import optimizer_parameter_names, partition_map, reshard_optimizer_states
+from ..checkpoint.reshard import (FLAT_MASTER_WEIGHTS_KEY, MASTER_WEIGHTS_KEY, WRAPPED_OPTIMIZER_KEY,
+                                  optimizer_parameter_names, parameter_names, partition_map,
+                                  reshard_flat_master_weight_optimizer_states,
+                                  reshard_master_weight_optimizer_states, reshard_optimizer_states, shard_shape)
 from ..checkpoint.saving import update_tracker_files
 from ..checkpoint.zero import (convert_to_universal, convert_to_universal_at_model_parallel_size,
                                zero_data_parallel_size)
@@ -185,6 +188,7 @@ def load_training_checkpoint(config, engine):
         meta = load_model_state(engine.module, config.checkpoint.load, unsafe_unpickle=config.checkpoint.unsafe_unpickle)
     except CheckpointError as err:
         raise CheckpointError(f"{err}{'' if resolved.zero3 else _earlier_checkpoints_hint(resolved)}") from err
+    _refresh_deepspeed_master_weights(engine)
     if not weights_only_load and not config.checkpoint.no_load_optim:
         if meta.get("optimizer") is None:
             raise CheckpointError(
@@ -196,26 +200,33 @@ def load_training_checkpoint(config, engine):
 
 
 def _load_deepspeed_without_zero_at_other_model_parallel_size(config, engine, resolved):
-    """DeepSpeed without ZeRO (stage 0, fp32) keeps the whole ``torch.optim`` state in its
-    ``mp_rank_XX`` files, beside the weights: both are re-cut as the plain engine's are."""
+    """DeepSpeed without ZeRO (stage 0) keeps its whole optimizer state in its ``mp_rank_XX`` files,
+    beside the weights: in fp32 a ``torch.optim`` state, in fp16 and bf16 its optimizer wrapper's (the
+    loss scaler, every parameter's fp32 master copy and the ``torch.optim`` state that steps them).
+    The weights, masters and moments are re-cut as the plain engine's are."""
     meta = load_model_state(engine.module, config.checkpoint.load, unsafe_unpickle=config.checkpoint.unsafe_unpickle)
-    if not config.checkpoint.no_load_optim:
-        saved = meta.get("optimizer")
-        if not isinstance(saved, dict) or set(saved) != {"state", "param_groups"}:
-            raise CheckpointError(
-                f"{resolved.tag_dir}: the optimizer state of this DeepSpeed checkpoint (without ZeRO) is not a plain "
-                "torch.optim state (DeepSpeed's fp16/bf16 wrapper keeps flat fp32 groups), so it cannot be re-cut for "
-                f"model-parallel size {mpu.get_model_parallel_world_size()}; resume with --no-load-optim to start a "
-                "fresh optimizer")
+    if config.checkpoint.no_load_optim:
+        _refresh_deepspeed_master_weights(engine)
+    else:
         engine.optimizer.load_state_dict(_resharded_optimizer_state(config, engine, resolved))
     ds = engine.engine
     ds.global_steps, ds.global_samples = meta.get("global_steps", 0), meta.get("global_samples", 0)
     return _restore_client_state(config, engine, meta, False)
 
 
+def _refresh_deepspeed_master_weights(engine):
+    """After weights were loaded into a DeepSpeed engine's module: its optimizer's fp32 master copies
+    (fp16/bf16 wrapper, ZeRO-1/2 partitions) were taken when the engine was built, and its next step
+    would write them back over the loaded weights; copy them from the loaded weights."""
+    refresh = getattr(engine.engine.optimizer, "refresh_fp32_params", None) if engine.name == "deepspeed" else None
+    if refresh is not None:
+        refresh()
+
+
 def _resharded_optimizer_state(config, engine, resolved):
     """This rank's optimizer state from a checkpoint of another model-parallel size: Adam's moments
-    have their weights' shapes, so they are merged and re-cut by the weights' partition rules."""
+    (and DeepSpeed's fp32 master weights) have their weights' shapes, so they are merged and re-cut by
+    the weights' partition rules."""
     # Memory-mapped: only the optimizer tensors are paged in, not the weights beside them.
     states = [
         load_checkpoint_file(resolved.model_file(r), unsafe_unpickle=config.checkpoint.unsafe_unpickle,
@@ -223,9 +234,28 @@ def _resharded_optimizer_state(config, engine, resolved):
     ]
     logger.info("resharding the optimizer state of %s from model-parallel size %d to %d", resolved.tag_dir,
                 resolved.mp_size, mpu.get_model_parallel_world_size())
-    return reshard_optimizer_states(states, optimizer_parameter_names(engine.optimizer, engine.module),
-                                    partition_map(engine.module), mpu.get_model_parallel_world_size(),
-                                    mpu.get_model_parallel_rank())
+    partitions, world, rank = partition_map(engine.module), mpu.get_model_parallel_world_size(), \
+        mpu.get_model_parallel_rank()
+    if all(set(state) == {"state", "param_groups"} for state in states):
+        return reshard_optimizer_states(states, optimizer_parameter_names(engine.optimizer, engine.module),
+                                        partitions, world, rank)
+    # DeepSpeed's fp16/bf16 optimizer wrappers: fp16_groups are the module's parameters, in the groups' order.
+    master_groups = getattr(engine.optimizer, "fp16_groups", None)
+    if master_groups is not None and all(WRAPPED_OPTIMIZER_KEY in state for state in states):
+        names = parameter_names(master_groups, engine.module)
+        if all(MASTER_WEIGHTS_KEY in state for state in states):
+            return reshard_master_weight_optimizer_states(states, names, partitions, world, rank)
+        if all(FLAT_MASTER_WEIGHTS_KEY in state for state in states):
+            # Flat groups: cut by the parameters' shapes at the checkpoint's size, derived from this rank's.
+            new_shapes = {name: tuple(param.shape) for name, param in engine.module.named_parameters()}
+            saved_shapes = {name: shard_shape(shape, partitions.get(name, (None, 1))[0], world, resolved.mp_size)
+                            for name, shape in new_shapes.items()}
+            return reshard_flat_master_weight_optimizer_states(states, names, [len(group) for group in master_groups],
+                                                               saved_shapes, new_shapes, partitions, world, rank)
+    raise CheckpointError(
+        f"{resolved.tag_dir}: its optimizer state (keys {sorted(states[0])}) is neither a torch.optim state nor that "
+        "of DeepSpeed's fp16/bf16 optimizer, so it cannot be re-cut for model-parallel size "
+        f"{mpu.get_model_parallel_world_size()}; resume with --no-load-optim to start a fresh optimizer")
 
 
 def _earlier_checkpoints_hint(resolved):
@@ -329,6 +359,19 @@ def _repair_zero3_universal_load(zero_optimizer, groups_before, universal_dir, u
             state["step"] = state["step"].clone()
 
 
+def _restart_zero_optimizer_state(zero_optimizer):
+    """--no-load-optim through DeepSpeed's universal load, which brings Adam's moments and step in with
+    the fp32 weights (ZeRO-1/2 always; ZeRO-3 loads weights alone only from native ZeRO files, of the
+    checkpoint's own sizes).  They are zeroed in place (the tensors DeepSpeed links to its parameters stay
+    the same): a fresh Adam, whose first update starts from zero moments at step 0 as a new one does."""
+    for state in zero_optimizer.optimizer.state.values():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                value.zero_()
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                state[key] = type(value)(0)
+
+
 def _load_deepspeed(config, engine, resolved):
     # DeepSpeed unpickles its files in full: check what they would import before it reads them.
     check_checkpoint_globals(sorted(glob.glob(os.path.join(glob.escape(resolved.tag_dir), "*.pt"))),
@@ -337,15 +380,12 @@ def _load_deepspeed(config, engine, resolved):
     other_mp = resolved.mp_size != mpu.get_model_parallel_world_size()
     if other_mp and saved_dp == 0:
         return _load_deepspeed_without_zero_at_other_model_parallel_size(config, engine, resolved)
-    if other_mp and config.checkpoint.no_load_optim:
-        # DeepSpeed's universal load of ZeRO-1/2 brings Adam's moments in with the weights, always.
-        raise CheckpointError(
-            f"{resolved.tag_dir} was written at model-parallel size {resolved.mp_size} and this run has "
-            f"{mpu.get_model_parallel_world_size()}: its ZeRO files are re-cut with the optimizer state. To start "
-            "a fresh optimizer instead, add --no-deepspeed-load to --no-load-optim (the weights are re-cut; "
-            "schedule, RNG and data position are kept)")
-    repartition = not config.checkpoint.no_load_optim and (
-        other_mp or saved_dp not in (0, mpu.get_data_parallel_world_size()))
+    # The optimizer state at another size comes from the universal form; so do the weights at another
+    # model-parallel size (the ZeRO files hold them cut for the old one) and ZeRO-3's at another data-parallel
+    # size (partitioned too), with or without the optimizer state.
+    other_dp = saved_dp not in (0, mpu.get_data_parallel_world_size())
+    repartition = other_mp or (other_dp and (not config.checkpoint.no_load_optim
+                                             or engine.engine.zero_optimization_partition_weights()))
     load_dir, tag, temporary = (_universal_checkpoint(config, resolved, saved_dp, partition_map(engine.module))
                                 if repartition else (resolved.load_dir, resolved.tag, None))
     try:
@@ -353,13 +393,18 @@ def _load_deepspeed(config, engine, resolved):
         ds._config.load_universal_checkpoint = repartition  # what "checkpoint": {"load_universal": true} sets
         groups_before = [dict(group) for group in ds.optimizer.optimizer.param_groups] if repartition else None
         try:
-            _, client = ds.load_checkpoint(load_dir, tag=tag, load_optimizer_states=not config.checkpoint.no_load_optim,
-                                           load_lr_scheduler_states=False, load_module_strict=True)
+            # A universal load always takes the optimizer state (ZeRO-3's weights-only load reads the native
+            # ZeRO files instead); with --no-load-optim it is restarted after the load.
+            _, client = ds.load_checkpoint(
+                load_dir, tag=tag, load_optimizer_states=repartition or not config.checkpoint.no_load_optim,
+                load_lr_scheduler_states=False, load_module_strict=True)
         finally:
             ds._config.load_universal_checkpoint = False
         if repartition and ds.zero_optimization_partition_weights():
             _repair_zero3_universal_load(ds.optimizer, groups_before, os.path.join(load_dir, tag),
                                          config.checkpoint.unsafe_unpickle)
+        if repartition and config.checkpoint.no_load_optim:
+            _restart_zero_optimizer_state(ds.optimizer)
     except Exception as err:  # DeepSpeed raises assorted errors
         raise CheckpointError(
             f"DeepSpeed could not load {resolved.tag_dir} ({type(err).__name__}: {err}). To resume without its "

@@ -9,8 +9,10 @@ Three launches serve every check (the engines are built one after another inside
    resumed at TP 1 x DP 2 (TP 2 -> 1 with DP 1 -> 2); ZeRO 1/2/3 in bf16 and fp16 next to the plain engine
    in the same precision; ZeRO-1 in bf16 resumed at another tensor-parallel size both ways;
 3. one process: each engine resumed from its data-parallel-2 checkpoint and from its tensor-parallel-2
-   checkpoint (TP 2 -> 1), and the one combination still refused (ZeRO at another tensor-parallel size with
-   --no-load-optim but not --no-deepspeed-load) recorded with its message.
+   checkpoint (TP 2 -> 1), and resumed from its tensor-parallel-2 checkpoint with --no-load-optim (ZeRO-1
+   also with --no-deepspeed-load; the plain engine and ZeRO-3 from their data-parallel-2 ones too).
+
+ZeRO-0 (DeepSpeed without ZeRO) runs every size of launches 1-3 in fp32, bf16 and fp16.
 
 One more launch of its own: ZeRO-1 and ZeRO-3 resumed at data-parallel size 4 (bit for bit).
 
@@ -65,6 +67,11 @@ ENGINES = ("plain", *(f"zero{stage}" for stage in STAGES))
 RESUMED_SAVE = "resumed-save"
 #: ZeRO-0 keeps the whole optimizer state in its mp_rank file: resumed at another size like the plain engine.
 RESUMED_ENGINES = (*ENGINES, "zero0")
+#: ZeRO-0 in fp16 and bf16 keeps it in DeepSpeed's optimizer wrapper (fp32 master copies, loss scaler).
+LOW_PRECISION_ZERO0 = ("bf16", "fp16")
+#: Every (engine, precision) resumed at another size, and the prefix of its runs' names.
+RESUMED = {**{kind: (kind, "fp32") for kind in RESUMED_ENGINES},
+           **{f"zero0-{dtype}": ("zero0", dtype) for dtype in LOW_PRECISION_ZERO0}}
 
 
 def engine_args(kind, dp, mp, directory, dtype="fp32", load=None):
@@ -113,12 +120,13 @@ def train_engine(cfg, engine, global_batch, steps, save_at, save=None):
     return results
 
 
-def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None):
+def train(kind, dp, mp, directory, dtype="fp32", save=None, load=None, **updates):
     """Losses of updates ``start+1..STEPS``: from scratch, or resumed from the checkpoint ``load``;
-    with ``save``, a checkpoint of update ``SAVE_AT`` is written there."""
+    with ``save``, a checkpoint of update ``SAVE_AT`` is written there.  ``updates``: more settings
+    (``no_load_optim=True``...)."""
     mpu.destroy_model_parallel()
     mpu.initialize_model_parallel(mp)
-    cfg = engine_args(kind, dp, mp, directory, dtype, load)
+    cfg = engine_args(kind, dp, mp, directory, dtype, load).updated(**updates)
     if load:  # the run's --save: where a universal conversion goes (and is removed from after loading)
         cfg = cfg.updated(save=f"{directory}/{RESUMED_SAVE}")
     results = train_engine(cfg, make(cfg), GLOBAL_BATCH, STEPS, SAVE_AT, save)
@@ -141,25 +149,37 @@ def _env(rank, world):
 
 def _one_process(rank, world, directory, resume):
     _env(rank, world)
-    for kind in RESUMED_ENGINES:
+    for name, (kind, dtype) in RESUMED.items():
         if not resume:
-            _record(directory, f"{kind}-dp1", train(kind, 1, 1, directory, save=f"{directory}/{kind}-dp1"))
+            _record(directory, f"{name}-dp1", train(kind, 1, 1, directory, dtype, save=f"{directory}/{name}-dp1"))
         else:
-            _record(directory, f"{kind}-dp2to1", train(kind, 1, 1, directory, load=f"{directory}/{kind}-dp2"))
-            _record(directory, f"{kind}-tp2to1", train(kind, 1, 1, directory, load=f"{directory}/{kind}-tp2"))
+            _record(directory, f"{name}-dp2to1", train(kind, 1, 1, directory, dtype, load=f"{directory}/{name}-dp2"))
+            _record(directory, f"{name}-tp2to1", train(kind, 1, 1, directory, dtype, load=f"{directory}/{name}-tp2"))
     if resume:
-        _record(directory, REFUSAL, _refusal_at_another_tensor_parallel_size(directory))
+        for kind in ("plain", *FRESH_OPTIMIZER_ENGINES):
+            _record(directory, f"{kind}-tp2to1-{FRESH}",
+                    train(kind, 1, 1, directory, load=f"{directory}/{kind}-tp2", no_load_optim=True))
+        for kind in ("plain", "zero3"):  # ZeRO-3's weights are partitioned over the data-parallel ranks too
+            _record(directory, f"{kind}-dp2to1-{FRESH}",
+                    train(kind, 1, 1, directory, load=f"{directory}/{kind}-dp2", no_load_optim=True))
+        _record(directory, f"zero1-tp2to1-{FRESH}-{PLAIN_LOADER}",
+                train("zero1", 1, 1, directory, load=f"{directory}/zero1-tp2", no_load_optim=True,
+                      no_deepspeed_load=True))
 
 
 def _two_processes(rank, world, directory):
     _env(rank, world)
-    for kind in RESUMED_ENGINES:
-        _record(directory, f"{kind}-dp2", train(kind, 2, 1, directory, save=f"{directory}/{kind}-dp2"))
-        _record(directory, f"{kind}-dp1to2", train(kind, 2, 1, directory, load=f"{directory}/{kind}-dp1"))
-        _record(directory, f"{kind}-tp2", train(kind, 1, 2, directory, save=f"{directory}/{kind}-tp2"))
-        _record(directory, f"{kind}-tp1to2", train(kind, 1, 2, directory, load=f"{directory}/{kind}-dp1"))
-        _record(directory, f"{kind}-tp1to2-dp2to1", train(kind, 1, 2, directory, load=f"{directory}/{kind}-dp2"))
-        _record(directory, f"{kind}-tp2to1-dp1to2", train(kind, 2, 1, directory, load=f"{directory}/{kind}-tp2"))
+    for name, (kind, dtype) in RESUMED.items():
+        saved = f"{directory}/{name}"
+        _record(directory, f"{name}-dp2", train(kind, 2, 1, directory, dtype, save=f"{saved}-dp2"))
+        _record(directory, f"{name}-dp1to2", train(kind, 2, 1, directory, dtype, load=f"{saved}-dp1"))
+        _record(directory, f"{name}-tp2", train(kind, 1, 2, directory, dtype, save=f"{saved}-tp2"))
+        _record(directory, f"{name}-tp1to2", train(kind, 1, 2, directory, dtype, load=f"{saved}-dp1"))
+        _record(directory, f"{name}-tp1to2-dp2to1", train(kind, 1, 2, directory, dtype, load=f"{saved}-dp2"))
+        _record(directory, f"{name}-tp2to1-dp1to2", train(kind, 2, 1, directory, dtype, load=f"{saved}-tp2"))
+        if dtype != "fp32":  # what losing the optimizer state in the re-cut would look like, in this precision
+            _record(directory, f"{name}-tp1to2-{FRESH}", train(kind, 1, 2, directory, dtype, load=f"{saved}-dp1",
+                                                                no_load_optim=True))
     for kind in ENGINES:
         for dtype in ("bf16", "fp16"):
             save = f"{directory}/{kind}-{dtype}" if kind == BF16_RESUMED and dtype == "bf16" else None
@@ -263,6 +283,47 @@ def test_bf16_zero_resume_at_another_tensor_parallel_size(runs):
         assert difference < BF16_RESUME_TOLERANCE, change
 
 
+#: Each resume at another size and the uninterrupted run at its new size.
+RESUMES_AT_ANOTHER_SIZE = {"dp1to2": "dp2", "dp2to1": "dp1", **TENSOR_PARALLEL_RESUMES}
+#: ZeRO-0 in low precision resumed at another size, against the uninterrupted run at the new size:
+#: (over the 12 updates after the resume, over the first two).  Measured (docs/training.md): the
+#: uninterrupted bf16 runs at TP 1 and TP 2 differ by up to 1.1e-3, the resumed ones from theirs by up to
+#: 3.7e-3 (bf16 gradients and tensor-parallel partial sums rounded in another order, amplified over the
+#: updates), but by 3.4e-4 at most over the first two updates; fp16: 7.7e-5 and 7.4e-5.  The optimizer
+#: state lost in the re-cut (--no-load-optim) gives 2.7e-3 (bf16) and 3.1e-3 (fp16) at the second update
+#: already and 1.3e-2 / 1.4e-2 over the window, checked below with the same runs.
+ZERO0_RESUME_TOLERANCE = {"bf16": (6e-3, 1e-3), "fp16": (5e-4, 5e-4)}
+#: Each resume at another size and the uninterrupted run at its new size.
+RESUMES_AT_ANOTHER_SIZE = {"dp1to2": "dp2", "dp2to1": "dp1", **TENSOR_PARALLEL_RESUMES}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", LOW_PRECISION_ZERO0)
+def test_low_precision_zero0_resume_at_another_size(runs, dtype):
+    """DeepSpeed without ZeRO in bf16 and fp16: the optimizer wrapper's fp32 master weights and Adam's
+    moments re-cut with the model's partition rules at another tensor-parallel size (the loss scale and the
+    step copied); at another data-parallel size DeepSpeed loads its own files.  The losses after the resume
+    are the uninterrupted run's at the new size within that precision's noise, and a resume that lost the
+    optimizer state is not."""
+    name = f"zero0-{dtype}"
+    window, first_two = ZERO0_RESUME_TOLERANCE[dtype]
+    noise = max_difference(runs[f"{name}-tp2"], runs[f"{name}-dp1"])
+    print(f"{name}: uninterrupted at TP 2 vs TP 1: max {noise:.2e}")
+    assert runs[f"{name}-dp1"][-1] < runs[f"{name}-dp1"][0] - 0.1
+    for change, reference in RESUMES_AT_ANOTHER_SIZE.items():
+        resumed, uninterrupted = runs[f"{name}-{change}"], runs[f"{name}-{reference}"][SAVE_AT:]
+        difference, early = max_difference(resumed, uninterrupted), max_difference(resumed[:2], uninterrupted[:2])
+        print(f"{name} {change}: first difference at {first_difference(resumed, uninterrupted)}, max {difference:.2e}"
+              f" ({early:.2e} over the first two updates)")
+        assert difference < window, change
+        assert early < first_two, change
+    lost, uninterrupted = runs[f"{name}-tp1to2-{FRESH}"], runs[f"{name}-tp2"][SAVE_AT:]
+    print(f"{name} tp1to2 with --no-load-optim: max {max_difference(lost, uninterrupted):.2e} "
+          f"({max_difference(lost[:2], uninterrupted[:2]):.2e} over the first two updates)")
+    assert max_difference(lost[:2], uninterrupted[:2]) > first_two
+    assert max_difference(lost, uninterrupted) > window
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES)
 def test_zero_matches_plain_engine_over_20_updates(runs, stage):
@@ -297,35 +358,45 @@ def test_zero3_two_rank_shards_consolidate(launched, tmp_path):
         torch.testing.assert_close(consolidated["module"][key], value, rtol=0, atol=1e-6, msg=key)
 
 
-REFUSAL = "refused-tp-no-load-optim"
-
-
-def _refusal_at_another_tensor_parallel_size(directory):
-    """``[message, iteration]``: the message of the one resume at another tensor-parallel size still
-    refused, ZeRO with --no-load-optim (DeepSpeed's universal load brings the moments in with the weights),
-    and the iteration that the resume it advises (adding --no-deepspeed-load) continues from."""
-    from glm.checkpoint import CheckpointError
-    mpu.destroy_model_parallel()
-    mpu.initialize_model_parallel(1)
-    cfg = engine_args("zero1", 1, 1, directory, load=f"{directory}/zero1-tp2").updated(no_load_optim=True)
-    message = None
-    try:
-        load_training_checkpoint(cfg, make(cfg))
-    except CheckpointError as err:
-        message = str(err)
-    advised = cfg.updated(no_deepspeed_load=True)
-    return [message, load_training_checkpoint(advised, make(advised)).iteration]
+#: --no-load-optim at another tensor-parallel size: the re-cut weights with a fresh optimizer.
+FRESH = "no-load-optim"
+FRESH_OPTIMIZER_ENGINES = tuple(f"zero{stage}" for stage in STAGES)
+#: The same through the plain loader under DeepSpeed (--no-deepspeed-load).
+PLAIN_LOADER = "no-deepspeed-load"
 
 
 @pytest.mark.slow
-def test_zero_at_another_tensor_parallel_size_without_optimizer_refused(runs):
-    """ZeRO at another tensor-parallel size with --no-load-optim stops with a message that says how to
-    load the re-cut weights instead, and that advice resumes."""
-    message, advised_iteration = runs[REFUSAL]
-    assert message is not None, "the resume was not refused"
-    assert "written at model-parallel size 2 and this run has 1" in message
-    assert "add --no-deepspeed-load to --no-load-optim" in message
-    assert advised_iteration == SAVE_AT
+@pytest.mark.parametrize("kind", FRESH_OPTIMIZER_ENGINES)
+def test_zero_at_another_tensor_parallel_size_with_a_fresh_optimizer(runs, kind):
+    """ZeRO at another tensor-parallel size with --no-load-optim: the weights re-cut through the universal
+    form, Adam restarting.  It trains as the plain engine resumed the same way does (its re-cut weights and a
+    fresh AdamW), and ZeRO-1 as with --no-deepspeed-load; fp32 master weights left behind by a load (the ZeRO
+    optimizer writing the weights it was built with back at its first step) or moments carried over would
+    differ by 1e-3 or more from the second update."""
+    resumed = runs[f"{kind}-tp2to1-{FRESH}"]
+    references = [runs[f"plain-tp2to1-{FRESH}"]]
+    if kind == "zero1":
+        references.append(runs[f"zero1-tp2to1-{FRESH}-{PLAIN_LOADER}"])
+    for reference in references:
+        difference = max_difference(resumed, reference)
+        print(f"{kind} TP 2 -> 1, --no-load-optim: first difference at {first_difference(resumed, reference)}, "
+              f"max {difference:.2e}")
+        assert difference < FP32_TOLERANCE
+    assert resumed[-1] < resumed[0] - 0.02  # it keeps learning
+    # A fresh Adam is not the uninterrupted run: its first update already takes another step.
+    assert max_difference(resumed, runs[f"{kind}-dp1"][SAVE_AT:]) > 10 * FP32_TOLERANCE
+
+
+@pytest.mark.slow
+def test_zero3_at_another_data_parallel_size_with_a_fresh_optimizer(runs):
+    """ZeRO-3 at another data-parallel size with --no-load-optim: its partitioned weights gathered through
+    the universal form, Adam restarting, as the plain engine's --no-load-optim resume."""
+    resumed, reference = runs[f"zero3-dp2to1-{FRESH}"], runs[f"plain-dp2to1-{FRESH}"]
+    difference = max_difference(resumed, reference)
+    print(f"zero3 DP 2 -> 1, --no-load-optim: first difference at {first_difference(resumed, reference)}, "
+          f"max {difference:.2e}")
+    assert difference < FP32_TOLERANCE
+    assert max_difference(resumed, runs["zero3-dp1"][SAVE_AT:]) > 10 * FP32_TOLERANCE
 
 
 def _same_size_four_ranks(rank, world, directory):
