@@ -134,7 +134,7 @@ def attend_in_two_parts(attend, query, key, value, mask, prefix):
     sample and sees exactly the keys before its sample's separator, all of them before ``last``: those
     rows attend to the first ``last`` keys only, the other rows to all keys.  The same attention (each
     row's softmax, and its dropout, covers the keys it sees either way) with part A's scores on part B's
-    keys, about a sixth of a blank-infilling step's attention, never computed.  ``query``/``key``/``value``
+    keys, about 15% of a token-span batch's attention, never computed.  ``query``/``key``/``value``
     ``[B, n, L, d]`` over the same L positions; anything else runs in one call."""
     length = key.size(-2)
     if prefix is None or query.size(-2) != length:
