@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=2 python bench/bench_vs_hf.py                 # GLM-Base, sequence 512, batch 2, 6 rounds
     OMP_NUM_THREADS=2 python bench/bench_vs_hf.py --baseline      # also the step as it was before issue 18
     OMP_NUM_THREADS=2 python bench/bench_vs_hf.py --profile       # top operators of one GLM step per dtype
+    OMP_NUM_THREADS=2 python bench/bench_vs_hf.py --compile       # also the GLM fp32 step with --compile
 
 GLM: the project's plain engine (``pretrain_glm.py``'s step: forward, loss, backward, clipping, AdamW) on
 real blank-infilling batches from the collator with the token-span objective of ``config/ds_block_base.sh``
@@ -11,12 +12,16 @@ vocabulary padded to 30592), text packed from a corpus as the pretraining datase
 ``--bf16`` (autocast).  Hugging Face: ``BertForMaskedLM`` of the same shape (12 x 768, 12 heads, FFN 3072,
 vocabulary 30592, ``attn_implementation="sdpa"``, dropout 0.1) on the same text with 15% of the positions
 labelled, AdamW (foreach), clipping at 1.0, bf16 = ``torch.autocast``.  ``--baseline`` adds the GLM step as
-it was before issue 18 (vocabulary projection at every position, SDPA attention, foreach AdamW) on the same
-models.
+it was before issue 18 (vocabulary projection at every position, so every layer at every position, SDPA
+attention in one call over the whole mask, foreach AdamW) on the same models.  ``--compile`` adds "GLM fp32 compiled": the same step with ``--compile`` (every transformer layer
+through ``torch.compile``; its first steps, compiling, fall in the warm-up: the blank-infilling batches
+differ in length, so the second one recompiles for a dynamic length).
 
 The configurations take one step each in turn (round-robin) so that a shared machine's slow moments hit
 them alike; the table gives the median, the spread (min-max) and the forward + loss + backward part
-(the step less ``optimizer.step``), then the issue's targets.
+(the step less ``optimizer.step``), the positions a step runs (a GLM sample is its text plus part B: about
+562 positions per 512 tokens of text here, against the MLM model's 512) and the time per position, then the
+issue's targets (full steps, as the issue states them).
 """
 
 import argparse
@@ -71,6 +76,19 @@ def attention_backend(model, backend):
 
 
 @contextlib.contextmanager
+def attention_in_one_call():
+    """Attention as before issue 18: one kernel call over the whole mask (no part-A split)."""
+    from glm.model import attention
+
+    saved = attention.attend_in_two_parts
+    attention.attend_in_two_parts = lambda attend, query, key, value, mask, prefix: attend(query, key, value, mask)
+    try:
+        yield
+    finally:
+        attention.attend_in_two_parts = saved
+
+
+@contextlib.contextmanager
 def foreach_adamw(optimizer):
     """Run ``optimizer`` with torch's foreach AdamW kernels instead of the fused ones (read per step)."""
     saved = [(g["fused"], g["foreach"]) for g in optimizer.param_groups]
@@ -93,11 +111,11 @@ class OptimizerClock:
                                                              self.seconds + time.perf_counter() - self._start))
 
 
-def glm_engine(opts, vocab_size, bf16):
+def glm_engine(opts, vocab_size, bf16, compile=False):
     argv = ["--block-lm", "--num-layers", "12", "--hidden-size", "768", "--num-attention-heads", "12",
             "--seq-length", str(opts.seq), "--max-position-embeddings", str(opts.seq), "--batch-size",
             str(opts.batch), "--train-iters", "1000", "--lr", "1e-4", "--warmup", "0.01", "--weight-decay", "0.01"]
-    config = glm_config(argv + (["--bf16"] if bf16 else []), vocab_size=vocab_size)
+    config = glm_config(argv + (["--bf16"] if bf16 else []) + (["--compile"] if compile else []), vocab_size=vocab_size)
     set_random_seed(1234)
     device = torch.device("cpu")
     model = build_model(config, device)
@@ -138,6 +156,8 @@ def main():
     parser.add_argument("--corpus", type=Path, default=default_corpus())
     parser.add_argument("--baseline", action="store_true",
                         help="also time the GLM step as before issue 18 (dense projection, SDPA attention, foreach AdamW)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the GLM fp32 step with --compile (torch.compile of every transformer layer)")
     parser.add_argument("--profile", action="store_true", help="print the top operators of one GLM step per dtype")
     parser.add_argument("--json", type=Path, help="also write the step times here")
     opts = parser.parse_args()
@@ -156,11 +176,16 @@ def main():
     glm_batches = [strategy.construct_blocks([dict(s, iteration=i) for s in samples[i * opts.batch:][:opts.batch]])
                    for i in range(count)]
     part_b = statistics.mean(float(b["loss_mask"].float().mean()) for b in glm_batches)
+    # A blank-infilling sample is longer than its text: part B repeats every span after a [sop] (and
+    # part A keeps a [MASK] per span), so GLM runs more positions per step than the MLM model does.
+    glm_positions = statistics.mean(b["text"].numel() for b in glm_batches)
     vocab = data_config.model.vocab_size
     mask_id = tokenizer.get_command("MASK").Id
     hf_data = hf_batches(samples, opts.batch, count, mask_id)
 
     engines = {"fp32": glm_engine(opts, vocab, False), "bf16": glm_engine(opts, vocab, True)}
+    if opts.compile:
+        engines["fp32 compiled"] = glm_engine(opts, vocab, False, compile=True)
     hf = {"fp32": hf_model(opts, vocab), "bf16": hf_model(opts, vocab)}
     clocks = {f"GLM {k}": OptimizerClock(e.optimizer) for k, e in engines.items()}
     clocks.update({f"HF {k}": OptimizerClock(opt) for k, (_, opt) in hf.items()})
@@ -169,7 +194,7 @@ def main():
         engine = engines[dtype]
         if not before:
             return engine.train_batch([glm_batches[i]], language_model_loss)
-        with attention_backend(engine.module, "sdpa"), foreach_adamw(engine.optimizer):
+        with attention_backend(engine.module, "sdpa"), attention_in_one_call(), foreach_adamw(engine.optimizer):
             return engine.train_batch([glm_batches[i]], dense_projection_forward)
 
     def hf_step(dtype, i):
@@ -183,6 +208,8 @@ def main():
 
     configs = {"GLM fp32": lambda i: glm_step("fp32", i), "GLM bf16": lambda i: glm_step("bf16", i),
                "HF fp32": lambda i: hf_step("fp32", i), "HF bf16": lambda i: hf_step("bf16", i)}
+    if opts.compile:
+        configs["GLM fp32 compiled"] = lambda i: glm_step("fp32 compiled", i)
     if opts.baseline:
         configs["GLM fp32 before"] = lambda i: glm_step("fp32", i, before=True)
         configs["GLM bf16 before"] = lambda i: glm_step("bf16", i, before=True)
@@ -197,7 +224,7 @@ def main():
             print(f"warm-up step {i} of {label}: {1000 * (time.perf_counter() - start):.0f} ms", flush=True)
     if opts.profile:
         from torch.profiler import ProfilerActivity, profile
-        for dtype in ("fp32", "bf16"):
+        for dtype in engines:
             with profile(activities=[ProfilerActivity.CPU]) as prof:
                 glm_step(dtype, 0)
             print(f"\nGLM {dtype} step, top operators by self CPU time")
@@ -216,18 +243,21 @@ def main():
 
     medians = {label: statistics.median(t) for label, t in steps.items()}
     fwd_bwd = {label: statistics.median(s - u for s, u in zip(steps[label], updates[label])) for label in steps}
+    positions = {label: glm_positions if label.startswith("GLM") else opts.batch * opts.seq for label in steps}
     rows = [[label, f"{1000 * medians[label]:.0f}", f"{1000 * min(t):.0f}-{1000 * max(t):.0f}",
-             f"{1000 * fwd_bwd[label]:.0f}", f"{1000 * (medians[label] - fwd_bwd[label]):.0f}"]
+             f"{1000 * fwd_bwd[label]:.0f}", f"{1000 * (medians[label] - fwd_bwd[label]):.0f}",
+             f"{positions[label]:.0f}", f"{1e6 * medians[label] / positions[label]:.0f}"]
             for label, t in steps.items()]
     print_table(f"GLM-Base pretraining step vs Hugging Face BertForMaskedLM (sdpa), 12x768x12, vocab {vocab}, "
                 f"sequence {opts.seq}, batch {opts.batch}, loss on {100 * part_b:.1f}% of GLM positions, "
                 f"{opts.rounds} rounds round-robin; {machine()}; load average {load_before[0]:.2f} before, "
                 f"{load_after[0]:.2f} after",
-                ["configuration", "median ms/step", "min-max ms", "fwd+loss+bwd ms", "optimizer ms"], rows,
+                ["configuration", "median ms/step", "min-max ms", "fwd+loss+bwd ms", "optimizer ms", "positions/step",
+                 "us/position"], rows,
                 right_aligned_from=1)
     target_rows = []
     for ours, theirs, target in TARGETS:
-        for label in [ours] + ([f"{ours} before"] if opts.baseline else []):
+        for label in [ours] + [f"{ours} {variant}" for variant in ("compiled", "before") if f"{ours} {variant}" in medians]:
             full = medians[theirs] / medians[label]
             part = fwd_bwd[theirs] / fwd_bwd[label]
             target_rows.append([f"{label} vs {theirs}", f"{target:.1f}x", f"{full:.2f}x", f"{part:.2f}x",
@@ -235,7 +265,8 @@ def main():
     print_table("targets (speed-up = their median step / ours)",
                 ["comparison", "target", "full step", "fwd+loss+bwd", "full step"], target_rows, right_aligned_from=1)
     if opts.json:
-        opts.json.write_text(json.dumps({"steps": steps, "updates": updates, "load": [load_before, load_after]}))
+        opts.json.write_text(json.dumps({"steps": steps, "updates": updates, "positions": positions,
+                                         "load": [load_before, load_after]}))
 
 
 if __name__ == "__main__":

@@ -162,7 +162,8 @@ def add_model_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                             "'auto' picks the fastest one that supports the current mask and device.")
     group.add_argument("--compile", action="store_true",
                        help="(new) torch.compile every transformer layer (fuses the element-wise work; "
-                            "worth it on GPUs, where kernel launches dominate small layers; slow to start on CPU).")
+                            "worth it on GPUs, where kernel launches dominate small layers; on CPU it measured "
+                            "slower than eager for GLM-Base, see docs/training.md, Throughput).")
     return parser
 
 

@@ -84,7 +84,9 @@ class GLMModel(nn.Module):
         then come back as ``[N, vocab]`` for the ``N`` selected positions in row-major order.  Losses
         read only part of the sequence (Part B in blank infilling), and the vocabulary projection with
         its cross entropy is otherwise the largest single matmul of a step for every position.  The
-        selection happens inside ``forward`` so wrappers that hook it (DDP, DeepSpeed) see it.
+        selection happens inside ``forward`` so wrappers that hook it (DDP, DeepSpeed) see it.  The last
+        transformer layer then also computes only the positions from the first selected column on (the
+        others serve as its keys and values): nothing reads its output elsewhere.
 
         ``kv_cache`` (new): decode through a key/value cache instead of the hidden-state memory: a
         list ``[K_0, V_0, K_1, V_1, ...]`` (each ``[B, M, hidden / model-parallel size]``, empty to
@@ -96,12 +98,14 @@ class GLMModel(nn.Module):
             prompts = self.prompt_spell().to(embeddings.dtype)
             rows = torch.arange(input_ids.size(0), device=input_ids.device).unsqueeze(1)
             embeddings[rows, prompt_pos] = prompts
+        projecting_some = self.output_predict and not return_hidden and logit_positions is not None
         hidden, new_mems = self.transformer(embeddings, position_ids, attention_mask, *mems,
                                             return_memory=return_memory, detach_memory=detach_memory,
-                                            kv_cache=kv_cache)
+                                            kv_cache=kv_cache,
+                                            output_from=first_selected(logit_positions) if projecting_some else 0)
         if self.output_predict and not return_hidden:
             if logit_positions is not None:
-                hidden = hidden[logit_positions]
+                hidden = hidden[logit_positions[:, logit_positions.size(1) - hidden.size(1):]]
             return (self.project(hidden), *new_mems)
         return (hidden, *new_mems)
 
@@ -123,6 +127,13 @@ class GLMModel(nn.Module):
         """Dense training FLOPs per token (forward + backward), see ``glm.model.flops``."""
         c = self.config
         return flops_per_token(c["num_layers"], c["hidden_size"], c["vocab_size"], seq_length)
+
+
+def first_selected(positions):
+    """The first column of the boolean ``[B, L]`` selection that any row selects (0 when none does): the
+    transformer's last layer need not compute the positions before it (one host synchronisation)."""
+    columns = positions.any(dim=0).nonzero()
+    return int(columns[0]) if columns.numel() else 0
 
 
 def glm_get_params_for_weight_decay_optimization(module):

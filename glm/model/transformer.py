@@ -97,9 +97,10 @@ class ParallelSelfAttention(nn.Module):
         return x.view(batch, length, self.num_heads_per_partition, self.head_dim).transpose(1, 2)
 
     def forward(self, hidden_states, mask, mem=None, position_embeddings=None, r_w_bias=None, r_r_bias=None, *,
-                kernel, kv_cache=None):
+                kernel, kv_cache=None, prefix=None):
         """Attention of ``hidden_states`` (already normed) with the transformer's ``kernel`` (see
-        :meth:`.attention.AttentionSpec.kernel`; ``mask`` is the one that kernel takes).
+        :meth:`.attention.AttentionSpec.kernel`; ``mask`` is the one that kernel takes; ``prefix`` the
+        separators' range for :func:`.attention.attend_in_two_parts`, or None).
 
         Without ``kv_cache``: over ``[mem, hidden_states]`` (``mem`` normed too); returns the output.
         With ``kv_cache = (keys, values)`` (``None, None`` to start one; ``[B, K, hidden / model-parallel
@@ -117,9 +118,10 @@ class ParallelSelfAttention(nn.Module):
         full = hidden_states if mem is None else torch.cat([mem, hidden_states], dim=1)
         query, key, value = torch.chunk(self.query_key_value(full), 3, dim=-1)
         return self._attend(query[:, -query_length:], key, value, mask, kernel, position_embeddings, r_w_bias,
-                            r_r_bias)
+                            r_r_bias, prefix)
 
-    def _attend(self, query, key, value, mask, kernel, position_embeddings=None, r_w_bias=None, r_r_bias=None):
+    def _attend(self, query, key, value, mask, kernel, position_embeddings=None, r_w_bias=None, r_r_bias=None,
+                prefix=None):
         """Run ``kernel``, then the output projection.  ``query`` ``[B, L, h]``, ``key``/``value``
         ``[B, K, h]`` with ``h`` this rank's hidden part."""
         batch, query_length = query.shape[:2]
@@ -129,13 +131,16 @@ class ParallelSelfAttention(nn.Module):
         elif kernel == "flex":  # never with active dropout (the spec runs SDPA then)
             context = attn.flex_attention(query, key, value, mask)
         elif kernel == "sdpa":
+            p = self.attention_dropout.p if self.training else 0.0
             with self._dropout_rng():
-                p = self.attention_dropout.p if self.training else 0.0
-                context = attn.sdpa_attention(query, key, value, mask, p)
+                context = attn.attend_in_two_parts(lambda q, k, v, m: attn.sdpa_attention(q, k, v, m, p),
+                                                   query, key, value, mask, prefix)
         elif kernel == "reference":
             with self._dropout_rng():
-                context = attn.reference_attention(query, key, value, mask, self.attention_dropout,
-                                                   self.attention_scale)
+                context = attn.attend_in_two_parts(
+                    lambda q, k, v, m: attn.reference_attention(q, k, v, m, self.attention_dropout,
+                                                                self.attention_scale),
+                    query, key, value, mask, prefix)
         else:
             raise ValueError(f"unknown attention kernel {kernel!r}")
         context = context.transpose(1, 2).reshape(batch, query_length, self.hidden_size_per_partition)
@@ -181,13 +186,13 @@ class ParallelTransformerLayer(nn.Module):
         self.mlp = ParallelMLP(hidden_size, output_dropout_prob, init_method, output_layer_init_method, group)
 
     def forward(self, hidden_states, mask, mem=None, position_embeddings=None, r_w_bias=None, r_r_bias=None, *,
-                kernel, kv_cache=None):
+                kernel, kv_cache=None, prefix=None):
         """The layer's output; with ``kv_cache`` (see ``ParallelSelfAttention.forward``) also the grown
         ``(keys, values)``."""
         normed = self.input_layernorm(hidden_states)
         normed_mem = self.input_layernorm(mem) if mem is not None else None
         context = self.attention(normed, mask, normed_mem, position_embeddings, r_w_bias, r_r_bias, kernel=kernel,
-                                 kv_cache=kv_cache)
+                                 kv_cache=kv_cache, prefix=prefix)
         if kv_cache is not None:
             context, kv_cache = context
         x = hidden_states + context
@@ -307,8 +312,14 @@ class GLMTransformer(nn.Module):
         return length
 
     def forward(self, hidden_states, position_ids, attention_mask, *mems, return_memory=False, detach_memory=True,
-                kv_cache=None):
+                kv_cache=None, output_from=0):
         """The stack over ``hidden_states`` (word embeddings); returns ``(final hidden states, memory)``.
+
+        ``output_from`` (new): the caller reads the final hidden states from that position on only, so
+        the last layer computes its queries, output projection and MLP for those positions; the earlier
+        ones still give it their keys and values, as a memory does.  The hidden states then come back
+        as ``[B, L - output_from, H]``.  Applied without memory, cache or relative positions and with
+        the SDPA or reference kernel; otherwise (and for ``0``) every position is returned.
 
         The memory is the hidden-state memory (``mems``: ``num_layers + 1`` layer inputs, kept when
         ``max_memory_length > 0`` or ``return_memory``), or, when ``kv_cache`` is given (a list
@@ -319,7 +330,8 @@ class GLMTransformer(nn.Module):
         if kv_cache is not None and mems:
             raise ValueError("pass either a hidden-state memory or a key/value cache, not both")
         memory_length = self._check_kv_cache(kv_cache, batch) if kv_cache is not None else self._check_mems(mems, batch)
-        mask, exact_mask = attn.prepare_mask(attention_mask, batch, query_length, memory_length, hidden_states.dtype)
+        mask, exact_mask, prefix = attn.prepare_mask(attention_mask, batch, query_length, memory_length,
+                                                     hidden_states.dtype)
 
         position_embeddings = None
         if self.relative_encoding:
@@ -334,26 +346,30 @@ class GLMTransformer(nn.Module):
             mask = attn.flex_block_mask(mask)
         extra = dict(position_embeddings=position_embeddings,
                      r_w_bias=getattr(self, "r_w_bias", None), r_r_bias=getattr(self, "r_r_bias", None),
-                     kernel=kernel)
+                     kernel=kernel, prefix=prefix if kernel in ("sdpa", "reference") else None)
         if kv_cache is not None:
             hidden_states, new_cache = self._cached_forward(hidden_states, mask, kv_cache, extra, return_memory,
                                                             detach_memory)
             return self.final_layernorm(hidden_states), new_cache
 
         keep_memory = self.max_memory_length > 0 or return_memory
+        if keep_memory or mems or self.relative_encoding or kernel not in ("sdpa", "reference"):
+            output_from = 0
         layer_inputs = [hidden_states] if keep_memory else []
         if self.checkpoint_activations and torch.is_grad_enabled():
             chunk = max(1, self.checkpoint_num_layers)
             for start in range(0, self.num_layers, chunk):
                 end = min(start + chunk, self.num_layers)
                 chunk_mems = list(mems[start:end]) if mems else []
-                outputs = mpu.checkpoint(self._chunk_forward(start, end, mask, extra), hidden_states, *chunk_mems)
+                outputs = mpu.checkpoint(self._chunk_forward(start, end, mask, extra, output_from), hidden_states,
+                                         *chunk_mems)
                 hidden_states = outputs[-1]
                 if keep_memory:
                     layer_inputs.extend(outputs)
         else:
             for i, layer in enumerate(self.layers):
-                hidden_states = layer(hidden_states, mask, mems[i] if mems else None, **extra)
+                hidden_states = self._layer_forward(i, hidden_states, mask, mems[i] if mems else None, extra,
+                                                    output_from)
                 if keep_memory:
                     layer_inputs.append(hidden_states)
 
@@ -384,11 +400,22 @@ class GLMTransformer(nn.Module):
         dropout_active = self.training and self.attention_dropout_prob > 0
         return self.attention_spec.kernel(device_type, dtype, dropout_active, exact_mask, incremental)
 
-    def _chunk_forward(self, start, end, mask, extra):
+    def _layer_forward(self, index, hidden_states, mask, mem, extra, output_from=0):
+        """Layer ``index``; the last one, with ``output_from > 0``, for the positions from there on only:
+        the positions before it enter as its memory (normed alike, keys and values only), which is the
+        same attention for the positions it computes."""
+        layer = self.layers[index]
+        if output_from and index == self.num_layers - 1:
+            return layer(hidden_states[:, output_from:], mask[..., output_from:, :], hidden_states[:, :output_from],
+                         **extra)
+        return layer(hidden_states, mask, mem, **extra)
+
+    def _chunk_forward(self, start, end, mask, extra, output_from=0):
         def run(hidden_states, *chunk_mems):
             outputs = []
-            for offset, layer in enumerate(self.layers[start:end]):
-                hidden_states = layer(hidden_states, mask, chunk_mems[offset] if chunk_mems else None, **extra)
+            for offset, index in enumerate(range(start, end)):
+                hidden_states = self._layer_forward(index, hidden_states, mask,
+                                                    chunk_mems[offset] if chunk_mems else None, extra, output_from)
                 outputs.append(hidden_states)
             return tuple(outputs)
         return run

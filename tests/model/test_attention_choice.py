@@ -51,7 +51,7 @@ def test_auto_runs_the_measured_kernel_and_logs_it(monkeypatch, caplog, dtype, d
     with caplog.at_level(logging.INFO, logger="glm.model.attention"):
         with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
             model(ids, pos, sep)
-    assert set(calls) == {f"{expected}_attention"} and len(calls) == 2   # both layers
+    assert set(calls) == {f"{expected}_attention"} and len(calls) == 4   # both layers, in two parts each
     messages = [r.getMessage() for r in caplog.records if "attention backend auto" in r.getMessage()]
     assert len(messages) == 1 and expected in messages[0] and str(dtype).replace("torch.", "") in messages[0]
 
@@ -98,3 +98,24 @@ def test_a_float_or_boolean_0_1_matrix_runs_the_same_kernel(monkeypatch):
         calls.clear()
         model(ids, pos, matrix)
     assert calls == ["reference_attention"] * 2
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_separator_attention_in_two_parts_equals_one_call_over_the_whole_mask(kernel):
+    """Separators run ``attend_in_two_parts`` (part A's rows skip the keys past every separator); the same
+    mask given as a 0/1 matrix runs in one call: logits and gradients agree to float32 rounding."""
+    ids, pos, sep = glm_batch(batch=2, length=16, seed=1)
+    assert 0 < int(sep.min()) and int(sep.max()) < 16                  # the split applies to this batch
+    rows, columns = torch.arange(16).view(-1, 1), torch.arange(16).view(1, -1)
+    matrix = ((columns <= rows) | (columns < sep.view(-1, 1, 1))).float().unsqueeze(1)
+    results = []
+    for mask in (sep, matrix):
+        torch.manual_seed(0)
+        model = tiny_glm(backend=kernel, dropout=0.0)
+        logits = model(ids, pos, mask)[0]
+        logits.square().mean().backward()
+        results.append((logits.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    (split, split_grads), (whole, whole_grads) = results
+    assert (split - whole).abs().max().item() < TOLERANCE[torch.float32]
+    for name, grad in split_grads.items():
+        assert (grad - whole_grads[name]).abs().max().item() < TOLERANCE[torch.float32], name

@@ -57,6 +57,24 @@ def test_sparse_projection_equals_full_projection(smoothing):
     assert compare(model, make_batch(part_b_mask()), smoothing) > 0
 
 
+@pytest.mark.parametrize("variant", ["plain", "checkpointed", "exact mask"])
+def test_last_layer_computes_only_from_the_first_loss_position(variant):
+    """Its earlier positions enter as keys and values only; loss and gradients stay the full projection's."""
+    torch.manual_seed(7)
+    model = tiny_glm(dropout=0.0, checkpoint=variant == "checkpointed")
+    batch = make_batch(part_b_mask())           # the first loss position is column 5
+    if variant == "exact mask":                 # a 0/1 matrix with one fully hidden row: the reference kernel
+        sep = batch["attention_mask"]
+        rows, columns = torch.arange(12).view(-1, 1), torch.arange(12).view(1, -1)
+        matrix = ((columns <= rows) | (columns < sep.view(-1, 1, 1))).float()
+        matrix[:, 3] = 0.0
+        batch["attention_mask"] = matrix.unsqueeze(1)
+    lengths = []
+    model.transformer.layers[-1].register_forward_pre_hook(lambda _, args: lengths.append(args[0].size(1)))
+    compare(model, batch, 0.0)
+    assert lengths[0] == 12 - 5 and lengths[-1] == 12    # language_model_loss, then the full projection
+
+
 def test_empty_loss_mask_gives_zero_loss_like_the_original():
     torch.manual_seed(7)
     model = tiny_glm()
