@@ -330,6 +330,9 @@ class GLMTransformer(nn.Module):
         if kv_cache is not None and mems:
             raise ValueError("pass either a hidden-state memory or a key/value cache, not both")
         memory_length = self._check_kv_cache(kv_cache, batch) if kv_cache is not None else self._check_mems(mems, batch)
+        # The two-part split (attn.attend_in_two_parts) is cut where the batch's separators lie, so a sample's
+        # scores would depend on its batch-mates to the last float bit: training only, where the time goes;
+        # evaluation keeps one call, and a sample scores the same in any batch.
         mask, exact_mask, prefix = attn.prepare_mask(attention_mask, batch, query_length, memory_length,
                                                      hidden_states.dtype)
 
@@ -346,7 +349,7 @@ class GLMTransformer(nn.Module):
             mask = attn.flex_block_mask(mask)
         extra = dict(position_embeddings=position_embeddings,
                      r_w_bias=getattr(self, "r_w_bias", None), r_r_bias=getattr(self, "r_r_bias", None),
-                     kernel=kernel, prefix=prefix if kernel in ("sdpa", "reference") else None)
+                     kernel=kernel, prefix=prefix if kernel in ("sdpa", "reference") and self.training else None)
         if kv_cache is not None:
             hidden_states, new_cache = self._cached_forward(hidden_states, mask, kv_cache, extra, return_memory,
                                                             detach_memory)
