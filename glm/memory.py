@@ -364,7 +364,7 @@ def plan(config, devices: Devices = Devices(), *, mode: str = "train",
     # kept for the run, so they add to every moment of the step; the others exist at its end only.
     allreduce = held_buffers = 0.0
     if training_run and engine == "plain" and dp > 1:
-        # DDP's buckets: a flat copy of every gradient; the gradients are views into them.
+        # DDP's buckets: a flat copy of every gradient, allocated when DDP wraps the model.
         held_buffers = n_train * 4
     elif training_run and stage == 3:
         # ZeRO-3's reduce bucket is allocated at start-up, even on one rank; a GPU allocator holds all
@@ -385,9 +385,7 @@ def plan(config, devices: Devices = Devices(), *, mode: str = "train",
         embedding_grad = counts["word_embeddings_rank"] * weight_bytes if embeddings_train else 0.0
         first_backward = activations + temporary + embedding_grad
         # At the end the lookup's gradient and the sum of the two are alive beside the projection's.
-        # Gradients that live in DDP's buckets are counted in those.
-        own_gradients = 0.0 if (engine == "plain" and held_buffers) else gradients
-        end_of_backward = own_gradients + allreduce + 2 * embedding_grad
+        end_of_backward = gradients + allreduce + 2 * embedding_grad
         if training.checkpoint_activations:
             # The first chunk's recomputed activations are still held when the lookup's gradient arrives.
             end_of_backward += tokens * per_token_layer * min(max(1, training.checkpoint_num_layers), layers)

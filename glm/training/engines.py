@@ -65,11 +65,13 @@ class PlainEngine:
         dp_group = mpu.get_data_parallel_group()
         self.data_parallel = dist.is_initialized() and dist.get_world_size(group=dp_group) > 1
         if self.data_parallel and config.parallel.DDP_impl != "none":
-            # Gradients as views of DDP's all-reduce buckets: the buckets are allocated with the wrapper
-            # and kept for the run, so separate gradients would hold a second copy of every gradient.
+            # Gradients stay apart from DDP's buckets (a second copy of every gradient at the end of the
+            # backward, docs/memory.md): with gradient_as_bucket_view=True, a process that went on to build a
+            # DeepSpeed engine aborted ("terminate called without an active exception") in 6 of 9 runs of
+            # tests/distributed/test_engines_distributed.py here (torch 2.13, gloo), and never without it.
             self.forward_model = torch.nn.parallel.DistributedDataParallel(
                 model, process_group=dp_group, device_ids=[device] if device.type == "cuda" else None,
-                broadcast_buffers=False, gradient_as_bucket_view=True)
+                broadcast_buffers=False)
         else:
             self.forward_model = model
         # fp16 only: start at 2^32 (or a static --loss-scale), --loss-scale-window, --hysteresis, --min-scale.
