@@ -26,7 +26,7 @@ from .errors import CheckpointError
 from .io import (atomic_torch_save, atomic_write_text, check_output_directory, is_mappable,
                  load_checkpoint_file, release_pages, staged_directory)
 from .layout import DEEPSPEED_TRACKER_FILENAME, TRACKER_FILENAME, model_file_name, read_tracker, resolve_checkpoint
-from .reshard import reshard_optimizer_states
+from .reshard import parameter_names, reshard_optimizer_states
 from .shape_inference import check_target_size, checkpoint_model, checkpoint_partitions
 from ..model.glm import glm_get_params_for_weight_decay_optimization
 from ..mpu.partition import merge_shards, shard_tensor
@@ -101,12 +101,11 @@ def _other_keys(checkpoint, source_mp, target_mp):
 
 
 def _optimizer_parameter_names(model):
-    """The state-dict names of ``model``'s trainable parameters in the order a run's optimizer numbers
-    them: the weight-decay groups the plain engine builds (glm.training.model_setup.param_groups; empty
-    groups left out), with their sizes."""
-    keys = {id(value): key for key, value in model.state_dict(keep_vars=True).items()}
+    """The names of ``model``'s trainable parameters in the order a run's optimizer numbers them: the
+    weight-decay groups the plain engine builds (glm.training.model_setup.param_groups; empty groups left
+    out), with their sizes."""
     groups = [g["params"] for g in glm_get_params_for_weight_decay_optimization(model) if g["params"]]
-    return [keys[id(param)] for group in groups for param in group], [len(group) for group in groups]
+    return parameter_names(groups, model), [len(group) for group in groups]
 
 
 def _recuttable_optimizer(checkpoints, shards, mp_size, num_attention_heads):
