@@ -71,7 +71,10 @@ def make_config(argv, gpus, tensor_parallel):
 
 
 def main(argv=None):
-    options, rest = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    options, rest = parser.parse_known_args(argv)
+    if options.choices < 1:
+        parser.error(f"--choices must be at least 1 (sequences per sample), got {options.choices}")
     config = make_config(rest, options.gpus, options.tensor_parallel)
     devices = Devices(options.gpus, parse_size(options.gpu_memory) if options.gpu_memory else None,
                       parse_size(options.host_memory) if options.host_memory else None)

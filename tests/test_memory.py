@@ -189,3 +189,11 @@ def test_plan_agrees_with_the_measured_peak_of_a_cloze_head():
     predicted = bench_memory.predicted(shape, head=head, workload=workload).total
     assert workload["sequences_per_sample"] == choices
     assert abs(predicted - measured) / measured < 0.15, (predicted / 2 ** 20, measured / 2 ** 20)
+
+
+def test_command_line_refuses_no_choices(capsys):
+    import memory_plan
+    with pytest.raises(SystemExit) as stop:
+        memory_plan.main(["--num-layers", "2", "--hidden-size", "64", "--num-attention-heads", "4", "--choices", "0"])
+    assert stop.value.code == 2
+    assert "--choices must be at least 1" in capsys.readouterr().err
