@@ -120,7 +120,8 @@ def head_batches(head, batch, choices, seq, generator):
     sep = int(seq * (1 - PROJECTED_FRACTION))
     positions = torch.stack([torch.arange(seq).expand(*shape), torch.zeros(*shape, dtype=torch.long)], -2)
     fields = {"text": torch.randint(0, VOCAB, shape, generator=generator), "position": positions,
-              "mask": torch.full(shape[:-1], sep), "label": torch.randint(0, max(choices, 2), (batch,), generator=generator)}
+              "mask": torch.full(shape[:-1], sep),
+              "label": torch.randint(0, max(choices, 2), (batch,), generator=generator)}
     if head == "multi-token-cloze":
         fields["target"] = torch.randint(0, VOCAB, shape, generator=generator)
         fields["logit_mask"] = torch.zeros(shape)

@@ -27,8 +27,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-__all__ = ["GiB", "parse_size", "format_size", "Devices", "MemoryPlan", "Workload", "PRETRAINING", "plan", "smallest_layout",
-           "layout_updates", "format_plan", "format_plan_line", "parameter_counts", "PADDED_VOCAB"]
+__all__ = ["GiB", "parse_size", "format_size", "Devices", "MemoryPlan", "Workload", "PRETRAINING", "plan",
+           "smallest_layout", "layout_updates", "format_plan", "format_plan_line", "parameter_counts", "PADDED_VOCAB"]
 
 GiB = 2 ** 30
 
@@ -261,9 +261,10 @@ def plan(config, devices: Devices = Devices(), *, mode: str = "train",
     """The memory plan of ``config`` on ``devices`` (``mode``: ``"train"`` or ``"inference"``).
 
     ``devices.count`` is the job's number of devices; ``devices.host_memory`` is compared with what
-    offload puts on the hosts, all ranks together (one node, or divide by your nodes): data parallelism is ``count`` over the
-    tensor-parallel size (``--model-parallel-size``).  ``projected_fraction``: the share of positions
-    the loss projects onto the vocabulary (default: the workload's, else :func:`default_projected_fraction`);
+    offload puts on the hosts, all ranks together (one node, or divide by your nodes); data parallelism
+    is ``count`` over the tensor-parallel size (``--model-parallel-size``).  ``projected_fraction``: the
+    share of positions the loss projects onto the vocabulary (default: the workload's, else
+    :func:`default_projected_fraction`);
     ``workload``: a finetuning task's sequences per sample and heads (:class:`Workload`)."""
     if mode not in ("train", "inference"):
         raise ValueError(f"mode must be 'train' or 'inference', got {mode!r}")

@@ -64,8 +64,8 @@ def _measured_matmul_peak(device, dtype):
 def run_logger(config, model_config, device, writer=None, *, train_iters, log_dir=None, workload=PRETRAINING):
     """The :class:`TrainingLogger` of the run ``config`` describes (both entry points start their runs
     with it): its memory plan (``glm.memory``; ``workload``: what a finetuning task's sample computes)
-    is printed on rank 0 and its peak set beside the measured one of the first report.  MFU is counted against the peak of ``device`` in the run's
-    compute dtype (:func:`device_peak_flops`, its label in ``peak_label``), FLOPs per device over
+    is printed on rank 0 and its peak set beside the measured one of the first report.  MFU is counted
+    against the peak of ``device`` in the run's compute dtype (:func:`device_peak_flops`, its label in ``peak_label``), FLOPs per device over
     every rank of the job."""
     memory_plan = run_memory_plan(config, device, workload)
     if memory_plan is not None and (not dist.is_initialized() or dist.get_rank() == 0):
