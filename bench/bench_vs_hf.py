@@ -13,7 +13,7 @@ vocabulary padded to 30592), text packed from a corpus as the pretraining datase
 vocabulary 30592, ``attn_implementation="sdpa"``, dropout 0.1) on the same text with 15% of the positions
 labelled, AdamW (foreach), clipping at 1.0, bf16 = ``torch.autocast``.  ``--baseline`` adds the GLM step as
 it was before issue 18 (vocabulary projection at every position, so every layer at every position, SDPA
-attention in one call over the whole mask, foreach AdamW) on the same models.  ``--compile`` adds "GLM fp32 compiled": the same step with ``--compile`` (every transformer layer
+attention in one call over the whole mask, torch's dropout masks, foreach AdamW) on the same models.  ``--compile`` adds "GLM fp32 compiled": the same step with ``--compile`` (every transformer layer
 through ``torch.compile``; its first steps, compiling, fall in the warm-up: the blank-infilling batches
 differ in length, so the second one recompiles for a dynamic length).
 
@@ -86,6 +86,19 @@ def attention_in_one_call():
         yield
     finally:
         attention.attend_in_two_parts = saved
+
+
+@contextlib.contextmanager
+def torch_dropout_masks():
+    """Dropout as before issue 18: torch's ``bernoulli_`` masks instead of the cheap CPU ones."""
+    from glm.model import dropout
+
+    saved = dropout.uses_cheap_mask
+    dropout.uses_cheap_mask = lambda x: False
+    try:
+        yield
+    finally:
+        dropout.uses_cheap_mask = saved
 
 
 @contextlib.contextmanager
@@ -194,7 +207,8 @@ def main():
         engine = engines[dtype]
         if not before:
             return engine.train_batch([glm_batches[i]], language_model_loss)
-        with attention_backend(engine.module, "sdpa"), attention_in_one_call(), foreach_adamw(engine.optimizer):
+        with attention_backend(engine.module, "sdpa"), attention_in_one_call(), torch_dropout_masks(), \
+                foreach_adamw(engine.optimizer):
             return engine.train_batch([glm_batches[i]], dense_projection_forward)
 
     def hf_step(dtype, i):

@@ -329,9 +329,13 @@ def plan(config, devices: Devices = Devices(), *, mode: str = "train",
     # -- activations --------------------------------------------------------------------------------
     act_bytes = 2 if half else 4
     dropout = training_run and (m.hidden_dropout > 0)
-    # Explicit attention on CPU with dropout, or the reference kernel; GPUs run fused kernels (no s^2).
-    explicit_attention = (m.attention_backend == "reference" or m.transformer_xl
-                          or (not config.parallel.cuda and training_run and m.attention_dropout > 0))
+    # Attention that keeps s^2 scores and probabilities: the explicit kernels (reference, explicit,
+    # Transformer-XL's), on CPU any kernel with attention dropout (SDPA's is its unfused path) and what
+    # ``auto`` runs in bfloat16 (glm.model.attention.AUTO_KERNELS); GPUs run fused kernels.
+    cpu = not config.parallel.cuda
+    explicit_attention = (m.attention_backend in ("reference", "explicit") or m.transformer_xl
+                          or (cpu and training_run and m.attention_dropout > 0)
+                          or (cpu and precision == "bf16" and m.attention_backend == "auto"))
     heads_rank = m.num_attention_heads / tp
     per_token_layer = (_LAYER_REPLICATED * h + _LAYER_SHARDED * h * (inner / (4 * h)) / tp) * act_bytes
     if dropout:

@@ -158,7 +158,7 @@ def test_choices():
     assert choices["prompt_func"] == ("lstm", "mlp", "none")
     assert set(choices["tokenizer_type"]) == {"CharacterLevelTokenizer", "SentencePieceTokenizer",
                                               "BertWordPieceTokenizer", "GPT2BPETokenizer", "ChineseSPTokenizer"}
-    assert choices["attention_backend"] == ("auto", "sdpa", "reference", "flex")
+    assert choices["attention_backend"] == ("auto", "sdpa", "reference", "explicit", "flex")
 
 
 def test_reference_argvs_parse():

@@ -8,7 +8,8 @@ sees all of A.  Memory columns (hidden-state memory or key/value cache), when pr
 visible.  :func:`prepare_mask` also says whether a mask needs the exact kernel.
 
 Kernels.  ``reference`` computes the scores explicitly and masks them the original's way
-(multiply by the 0/1 mask, then add ``-65504`` where it is 0).  ``sdpa`` hands a boolean mask to
+(multiply by the 0/1 mask, then add ``-65504`` where it is 0).  ``explicit`` computes them the same
+way from a boolean mask (filled with ``-inf``) with :mod:`.dropout`'s cheap CPU mask.  ``sdpa`` hands a boolean mask to
 ``torch.nn.functional.scaled_dot_product_attention``; ``flex`` to FlexAttention.  They agree to
 float rounding whenever every query row can see at least one key, which is always true for
 separator masks; explicit matrices with a fully hidden row (a degenerate padding row) or non-0/1
@@ -18,7 +19,7 @@ Choice.  :class:`AttentionSpec` (in the spirit of megatron/core's ``ModuleSpec``
 the model is built, from ``--attention-backend``, and logged; the transformer asks it once per
 forward which kernel every layer runs (:meth:`AttentionSpec.kernel`), from the device, the compute
 dtype, whether attention dropout is active and the mask's needs -- never from the mask's dtype.
-``auto`` picks between ``sdpa`` and ``reference`` from :data:`AUTO_KERNELS`, a table measured on the
+``auto`` picks between ``sdpa`` and ``explicit`` from :data:`AUTO_KERNELS`, a table measured on the
 hardware this project runs on (see ``docs/model.md``); the pick is logged once per combination.
 Every kernel it may pick agrees with ``reference`` within float rounding of the dtype (tested in
 ``tests/model/test_attention_choice.py``).
@@ -35,10 +36,12 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .dropout import dropout_with_scale_deferred
+
 logger = logging.getLogger(__name__)
 
 MASK_FILL = -65504.0  # the fp16 minimum the original adds to hidden scores
-BACKENDS = ("auto", "sdpa", "reference", "flex")
+BACKENDS = ("auto", "sdpa", "reference", "explicit", "flex")
 
 
 _compiled_flex = None
@@ -159,6 +162,22 @@ def reference_attention(query, key, value, mask, dropout, attention_scale=1.0):
     return torch.matmul(dropout(probs), value)
 
 
+def explicit_attention(query, key, value, mask, dropout_p):
+    """Explicit attention for a boolean ``mask`` (True = visible, every row seeing some key), faster on
+    CPU than SDPA's unfused path when attention dropout is on.  Hidden scores get ``-inf`` as in SDPA,
+    added in place (a masked fill would copy the scores, and its backward the gradient); the dropout
+    draws :mod:`.dropout`'s cheap mask, and its ``1 / keep`` scale multiplies the context (``[L, d]``)
+    instead of the probabilities (``[L, K]``).  ``dropout_p`` is 0 outside training."""
+    hidden = torch.zeros(mask.shape, dtype=query.dtype, device=query.device).masked_fill_(~mask, float("-inf"))
+    scores = torch.matmul(query * (1.0 / math.sqrt(query.size(-1))), key.transpose(-1, -2))
+    probs = torch.softmax(scores.add_(hidden), dim=-1)
+    if dropout_p == 0.0:
+        return torch.matmul(probs, value)
+    probs, scale = dropout_with_scale_deferred(probs, dropout_p)
+    context = torch.matmul(probs, value)
+    return context * scale if scale != 1.0 else context
+
+
 def scaled_scores(query, key, attention_scale=1.0):
     """``Q (K^T / sqrt(d))``; with ``attention_scale`` s > 1 the original's fp16-safe variant
     ``(Q / sqrt(s)) (K^T / sqrt(d s))`` (the softmax later multiplies by s again)."""
@@ -180,19 +199,23 @@ def masked_softmax(scores, mask, attention_scale=1.0):
 
 
 # (device type, dtype, attention dropout active) -> the kernel ``auto`` runs for boolean masks; missing
-# entries run SDPA.  Measured forward + backward of the attention alone, GLM-Base shape (batch 2, 12 heads,
-# sequence 512, head 64, sep at 85%) and the demo's (batch 8, 4 heads, sequence 256), 2 CPU threads: in
-# bfloat16 with dropout SDPA falls back to its unfused math path and the explicit kernel is 1.3-1.6x faster
-# (267 vs 417 ms at GLM-Base); bfloat16 without dropout the two tie; in float32 SDPA's fused CPU kernel is
-# 5x faster without dropout and level with it.  GPUs: SDPA (flash/cuDNN/efficient kernels).
+# entries run SDPA.  Measured forward + backward of the attention alone (bench/bench_attention_kernels.py:
+# GLM-Base shape, batch 2, 12 heads, sequence 512, head 64, sep at 85%; the demo's, batch 8, 4 heads,
+# sequence 256), 2 CPU threads.  With attention dropout SDPA runs its unfused math path with torch's
+# dropout mask, and ``explicit`` (the cheap dropout mask, the scale on the context) beats it in both
+# dtypes (float32 86 vs 95 ms at GLM-Base, 14 vs 23 ms at the demo's; bfloat16 49 vs 87 ms).  Without
+# dropout SDPA's fused float32 kernel is 2.4x faster than any explicit one, while in bfloat16 the
+# explicit kernel is faster (33 vs 41 ms).  GPUs: SDPA (flash/cuDNN/efficient kernels).
 AUTO_KERNELS = {
-    ("cpu", torch.bfloat16, True): "reference",
+    ("cpu", torch.float32, True): "explicit",
+    ("cpu", torch.bfloat16, True): "explicit",
+    ("cpu", torch.bfloat16, False): "explicit",
 }
 _logged_choices = set()
 
 
 def auto_kernel(device_type, dtype, dropout_active):
-    """``'sdpa'`` or ``'reference'``: what ``auto`` runs for a boolean mask (logged the first time)."""
+    """``'sdpa'`` or ``'explicit'``: what ``auto`` runs for a boolean mask (logged the first time)."""
     kernel = AUTO_KERNELS.get((device_type, dtype, bool(dropout_active)), "sdpa")
     key = (device_type, dtype, bool(dropout_active))
     if key not in _logged_choices:
@@ -211,8 +234,8 @@ def sdpa_attention(query, key, value, mask, dropout_p):
 class AttentionSpec:
     """Which attention implementation a model runs, fixed when the model is built.
 
-    ``backend`` is the ``--attention-backend`` value: ``reference`` and ``sdpa`` force that kernel,
-    ``flex`` runs FlexAttention where it can (it has no dropout on the probabilities and is compiled
+    ``backend`` is the ``--attention-backend`` value: ``reference``, ``explicit`` and ``sdpa`` force that
+    kernel, ``flex`` runs FlexAttention where it can (it has no dropout on the probabilities and is compiled
     per shape, so training with attention dropout and key/value-cache decoding run SDPA), ``auto``
     runs :data:`AUTO_KERNELS`' pick for the device, dtype and dropout.  Transformer-XL models
     (``relative``) always run their explicit relative-position attention.
@@ -239,8 +262,8 @@ class AttentionSpec:
         return f"{self.backend} kernel"
 
     def kernel(self, device_type, dtype, dropout_active, exact_mask=False, incremental=False):
-        """The kernel (``'relative'``, ``'reference'``, ``'sdpa'`` or ``'flex'``) every layer runs in one
-        forward: ``dtype`` is the attention's compute dtype (autocast's when it is on), ``exact_mask``
+        """The kernel (``'relative'``, ``'reference'``, ``'explicit'``, ``'sdpa'`` or ``'flex'``) every layer
+        runs in one forward: ``dtype`` is the attention's compute dtype (autocast's when it is on), ``exact_mask``
         says the mask needs ``reference`` (:class:`PreparedMask`), ``incremental`` that the forward
         extends a key/value cache."""
         if self.relative:

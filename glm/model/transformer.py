@@ -27,6 +27,7 @@ from torch import nn
 from .. import mpu
 from ..mpu.layers import normal_init, scaled_normal_init, set_partition_attributes
 from . import attention as attn
+from .dropout import Dropout
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +80,10 @@ class ParallelSelfAttention(nn.Module):
         if relative_encoding:
             self.relative = mpu.ColumnParallelLinear(
                 hidden_size, hidden_size, gather_output=False, init_method=init_method, group=group)
-        self.attention_dropout = nn.Dropout(attention_dropout_prob)
+        self.attention_dropout = Dropout(attention_dropout_prob)
         self.dense = mpu.RowParallelLinear(
             hidden_size, hidden_size, input_is_parallel=True, init_method=output_layer_init_method, group=group)
-        self.output_dropout = nn.Dropout(output_dropout_prob)
+        self.output_dropout = Dropout(output_dropout_prob)
 
     def _dropout_rng(self):
         """The model-parallel RNG stream for attention dropout, as the original -- but only when it
@@ -135,6 +136,11 @@ class ParallelSelfAttention(nn.Module):
             with self._dropout_rng():
                 context = attn.attend_in_two_parts(lambda q, k, v, m: attn.sdpa_attention(q, k, v, m, p),
                                                    query, key, value, mask, prefix)
+        elif kernel == "explicit":
+            p = self.attention_dropout.p if self.training else 0.0
+            with self._dropout_rng():
+                context = attn.attend_in_two_parts(lambda q, k, v, m: attn.explicit_attention(q, k, v, m, p),
+                                                   query, key, value, mask, prefix)
         elif kernel == "reference":
             with self._dropout_rng():
                 context = attn.attend_in_two_parts(
@@ -165,7 +171,7 @@ class ParallelMLP(nn.Module):
             hidden_size, 4 * hidden_size, gather_output=False, init_method=init_method, group=group)
         self.dense_4h_to_h = mpu.RowParallelLinear(
             4 * hidden_size, hidden_size, input_is_parallel=True, init_method=output_layer_init_method, group=group)
-        self.dropout = nn.Dropout(output_dropout_prob)
+        self.dropout = Dropout(output_dropout_prob)
 
     def forward(self, x):
         return self.dropout(self.dense_4h_to_h(gelu(self.dense_h_to_4h(x))))
@@ -229,7 +235,7 @@ class GLMTransformer(nn.Module):
         self.relative_encoding = relative_encoding
         self.block_position_encoding = block_position_encoding
         self.attention_dropout_prob = attention_dropout_prob
-        self.embedding_dropout = nn.Dropout(embedding_dropout_prob)
+        self.embedding_dropout = Dropout(embedding_dropout_prob)
 
         self.init_method_std = init_method_std
         init = normal_init(init_method_std)
@@ -347,9 +353,10 @@ class GLMTransformer(nn.Module):
         kernel = self._attention_kernel(hidden_states, exact_mask, incremental=kv_cache is not None)
         if kernel == "flex":
             mask = attn.flex_block_mask(mask)
+        split = kernel in ("sdpa", "explicit", "reference") and self.training
         extra = dict(position_embeddings=position_embeddings,
                      r_w_bias=getattr(self, "r_w_bias", None), r_r_bias=getattr(self, "r_r_bias", None),
-                     kernel=kernel, prefix=prefix if kernel in ("sdpa", "reference") and self.training else None)
+                     kernel=kernel, prefix=prefix if split else None)
         if kv_cache is not None:
             hidden_states, new_cache = self._cached_forward(hidden_states, mask, kv_cache, extra, return_memory,
                                                             detach_memory)

@@ -36,12 +36,34 @@ def test_every_kernel_auto_may_pick_agrees_with_the_reference(dtype):
             assert (grad - reference[1][name]).abs().max().item() < TOLERANCE[dtype], (kernel, name)
 
 
+def test_with_dropout_the_explicit_kernel_is_the_reference_computation_with_the_same_masks():
+    """Both draw their probability masks from the same cheap-mask stream in the same order, so with
+    attention and hidden dropout on, the same seed gives the same logits and gradients."""
+    results = []
+    for kernel in ("reference", "explicit"):
+        torch.manual_seed(0)
+        model = tiny_glm(backend=kernel, dropout=0.1).train()
+        ids, pos, sep = glm_batch(batch=2, length=16, seed=1)
+        torch.manual_seed(5)
+        logits = model(ids, pos, sep)[0]
+        logits.square().mean().backward()
+        results.append((logits.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    (explicit, explicit_grads), (reference, reference_grads) = results[1], results[0]
+    assert (explicit - reference).abs().max().item() < TOLERANCE[torch.float32]
+    for name, grad in explicit_grads.items():
+        assert (grad - reference_grads[name]).abs().max().item() < TOLERANCE[torch.float32], name
+    torch.manual_seed(6)   # a different stream drops different probabilities
+    other = tiny_glm(backend="explicit", dropout=0.1).train()
+    other.load_state_dict(model.state_dict())
+    assert (other(ids, pos, sep)[0].detach() - reference).abs().max().item() > 1e-3
+
+
 @pytest.mark.parametrize("dtype,dropout,expected", [
-    (torch.float32, 0.1, "sdpa"), (torch.float32, 0.0, "sdpa"),
-    (torch.bfloat16, 0.1, "reference"), (torch.bfloat16, 0.0, "sdpa")])
+    (torch.float32, 0.1, "explicit"), (torch.float32, 0.0, "sdpa"),
+    (torch.bfloat16, 0.1, "explicit"), (torch.bfloat16, 0.0, "explicit")])
 def test_auto_runs_the_measured_kernel_and_logs_it(monkeypatch, caplog, dtype, dropout, expected):
     calls = []
-    for name in ("sdpa_attention", "reference_attention"):
+    for name in ("sdpa_attention", "reference_attention", "explicit_attention"):
         original = getattr(attn, name)
         monkeypatch.setattr(attn, name, lambda *a, _f=original, _n=name, **k: (calls.append(_n), _f(*a, **k))[1])
     monkeypatch.setattr(attn, "_logged_choices", set())
@@ -84,7 +106,7 @@ def test_a_float_or_boolean_0_1_matrix_runs_the_same_kernel(monkeypatch):
     """The mask's dtype does not choose the kernel: only a matrix the fast kernels cannot express
     exactly (a row that sees nothing) needs the reference kernel."""
     calls = []
-    for name in ("sdpa_attention", "reference_attention"):
+    for name in ("sdpa_attention", "reference_attention", "explicit_attention"):
         original = getattr(attn, name)
         monkeypatch.setattr(attn, name, lambda *a, _f=original, _n=name, **k: (calls.append(_n), _f(*a, **k))[1])
     model = tiny_glm(backend="sdpa").eval()
