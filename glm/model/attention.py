@@ -203,9 +203,9 @@ def masked_softmax(scores, mask, attention_scale=1.0):
 # GLM-Base shape, batch 2, 12 heads, sequence 512, head 64, sep at 85%; the demo's, batch 8, 4 heads,
 # sequence 256), 2 CPU threads.  With attention dropout SDPA runs its unfused math path with torch's
 # dropout mask, and ``explicit`` (the cheap dropout mask, the scale on the context) beats it in both
-# dtypes (float32 86 vs 95 ms at GLM-Base, 14 vs 23 ms at the demo's; bfloat16 49 vs 87 ms).  Without
-# dropout SDPA's fused float32 kernel is 2.4x faster than any explicit one, while in bfloat16 the
-# explicit kernel is faster (33 vs 41 ms).  GPUs: SDPA (flash/cuDNN/efficient kernels).
+# dtypes (float32 62 vs 92 ms at GLM-Base, 13 vs 23 ms at the demo's; bfloat16 47 vs 83 ms).  Without
+# dropout SDPA's fused float32 kernel is 2x faster than any explicit one at GLM-Base (20 vs 39 ms), while
+# in bfloat16 the explicit kernel is faster (29 vs 39 ms).  GPUs: SDPA (flash/cuDNN/efficient kernels).
 AUTO_KERNELS = {
     ("cpu", torch.float32, True): "explicit",
     ("cpu", torch.bfloat16, True): "explicit",
