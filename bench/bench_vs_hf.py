@@ -13,9 +13,10 @@ vocabulary padded to 30592), text packed from a corpus as the pretraining datase
 vocabulary 30592, ``attn_implementation="sdpa"``, dropout 0.1) on the same text with 15% of the positions
 labelled, AdamW (foreach), clipping at 1.0, bf16 = ``torch.autocast``.  ``--baseline`` adds the GLM step as
 it was before issue 18 (vocabulary projection at every position, so every layer at every position, SDPA
-attention in one call over the whole mask, torch's dropout masks, foreach AdamW) on the same models.  ``--compile`` adds "GLM fp32 compiled": the same step with ``--compile`` (every transformer layer
-through ``torch.compile``; its first steps, compiling, fall in the warm-up: the blank-infilling batches
-differ in length, so the second one recompiles for a dynamic length).
+attention in one call over the whole mask, torch's dropout masks, foreach AdamW) on the same models.
+``--compile`` adds "GLM fp32 compiled": the same step with ``--compile`` (every transformer layer through
+``torch.compile``; its first steps, compiling, fall in the warm-up: the blank-infilling batches differ in
+length, so the second one recompiles for a dynamic length).
 
 The configurations take one step each in turn (round-robin) so that a shared machine's slow moments hit
 them alike; the table gives the median, the spread (min-max) and the forward + loss + backward part

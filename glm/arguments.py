@@ -158,8 +158,9 @@ def add_model_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                        help="With --cpu-optimizer, use torch's AdamW instead of DeepSpeed's CPU Adam.")
     group.add_argument("--attention-backend", choices=ATTENTION_BACKENDS, default="auto",
                        help="(new) Attention kernel: 'reference' is the explicit matmul/softmax of the "
-                            "original, 'explicit' the same with a boolean mask and a cheap CPU dropout mask, 'sdpa' is "
-                            "torch scaled_dot_product_attention, 'flex' is FlexAttention; 'auto' picks the fastest one that supports the current mask and device.")
+                            "original, 'explicit' the same with a boolean mask and a cheap CPU dropout mask, "
+                            "'sdpa' is torch scaled_dot_product_attention, 'flex' is FlexAttention; 'auto' picks "
+                            "the fastest one that supports the current mask and device.")
     group.add_argument("--compile", action="store_true",
                        help="(new) torch.compile every transformer layer (fuses the element-wise work; "
                             "worth it on GPUs, where kernel launches dominate small layers; on CPU it measured "

@@ -42,8 +42,11 @@ PADDED_VOCAB = {"BertWordPieceTokenizer": 30592, "GPT2BPETokenizer": 50304, "Chi
 _LAYER_REPLICATED = 6.0   # elements x hidden: residual stream, LayerNorm inputs/outputs (every TP rank)
 _LAYER_SHARDED = 13.0     # elements x hidden: QKV, context, MLP 4h tensors (split over TP ranks)
 _MASK_BYTES = 2.0         # bytes x hidden: the two hidden-dropout masks (bool), when dropout is on
-# Explicit attention (scores and probabilities materialised): bytes per (head, query, key) element.
+# Attention that materialises scores and probabilities: (head, query, key) elements per layer in the
+# compute dtype, fitted (docs/memory.md): the reference kernel and SDPA's unfused path 2; the explicit
+# kernel, which ``auto`` runs on CPU with attention dropout and in bf16, measured 1 less.
 _EXPLICIT_ATTENTION_ELEMENTS = 2.0
+_LEAN_ATTENTION_ELEMENTS = 1.0
 # The loss over the projected positions: logits, their softmax and the logits' gradient, fp32.
 _LOSS_COPIES = 3.0
 
@@ -333,15 +336,21 @@ def plan(config, devices: Devices = Devices(), *, mode: str = "train",
     # Transformer-XL's), on CPU any kernel with attention dropout (SDPA's is its unfused path) and what
     # ``auto`` runs in bfloat16 (glm.model.attention.AUTO_KERNELS); GPUs run fused kernels.
     cpu = not config.parallel.cuda
-    explicit_attention = (m.attention_backend in ("reference", "explicit") or m.transformer_xl
-                          or (cpu and training_run and m.attention_dropout > 0)
-                          or (cpu and precision == "bf16" and m.attention_backend == "auto"))
+    cpu_dropout = cpu and training_run and m.attention_dropout > 0
+    auto_explicit = m.attention_backend == "auto" and (cpu_dropout or (cpu and precision == "bf16"))
+    if m.attention_backend == "reference" or m.transformer_xl:
+        attention_elements = _EXPLICIT_ATTENTION_ELEMENTS
+    elif m.attention_backend == "explicit" or auto_explicit:
+        attention_elements = _LEAN_ATTENTION_ELEMENTS
+    elif cpu_dropout:
+        attention_elements = _EXPLICIT_ATTENTION_ELEMENTS
+    else:
+        attention_elements = 0.0
     heads_rank = m.num_attention_heads / tp
     per_token_layer = (_LAYER_REPLICATED * h + _LAYER_SHARDED * h * (inner / (4 * h)) / tp) * act_bytes
     if dropout:
         per_token_layer += _MASK_BYTES * h
-    if explicit_attention:
-        per_token_layer += _EXPLICIT_ATTENTION_ELEMENTS * heads_rank * seq * act_bytes
+    per_token_layer += attention_elements * heads_rank * seq * act_bytes
     if not training_run:
         # Inference keeps one layer's tensors alive at a time.
         activations = tokens * per_token_layer + tokens * 4 * h * act_bytes
@@ -377,10 +386,13 @@ def plan(config, devices: Devices = Devices(), *, mode: str = "train",
         bucket = deepspeed["reduce_bucket"] if config.parallel.cuda else min(n_rank, deepspeed["reduce_bucket"])
         held_buffers = bucket * (2 if half else 4)
     elif training_run and dp > 1 and engine == "deepspeed":
-        # DeepSpeed's reduce bucket (and, for ZeRO-2, the all-gather bucket of the updated weights).
-        allreduce = min(n_train, deepspeed["reduce_bucket"]) * (2 if half else 4)
+        # DeepSpeed's reduce bucket.  ZeRO-2's all-gather of the updated weights runs in the optimizer
+        # step, after the reduction: its bucket replaces the reduce bucket rather than adding to it (two
+        # ranks measured the same peak for ZeRO-1 and ZeRO-2, docs/memory.md).
+        bucket = deepspeed["reduce_bucket"]
         if stage == 2:
-            allreduce += min(n_train, deepspeed["allgather_bucket"]) * (2 if half else 4)
+            bucket = max(bucket, deepspeed["allgather_bucket"])
+        allreduce = min(n_train, bucket) * (2 if half else 4)
 
     # -- the peak ---------------------------------------------------------------------------------------
     if training_run:

@@ -9,11 +9,11 @@ visible.  :func:`prepare_mask` also says whether a mask needs the exact kernel.
 
 Kernels.  ``reference`` computes the scores explicitly and masks them the original's way
 (multiply by the 0/1 mask, then add ``-65504`` where it is 0).  ``explicit`` computes them the same
-way from a boolean mask (filled with ``-inf``) with :mod:`.dropout`'s cheap CPU mask.  ``sdpa`` hands a boolean mask to
-``torch.nn.functional.scaled_dot_product_attention``; ``flex`` to FlexAttention.  They agree to
-float rounding whenever every query row can see at least one key, which is always true for
-separator masks; explicit matrices with a fully hidden row (a degenerate padding row) or non-0/1
-values need ``reference`` so the result stays identical to the original.
+way from a boolean mask (``-inf`` added where it is False) with :mod:`.dropout`'s cheap CPU mask.
+``sdpa`` hands a boolean mask to ``torch.nn.functional.scaled_dot_product_attention``; ``flex`` to
+FlexAttention.  They agree to float rounding whenever every query row can see at least one key,
+which is always true for separator masks; explicit matrices with a fully hidden row (a degenerate
+padding row) or non-0/1 values need ``reference`` so the result stays identical to the original.
 
 Choice.  :class:`AttentionSpec` (in the spirit of megatron/core's ``ModuleSpec``) is built once when
 the model is built, from ``--attention-backend``, and logged; the transformer asks it once per
@@ -168,9 +168,9 @@ def explicit_attention(query, key, value, mask, dropout_p):
     added in place (a masked fill would copy the scores, and its backward the gradient); the dropout
     draws :mod:`.dropout`'s cheap mask, and its ``1 / keep`` scale multiplies the context (``[L, d]``)
     instead of the probabilities (``[L, K]``).  ``dropout_p`` is 0 outside training."""
-    hidden = torch.zeros(mask.shape, dtype=query.dtype, device=query.device).masked_fill_(~mask, float("-inf"))
+    mask_bias = torch.zeros(mask.shape, dtype=query.dtype, device=query.device).masked_fill_(~mask, float("-inf"))
     scores = torch.matmul(query * (1.0 / math.sqrt(query.size(-1))), key.transpose(-1, -2))
-    probs = torch.softmax(scores.add_(hidden), dim=-1)
+    probs = torch.softmax(scores.add_(mask_bias), dim=-1)
     if dropout_p == 0.0:
         return torch.matmul(probs, value)
     probs, scale = dropout_with_scale_deferred(probs, dropout_p)
