@@ -36,10 +36,12 @@ def separator_mask(batch, length):
 
 
 def kernel_calls(dropout):
+    """Each kernel with the mask in the form it takes (``explicit``'s bias is built once per forward, as
+    the transformer does, and sliced by ``attend_in_two_parts`` like the boolean mask)."""
     drop = Dropout(dropout)
     return {"sdpa": lambda q, k, v, m: attn.sdpa_attention(q, k, v, m, dropout),
             "reference": lambda q, k, v, m: attn.reference_attention(q, k, v, m, drop),
-            "explicit": lambda q, k, v, m: attn.explicit_attention(q, k, v, m, dropout)}
+            "explicit": lambda q, k, v, bias: attn.explicit_attention(q, k, v, bias, dropout)}
 
 
 def measure(shape, dtype, dropout, rounds):
@@ -53,7 +55,8 @@ def measure(shape, dtype, dropout, rounds):
     for r in range(rounds + 1):           # the first round warms up
         for name, call in calls.items():
             start = time.perf_counter()
-            attn.attend_in_two_parts(call, query, key, value, mask, prefix).float().sum().backward()
+            kernel_mask = attn.additive_mask(mask, dtype) if name == "explicit" else mask
+            attn.attend_in_two_parts(call, query, key, value, kernel_mask, prefix).float().sum().backward()
             if r:
                 times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}

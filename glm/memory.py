@@ -45,8 +45,8 @@ _MASK_BYTES = 2.0         # bytes x hidden: the two hidden-dropout masks (bool),
 # Attention that materialises scores and probabilities: (head, query, key) elements per layer in the
 # compute dtype, fitted (docs/memory.md): the reference kernel and SDPA's unfused path 2; the explicit
 # kernel, which ``auto`` runs on CPU with attention dropout and in bf16, measured 1 less.
-_EXPLICIT_ATTENTION_ELEMENTS = 2.0
-_LEAN_ATTENTION_ELEMENTS = 1.0
+_SCORES_KEPT_BY_REFERENCE_OR_SDPA_MATH = 2.0
+_SCORES_KEPT_BY_EXPLICIT_KERNEL = 1.0
 # The loss over the projected positions: logits, their softmax and the logits' gradient, fp32.
 _LOSS_COPIES = 3.0
 
@@ -339,11 +339,11 @@ def plan(config, devices: Devices = Devices(), *, mode: str = "train",
     cpu_dropout = cpu and training_run and m.attention_dropout > 0
     auto_explicit = m.attention_backend == "auto" and (cpu_dropout or (cpu and precision == "bf16"))
     if m.attention_backend == "reference" or m.transformer_xl:
-        attention_elements = _EXPLICIT_ATTENTION_ELEMENTS
+        attention_elements = _SCORES_KEPT_BY_REFERENCE_OR_SDPA_MATH
     elif m.attention_backend == "explicit" or auto_explicit:
-        attention_elements = _LEAN_ATTENTION_ELEMENTS
+        attention_elements = _SCORES_KEPT_BY_EXPLICIT_KERNEL
     elif cpu_dropout:
-        attention_elements = _EXPLICIT_ATTENTION_ELEMENTS
+        attention_elements = _SCORES_KEPT_BY_REFERENCE_OR_SDPA_MATH
     else:
         attention_elements = 0.0
     heads_rank = m.num_attention_heads / tp

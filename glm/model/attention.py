@@ -9,7 +9,8 @@ visible.  :func:`prepare_mask` also says whether a mask needs the exact kernel.
 
 Kernels.  ``reference`` computes the scores explicitly and masks them the original's way
 (multiply by the 0/1 mask, then add ``-65504`` where it is 0).  ``explicit`` computes them the same
-way from a boolean mask (``-inf`` added where it is False) with :mod:`.dropout`'s cheap CPU mask.
+way from a boolean mask (turned once per forward into a bias, ``-inf`` where it is False) with
+:mod:`.dropout`'s cheap CPU mask.
 ``sdpa`` hands a boolean mask to ``torch.nn.functional.scaled_dot_product_attention``; ``flex`` to
 FlexAttention.  They agree to float rounding whenever every query row can see at least one key,
 which is always true for separator masks; explicit matrices with a fully hidden row (a degenerate
@@ -162,13 +163,18 @@ def reference_attention(query, key, value, mask, dropout, attention_scale=1.0):
     return torch.matmul(dropout(probs), value)
 
 
-def explicit_attention(query, key, value, mask, dropout_p):
-    """Explicit attention for a boolean ``mask`` (True = visible, every row seeing some key), faster on
-    CPU than SDPA's unfused path when attention dropout is on.  Hidden scores get ``-inf`` as in SDPA,
-    added in place (a masked fill would copy the scores, and its backward the gradient); the dropout
+def additive_mask(mask, dtype):
+    """The boolean ``mask`` (True = visible) as the bias :func:`explicit_attention` adds to the scores:
+    0 where visible, ``-inf`` where hidden, in the scores' ``dtype`` (built once per forward)."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
+
+
+def explicit_attention(query, key, value, mask_bias, dropout_p):
+    """Explicit attention with an :func:`additive_mask` (from a mask in which every row sees some key),
+    faster on CPU than SDPA's unfused path when attention dropout is on.  Hidden scores get ``-inf`` as in
+    SDPA, added in place (a masked fill would copy the scores, and its backward the gradient); the dropout
     draws :mod:`.dropout`'s cheap mask, and its ``1 / keep`` scale multiplies the context (``[L, d]``)
     instead of the probabilities (``[L, K]``).  ``dropout_p`` is 0 outside training."""
-    mask_bias = torch.zeros(mask.shape, dtype=query.dtype, device=query.device).masked_fill_(~mask, float("-inf"))
     scores = torch.matmul(query * (1.0 / math.sqrt(query.size(-1))), key.transpose(-1, -2))
     probs = torch.softmax(scores.add_(mask_bias), dim=-1)
     if dropout_p == 0.0:

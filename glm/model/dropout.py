@@ -14,6 +14,8 @@ the masks are not the ones ``torch.nn.Dropout`` would draw.  Other devices, and 
 ``torch.compile``, use ``torch.nn.functional.dropout``.
 """
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -26,12 +28,10 @@ def keep_threshold(p):
     return round((1.0 - p) * LANES)
 
 
-def keep_mask(shape, threshold, device="cpu"):
-    """Boolean mask of ``shape``, True (keep) with probability ``threshold / 2**15``."""
-    count = 1
-    for size in shape:
-        count *= size
-    words = torch.empty((count + 3) // 4, dtype=torch.int64, device=device).random_()
+def keep_mask(shape, threshold):
+    """Boolean CPU mask of ``shape``, True (keep) with probability ``threshold / 2**15``."""
+    count = math.prod(shape)
+    words = torch.empty((count + 3) // 4, dtype=torch.int64).random_()
     lanes = words.view(torch.int16)[:count].bitwise_and_(LANES - 1)
     return (lanes < threshold).view(shape)
 
@@ -55,7 +55,7 @@ def dropout_with_scale_deferred(x, p):
     if threshold >= LANES:
         return x, 1.0
     # ``where`` keeps only the boolean mask for the backward; multiplying by it would first copy it to x's dtype.
-    return torch.where(keep_mask(x.shape, threshold, x.device), x, 0.0), LANES / threshold
+    return torch.where(keep_mask(x.shape, threshold), x, 0.0), LANES / threshold
 
 
 def dropout(x, p, training=True):

@@ -131,15 +131,11 @@ class ParallelSelfAttention(nn.Module):
             context = self._relative_attention(query, key, value, mask, position_embeddings, r_w_bias, r_r_bias)
         elif kernel == "flex":  # never with active dropout (the spec runs SDPA then)
             context = attn.flex_attention(query, key, value, mask)
-        elif kernel == "sdpa":
+        elif kernel in ("sdpa", "explicit"):   # both take the dropout probability
+            attend = attn.sdpa_attention if kernel == "sdpa" else attn.explicit_attention
             p = self.attention_dropout.p if self.training else 0.0
             with self._dropout_rng():
-                context = attn.attend_in_two_parts(lambda q, k, v, m: attn.sdpa_attention(q, k, v, m, p),
-                                                   query, key, value, mask, prefix)
-        elif kernel == "explicit":
-            p = self.attention_dropout.p if self.training else 0.0
-            with self._dropout_rng():
-                context = attn.attend_in_two_parts(lambda q, k, v, m: attn.explicit_attention(q, k, v, m, p),
+                context = attn.attend_in_two_parts(lambda q, k, v, m: attend(q, k, v, m, p),
                                                    query, key, value, mask, prefix)
         elif kernel == "reference":
             with self._dropout_rng():
@@ -353,6 +349,8 @@ class GLMTransformer(nn.Module):
         kernel = self._attention_kernel(hidden_states, exact_mask, incremental=kv_cache is not None)
         if kernel == "flex":
             mask = attn.flex_block_mask(mask)
+        elif kernel == "explicit":
+            mask = attn.additive_mask(mask, self._compute_dtype(hidden_states))
         split = kernel in ("sdpa", "explicit", "reference") and self.training
         extra = dict(position_embeddings=position_embeddings,
                      r_w_bias=getattr(self, "r_w_bias", None), r_r_bias=getattr(self, "r_r_bias", None),
@@ -401,14 +399,20 @@ class GLMTransformer(nn.Module):
             new_cache += [key.detach(), value.detach()] if detach_memory else [key, value]
         return hidden_states, new_cache
 
+    @staticmethod
+    def _compute_dtype(hidden_states):
+        """The dtype autocast will give the attention inputs (the hidden states' own without autocast)."""
+        device_type = hidden_states.device.type
+        if torch.is_autocast_enabled(device_type):
+            return torch.get_autocast_dtype(device_type)
+        return hidden_states.dtype
+
     def _attention_kernel(self, hidden_states, exact_mask, incremental):
         """The kernel every layer runs in this forward, asked of the model's attention spec here, outside
-        the (possibly compiled) layers: the dtype is the one autocast will give the attention inputs."""
-        device_type = hidden_states.device.type
-        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) \
-            else hidden_states.dtype
+        the (possibly compiled) layers."""
         dropout_active = self.training and self.attention_dropout_prob > 0
-        return self.attention_spec.kernel(device_type, dtype, dropout_active, exact_mask, incremental)
+        return self.attention_spec.kernel(hidden_states.device.type, self._compute_dtype(hidden_states),
+                                          dropout_active, exact_mask, incremental)
 
     def _layer_forward(self, index, hidden_states, mask, mem, extra, output_from=0):
         """Layer ``index``; the last one, with ``output_from > 0``, for the positions from there on only:
