@@ -30,7 +30,7 @@ def main_vectors(reference_dir):
     return torch.load(reference_dir / "model" / "forward_main.pt", weights_only=True)
 
 
-@pytest.fixture(scope="module", params=["sdpa", "reference"])
+@pytest.fixture(scope="module", params=["sdpa", "reference", "explicit"])
 def main_model(request, reference_dir, main_vectors):
     model = build(main_vectors["model_config"], attention_backend=request.param)
     load_model_state(model, str(reference_dir / "model" / "checkpoints" / "glm_main"))
